@@ -1,0 +1,1 @@
+"""Maintainer tooling of the offline-bootstrap convention; runs inside ./ve."""

@@ -1,0 +1,68 @@
+"""The one place the maintainer tools start subprocesses, with a hermetic environment."""
+
+import os
+import shlex
+import subprocess
+import sys
+
+# Variables that change what pip, virtualenv, uv or Python itself do; none may leak into a build.
+AMBIENT_PREFIXES = ("PIP_", "VIRTUALENV_", "UV_", "PYTHON", "CONDA_", "PIPENV_", "PDM_", "POETRY_")
+AMBIENT_NAMES = ("VIRTUAL_ENV", "__PYVENV_LAUNCHER__", "SETUPTOOLS_USE_DISTUTILS", "DISTUTILS_DEBUG")
+
+
+class ToolError(Exception):
+    """An expected failure: its message is one line with the cause and the fix."""
+
+
+def hermetic_env(home, extra=None):
+    """The caller's environment without anything that could steer an installer, plus `extra`.
+
+    `home` replaces HOME (and the XDG dirs) so no user-level config of pip or virtualenv is found.
+    PIP_CONFIG_FILE=os.devnull makes pip skip every config file, the global ones included.
+    """
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(AMBIENT_PREFIXES) and key not in AMBIENT_NAMES and not key.startswith("XDG_")
+    }
+    env.update({
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": os.path.join(home, ".config"),
+        "XDG_CACHE_HOME": os.path.join(home, ".cache"),
+        "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
+        "XDG_CONFIG_DIRS": os.path.join(home, "etc"),
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONHASHSEED": "0",
+        "SOURCE_DATE_EPOCH": "315532800",
+        "VIRTUALENV_CONFIG_FILE": os.devnull,
+        "LC_ALL": "C.UTF-8",
+    })
+    env.update(extra or {})
+    return env
+
+
+def run(argv, *, env=None, cwd=None, capture=True):
+    """Run argv (a list, never a shell string); on failure raise ToolError quoting it and its output."""
+    argv = [str(arg) for arg in argv]
+    try:
+        result = subprocess.run(
+            argv, env=env, cwd=cwd, text=True,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None,
+        )
+    except OSError as exc:
+        raise ToolError(f"cannot run {shlex.join(argv)}: {exc.strerror}") from None
+    if result.returncode != 0:
+        # Indented, so the tool's own `ERROR:` line stays the only one that starts a line.
+        output = "".join(f"\n    {line}" for line in (result.stdout or "").rstrip().splitlines())
+        detail = output
+        raise ToolError(f"command failed (exit {result.returncode}): {shlex.join(argv)}{detail}")
+    return result.stdout or ""
+
+
+def fail(message):
+    """Print one ERROR line and exit 1: the way every tool reports an expected failure."""
+    print(f"ERROR: {message}", file=sys.stderr)
+    raise SystemExit(1)
