@@ -10,6 +10,14 @@ VE ?= ve
 FORCE ?=
 FLAKE8_ARGS ?=
 PYTEST_ARGS ?=
+# The Python versions (X.Y) the lock must fit; `make ve` refuses any other.
+TARGET_PYTHONS ?= 3.11 3.12 3.13
+# The package index for `make freeze*` (empty: pip's own default). Never written into a committed file.
+INDEX_URL ?=
+
+# Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out.
+VE_PYTHON = "$(VE)/bin/python" -E -s
+FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)")
 
 VE_SLOTS = $(dir $(VE)).$(notdir $(VE))-a $(dir $(VE)).$(notdir $(VE))-b
 VE_LEFTOVERS = $(dir $(VE)).$(notdir $(VE)).lock $(VE).switching
@@ -27,10 +35,23 @@ help:
 ve:
 	@$(PYTHON) -I -S bootstrap.py --ve "$(VE)" $(if $(FORCE),--force)
 
-.PHONY: test  ## flake8, then pytest, inside ./ve (builds it first)
+.PHONY: test  ## make check, flake8, then pytest, inside ./ve (builds it first)
 test: ve
-	"$(VE)/bin/python" -I -m flake8 $(FLAKE8_ARGS)
-	"$(VE)/bin/python" -m pytest $(PYTEST_ARGS)
+	@$(VE_PYTHON) -m tools.check
+	$(VE_PYTHON) -m flake8 $(FLAKE8_ARGS)
+	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
+
+.PHONY: check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
+check: ve
+	@$(VE_PYTHON) -m tools.check
+
+.PHONY: freeze  ## after editing requirements.in: re-lock (keeping pins), fetch, prune, verify, report
+freeze: ve
+	@$(VE_PYTHON) -m tools.freeze $(FREEZE_ARGS)
+
+.PHONY: freeze-upgrade  ## like freeze, with every pin, the seed pip and virtualenv.py at their newest
+freeze-upgrade: ve
+	@$(VE_PYTHON) -m tools.freeze --upgrade $(FREEZE_ARGS)
 
 .PHONY: clean  ## remove ./ve, both of its build slots and build leftovers
 clean:

@@ -356,8 +356,9 @@ def run(argv, env, what):
 
 def create_env(slot, scratch, env):
     step(f"creating {os.path.relpath(slot, ROOT)} with virtualenv.py for Python {python_version()}")
+    # --no-venv-redirect: virtualenv would otherwise drop a PEP 832 `.venv` file beside a pyproject.toml.
     run([sys.executable, "-I", VIRTUALENV_PY, "--no-seed", "--no-download", "--no-periodic-update",
-         "--app-data", os.path.join(scratch, "app-data"), "--python", sys.executable, slot],
+         "--no-venv-redirect", "--app-data", os.path.join(scratch, "app-data"), "--python", sys.executable, slot],
         env, "virtualenv")
 
 

@@ -1,7 +1,9 @@
 """`make freeze` and `make freeze-upgrade`: re-lock requirements.in and make requirements/ hold exactly its pins.
 
-The new state is built aside in build/freeze/ and verified before anything in the tree changes; a failed
-compile or download therefore leaves requirements.txt and requirements/ exactly as they were.
+freeze-upgrade also moves every pin to the newest allowed, refreshes the seed wheel in virtualenv_support/ and
+regenerates virtualenv.py from the newest virtualenv. The new state is built aside in build/freeze/ and
+verified before anything in the tree changes: a failed compile or download leaves requirements.txt,
+requirements/, virtualenv_support/ and virtualenv.py exactly as they were, and nothing is pruned.
 """
 
 import argparse
@@ -17,7 +19,7 @@ from packaging import tags
 from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from tools import lockfile
+from tools import lockfile, pins_file, report, seeds
 from tools.run import ToolError, fail, hermetic_env, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +27,7 @@ REQUIREMENTS_IN = ROOT / "requirements.in"
 LOCK = ROOT / "requirements.txt"
 WHEELHOUSE = ROOT / "requirements"
 BUILD = ROOT / "build"
+REPORT = BUILD / "freeze-report.txt"
 
 
 def step(message):
@@ -41,13 +44,21 @@ def main(argv):
         pins = parse_lock(lock_text)
         staged = fetch(pins, staging, env, args.index_url)
         verify(pins, staged, args.targets)
-        before = snapshot()
-        apply(lock_text, staged)
+        seed = virtualenv_py = None
+        if args.upgrade:
+            seed = stage_seed(pins, staged, staging, env, args.index_url)
+            virtualenv_py = stage_virtualenv_py(staging, env, args.index_url)
+        before = LOCK.read_text(encoding="utf-8") if LOCK.exists() else "", report.snapshot(ROOT)
+        apply(lock_text, pins, staged, seed, virtualenv_py)
         shutil.rmtree(staging)
     except ToolError as exc:
-        fail(f"{exc} Nothing was changed: requirements.txt and requirements/ are as they were.")
-    step(f"done: {len(pins)} pins, {len(staged)} artifacts, {time.monotonic() - started:.1f} s")
-    print_changes(before, snapshot())
+        fail(f"{exc} Nothing was changed: the lock, requirements/, virtualenv_support/ and virtualenv.py "
+             "are as they were.")
+    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT))
+    REPORT.write_text(text, encoding="utf-8")
+    step(f"done: {len(pins)} pins, {len(staged)} artifacts, {time.monotonic() - started:.1f} s "
+         f"(report also in {REPORT.relative_to(ROOT)})")
+    print(text, end="")
     return 0
 
 
@@ -165,38 +176,56 @@ def wheel_metadata(path):
         return email.parser.HeaderParser().parsestr(archive.read(name).decode("utf-8"))
 
 
-def snapshot():
-    """requirements/ as {file name: size}, and the lock's text, to report what changed."""
-    files = {path.name: path.stat().st_size for path in WHEELHOUSE.glob("*")} if WHEELHOUSE.exists() else {}
-    return files, LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
+def stage_seed(pins, staged, staging, env, index_url):
+    """The seed is the lock's own pip wheel when the lock pins pip (one file, stored once by git)."""
+    step("refreshing the seed wheel for virtualenv_support/")
+    locked_pip = [staged[pin] for pin in pins if pin.name == "pip"]
+    if locked_pip:
+        return locked_pip[0]
+    return seeds.download(staging / "seeds", env, "", index_url)
 
 
-def apply(lock_text, staged):
-    """Add new artifacts, switch the lock atomically, then prune what it no longer pins."""
+def stage_virtualenv_py(staging, env, index_url):
+    """Re-lock virtualenv and its dependencies per Python, then build virtualenv.py, all inside staging."""
+    step("regenerating virtualenv.py from the newest virtualenv")
+    lock_file, output = staging / "virtualenv.txt", staging / "virtualenv.py"
+    common = [sys.executable, "-m", "tools.virtualenv_py", "--lock-file", lock_file,
+              *(["--index-url", index_url] if index_url else [])]
+    run([*common, "lock"], cwd=ROOT, env=env)
+    run([*common, "build", "--output", output, "--cache", BUILD / "cache" / "virtualenv-wheels"], cwd=ROOT, env=env)
+    return lock_file, output
+
+
+def replace_file(source, target):
+    """Copy source over target so that a reader sees the old file or the new one, never half of one."""
+    partial = target.with_name(f".{target.name}.part")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def write_file(target, text):
+    partial = target.with_name(f".{target.name}.part")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, target)
+
+
+def apply(lock_text, pins, staged, seed, virtualenv_py):
+    """Add new artifacts, switch each file atomically, and prune only after everything new is in place."""
     WHEELHOUSE.mkdir(exist_ok=True)
-    keep = set()
+    keep = {path.name for path in staged.values()}
     for path in staged.values():
-        keep.add(path.name)
         if path.parent != WHEELHOUSE:
-            shutil.copyfile(path, WHEELHOUSE / f".{path.name}.part")
-            os.replace(WHEELHOUSE / f".{path.name}.part", WHEELHOUSE / path.name)
-    partial = LOCK.with_name(".requirements.txt.part")
-    partial.write_text(lock_text, encoding="utf-8")
-    os.replace(partial, LOCK)
+            replace_file(path, WHEELHOUSE / path.name)
+    if seed:
+        seeds.install(seed)
+    if virtualenv_py:
+        replace_file(virtualenv_py[0], ROOT / "tools" / "virtualenv.txt")
+        replace_file(virtualenv_py[1], ROOT / "virtualenv.py")
+    write_file(LOCK, lock_text)
+    write_file(ROOT / pins_file.NAME, pins_file.render(pins))
     for path in WHEELHOUSE.glob("*"):
         if path.name not in keep:
             path.unlink()
-
-
-def print_changes(before, after):
-    added = sorted(set(after[0]) - set(before[0]))
-    removed = sorted(set(before[0]) - set(after[0]))
-    for name in added:
-        print(f"  + {name} ({after[0][name]:,} bytes)")
-    for name in removed:
-        print(f"  - {name} ({before[0][name]:,} bytes)")
-    if not added and not removed and before[1] == after[1]:
-        print("  no change")
 
 
 if __name__ == "__main__":

@@ -34,16 +34,20 @@ def main(argv):
 def refresh(pip_version, index_url):
     staging = ROOT / "build" / "seeds"
     shutil.rmtree(staging, ignore_errors=True)
+    install(download(staging, hermetic_env(staging / "home"), pip_version, index_url))
+    shutil.rmtree(staging)
+
+
+def download(staging, env, pip_version, index_url):
+    """Download one pip wheel (the newest, or pip_version) into staging; return its path."""
     downloads = staging / "downloads"
     requirement = f"pip=={pip_version}" if pip_version else "pip"
     run([sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
-         "--dest", downloads, *(["--index-url", index_url] if index_url else []), requirement],
-        env=hermetic_env(staging / "home"))
+         "--dest", downloads, *(["--index-url", index_url] if index_url else []), requirement], env=env)
     wheels = sorted(downloads.glob("pip-*.whl"))
     if len(wheels) != 1:
         raise ToolError(f"expected one pip wheel from pip download, got {len(wheels)}.")
-    install(wheels[0])
-    shutil.rmtree(staging)
+    return wheels[0]
 
 
 def install(wheel):

@@ -1,0 +1,172 @@
+"""`make check`: offline, fast consistency check of everything the bootstrap trusts; lists every problem.
+
+Checked: each lock line is pinned with hashes; each pin has an artifact in requirements/ whose sha256 the
+lock allows and whose wheel tags and Requires-Python fit every target; requirements/ holds nothing else;
+requirements.pins and requirements.in agree with the lock; virtualenv_support/ matches SHA256SUMS; and
+virtualenv.py's payload matches the sha256 in its header.
+"""
+
+import base64
+import hashlib
+import re
+import sys
+import time
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from tools import lockfile, pins_file
+from tools.freeze import unfit_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+FREEZE = "run `make freeze`"
+RESTORE = "restore it with `git checkout -- {path}` or run `make freeze`"
+
+
+def main(argv):
+    started = time.monotonic()
+    root = Path(argv[0]) if argv else ROOT
+    problems = find_problems(root)
+    for problem in problems:
+        print(f"  - {problem}")
+    seconds = time.monotonic() - started
+    if problems:
+        print(f"ERROR: make check found {len(problems)} problem(s), listed above with the command that fixes each.",
+              file=sys.stderr)
+        return 1
+    print(f"==> check: lock, requirements/, virtualenv_support/ and virtualenv.py agree ({seconds:.2f} s)")
+    return 0
+
+
+def find_problems(root):
+    lock_path = root / "requirements.txt"
+    if not lock_path.exists():
+        return [f"requirements.txt is missing: {FREEZE}"]
+    text = lock_path.read_text(encoding="utf-8")
+    pins, bad_lines = lockfile.parse(text)
+    problems = [f"requirements.txt line `{bad.line}` {bad.message}: {FREEZE} (never edit the lock)"
+                for bad in bad_lines]
+    targets = lockfile.targets(text)
+    if not targets:
+        problems.append(f"requirements.txt has no `# targets:` header line: {FREEZE}")
+    problems += artifact_problems(root, pins, targets)
+    problems += pins_file_problems(root, pins)
+    problems += requirements_in_problems(root, pins, targets or ["3"])
+    problems += seed_problems(root)
+    problems += virtualenv_py_problems(root)
+    return problems
+
+
+def artifact_problems(root, pins, targets):
+    wheelhouse = root / "requirements"
+    files = {path.name: lockfile.sha256(path) for path in sorted(wheelhouse.glob("*")) if path.is_file()}
+    by_hash = {digest: name for name, digest in files.items()}
+    problems, referenced = [], set()
+    for pin in pins:
+        matches = sorted(by_hash[digest] for digest in pin.hashes if digest in by_hash)
+        if not matches:
+            same_name = [name for name in files if name_matches(name, pin)]
+            if same_name:
+                problems.append(f"requirements/{same_name[0]} does not match any hash of {pin} (tampered or "
+                                f"corrupted; got {files[same_name[0]]}): "
+                                + RESTORE.format(path=f"requirements/{same_name[0]}"))
+                referenced.update(same_name)
+            else:
+                problems.append(f"requirements/ has no artifact for {pin}: {FREEZE} to fetch it")
+            continue
+        referenced.update(matches)
+        for target in targets:
+            reasons = [unfit_reason(wheelhouse / name, target) for name in matches]
+            if all(reasons):
+                problems.append(f"{pin}: no artifact in requirements/ fits Python {target} ({reasons[0]}): "
+                                f"{FREEZE}, or drop {target} from TARGET_PYTHONS")
+    for name in sorted(set(files) - referenced):
+        problems.append(f"requirements/{name} is not referenced by requirements.txt: {FREEZE} to prune it "
+                        f"(or `git rm requirements/{name}`)")
+    return problems
+
+
+def name_matches(filename, pin):
+    """Whether an artifact's file name starts with the pin's normalized name and version."""
+    prefix = f"{canonicalize_name(pin.name)}-{pin.version}-".replace("-", "_")
+    return filename.replace("-", "_").lower().startswith(prefix)
+
+
+def pins_file_problems(root, pins):
+    path = root / pins_file.NAME
+    expected = pins_file.render(pins)
+    if not path.exists() or path.read_text(encoding="utf-8") != expected:
+        return [f"{pins_file.NAME} does not list the lock's pins: {FREEZE}"]
+    return []
+
+
+def requirements_in_problems(root, pins, targets):
+    """Each requirement of requirements.in must be satisfied by a pin (someone edited it and forgot to freeze)."""
+    path = root / "requirements.in"
+    if not path.exists():
+        return ["requirements.in is missing: restore it with `git checkout -- requirements.in`"]
+    versions = {pin.name: pin.version for pin in pins}
+    problems = []
+    for line in lockfile.logical_lines(path.read_text(encoding="utf-8")):
+        if line.startswith("-"):
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as exc:
+            problems.append(f"requirements.in line `{line}` is not a requirement ({exc}): fix the line")
+            continue
+        name = canonicalize_name(requirement.name)
+        if requirement.marker and not any(requirement.marker.evaluate({"python_version": t})
+                                          for t in targets):
+            continue
+        if name not in versions or not requirement.specifier.contains(versions[name], prereleases=True):
+            problems.append(f"requirements.in asks for `{line}` but the lock pins "
+                            f"{name + '==' + versions[name] if name in versions else 'nothing'}: {FREEZE}")
+    return problems
+
+
+def seed_problems(root):
+    seeds = root / "virtualenv_support"
+    sums_path = seeds / "SHA256SUMS"
+    fix = "restore it with `git checkout -- virtualenv_support` or run `make freeze-upgrade`"
+    if not sums_path.exists():
+        return [f"virtualenv_support/SHA256SUMS is missing: {fix}"]
+    recorded = {}
+    for line in sums_path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split()
+            recorded[name.lstrip("*")] = digest
+    problems = []
+    for name, digest in sorted(recorded.items()):
+        path = seeds / name
+        if not path.exists():
+            problems.append(f"virtualenv_support/{name} is missing: {fix}")
+        elif lockfile.sha256(path) != digest:
+            problems.append(f"virtualenv_support/{name} does not match SHA256SUMS (expected {digest}, got "
+                            f"{lockfile.sha256(path)}): {fix}")
+    for path in sorted(seeds.iterdir()):
+        if path.name not in recorded and path.name != "SHA256SUMS":
+            problems.append(f"virtualenv_support/{path.name} is not recorded in SHA256SUMS: {fix}")
+    return problems
+
+
+def virtualenv_py_problems(root):
+    path = root / "virtualenv.py"
+    fix = "restore it with `git checkout -- virtualenv.py` or regenerate it with `make freeze-upgrade`"
+    if not path.exists():
+        return [f"virtualenv.py is missing: {fix}"]
+    text = path.read_text(encoding="utf-8")
+    recorded = re.search(r"^# payload sha256: ([0-9a-f]{64})$", text, re.MULTILINE)
+    payload = re.search(r'^PAYLOAD = b"""\n?(.*?)"""', text, re.MULTILINE | re.DOTALL)
+    if not recorded or not payload:
+        return [f"virtualenv.py has no `# payload sha256:` header line or no PAYLOAD: {fix}"]
+    actual = hashlib.sha256(base64.b64decode(b"".join(payload.group(1).encode().split()))).hexdigest()
+    if actual != recorded.group(1):
+        return [f"virtualenv.py's payload does not match its header (expected {recorded.group(1)}, got {actual}; "
+                f"was it edited?): {fix}"]
+    return []
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
