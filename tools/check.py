@@ -6,9 +6,6 @@ requirements.pins and requirements.in agree with the lock; virtualenv_support/ m
 virtualenv.py's payload matches the sha256 in its header.
 """
 
-import base64
-import hashlib
-import re
 import sys
 import time
 from pathlib import Path
@@ -16,7 +13,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from tools import lockfile, pins_file
+from tools import lockfile, pins_file, virtualenv_py
 from tools.freeze import unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,16 +153,8 @@ def virtualenv_py_problems(root):
     fix = "restore it with `git checkout -- virtualenv.py` or regenerate it with `make freeze-upgrade`"
     if not path.exists():
         return [f"virtualenv.py is missing: {fix}"]
-    text = path.read_text(encoding="utf-8")
-    recorded = re.search(r"^# payload sha256: ([0-9a-f]{64})$", text, re.MULTILINE)
-    payload = re.search(r'^PAYLOAD = b"""\n?(.*?)"""', text, re.MULTILINE | re.DOTALL)
-    if not recorded or not payload:
-        return [f"virtualenv.py has no `# payload sha256:` header line or no PAYLOAD: {fix}"]
-    actual = hashlib.sha256(base64.b64decode(b"".join(payload.group(1).encode().split()))).hexdigest()
-    if actual != recorded.group(1):
-        return [f"virtualenv.py's payload does not match its header (expected {recorded.group(1)}, got {actual}; "
-                f"was it edited?): {fix}"]
-    return []
+    mismatch = virtualenv_py.payload_mismatch(path.read_text(encoding="utf-8"))
+    return [f"virtualenv.py: {mismatch} (was it edited?): {fix}"] if mismatch else []
 
 
 if __name__ == "__main__":
