@@ -1,0 +1,91 @@
+"""Target Pythons: find their interpreters here, and write the markers that select among them."""
+
+import shutil
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.version import InvalidVersion, Version
+
+from tools.run import ToolError, hermetic_env, run
+
+
+def find_python(version, home):
+    """The path of a working CPython `version` (e.g. "3.10"), or None.
+
+    Candidates: `python3.X` on PATH, then `$(pyenv root)/versions/3.X*/bin/python`, newest patch first.
+    Each is asked for its version, because a pyenv shim on PATH can exist and still refuse to run.
+    """
+    env = hermetic_env(home)
+    probe = "import sys; print(sys.implementation.name, '%d.%d' % sys.version_info[:2])"
+    for candidate in python_candidates(version, env):
+        try:
+            answer = run([candidate, "-c", probe], env=env).split()
+        except ToolError:
+            continue
+        if answer == ["cpython", version]:
+            return candidate
+    return None
+
+
+def python_candidates(version, env):
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        yield on_path
+    root = pyenv_root(env)
+    if root is None:
+        return
+    found = [path for path in (root / "versions").glob(f"{version}*/bin/python") if path.is_file()]
+    yield from sorted(found, key=lambda path: release_key(path.parent.parent.name), reverse=True)
+
+
+def pyenv_root(env):
+    if not shutil.which("pyenv"):
+        return None
+    try:
+        return Path(run(["pyenv", "root"], env=env).strip())
+    except ToolError:
+        return None
+
+
+def release_key(text):
+    try:
+        return (1, Version(text))
+    except InvalidVersion:
+        return (0, Version("0"))
+
+
+def require_pythons(versions, home):
+    pythons = {}
+    for version in versions:
+        path = find_python(version, home)
+        if path is None:
+            raise ToolError(f"no CPython {version} found (python{version} on PATH or under pyenv): install it "
+                            f"or drop it from --pythons")
+        pythons[version] = path
+    return pythons
+
+
+def marker_for(used, targets):
+    """The simplest python_version marker true for exactly `used` among `targets` (None: all of them)."""
+    targets = sorted(targets, key=Version)
+    used = sorted(used, key=Version)
+    if used == targets:
+        return None
+    first, last = targets.index(used[0]), targets.index(used[-1])
+    if used == targets[first:last + 1]:
+        parts = []
+        if first > 0:
+            parts.append(f'python_version >= "{used[0]}"')
+        if last < len(targets) - 1:
+            parts.append(f'python_version < "{targets[last + 1]}"')
+        text = " and ".join(parts)
+    else:
+        text = " or ".join(f'python_version == "{python}"' for python in used)
+    chosen = [python for python in targets if marker_applies(Marker(text), python)]
+    if chosen != used:
+        raise ToolError(f"internal error: marker {text!r} selects {chosen}, wanted {used}")
+    return text
+
+
+def marker_applies(marker, python):
+    return marker.evaluate({"python_version": python, "python_full_version": f"{python}.0"})
