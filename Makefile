@@ -1,3 +1,7 @@
 # This project's Makefile. The convention's targets (ve, test, clean, ...) live in bootstrap.mk,
 # which other projects can copy and include unchanged. `make` alone lists the targets.
 include bootstrap.mk
+
+.PHONY: bench  ## compare make ve with the naive pip recipe and uv (needs the index on first run)
+bench: ve
+	"$(VE)/bin/python" -E -s bench/bench.py

@@ -11,7 +11,7 @@ FORCE ?=
 FLAKE8_ARGS ?=
 PYTEST_ARGS ?=
 # The Python versions (X.Y) the lock must fit; `make ve` refuses any other.
-TARGET_PYTHONS ?= 3.11 3.12 3.13
+TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
 # The package index for `make freeze*` (empty: pip's own default). Never written into a committed file.
 INDEX_URL ?=
 

@@ -55,18 +55,25 @@ def main(argv):
     args = parse_args(argv)
     started = time.monotonic()
     ve = os.path.abspath(args.ve)
+    key = input_key()
     try:
+        # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
+        if not args.force and current_key(ve) == key:
+            return report_up_to_date(args.ve)
         with exclusive_lock(ve):
-            key = input_key()
-            if not args.force and current_key(ve) == key:
-                print(f"{args.ve} is up to date (make ve FORCE=1 rebuilds it)")
-                return 0
+            if not args.force and current_key(ve) == key:  # built meanwhile by a concurrent `make ve`
+                return report_up_to_date(args.ve)
             count = build(ve, key)
     except KeyboardInterrupt:
         error(f"interrupted; {args.ve} still holds the previous build (if any). Run `make ve` again.")
     seconds = time.monotonic() - started
     step(f"done: {args.ve} ready, Python {python_version()} ({sys.executable}), "
          f"{count} packages installed, {seconds:.1f} s")
+    return 0
+
+
+def report_up_to_date(ve):
+    print(f"{ve} is up to date (make ve FORCE=1 rebuilds it)")
     return 0
 
 
@@ -178,7 +185,7 @@ def build(ve, key):
         check_env(slot, env)
     write_stamp(slot, key)
     switch(ve, slot)
-    return len(pins) + (0 if any(pin.name == "pip" for pin in pins) else 1)
+    return count_installed(slot)
 
 
 def read_lock():
@@ -198,7 +205,7 @@ def read_lock():
         hashes = {option.split(":", 1)[1] for option in options if option.startswith("--hash=sha256:")}
         spec = requirement.split(";", 1)[0].strip()
         name, sep, version = spec.partition("==")
-        if not sep or not version.strip() or any(c in version for c in "*,<>!~ "):
+        if not sep or not version.strip() or any(c in version for c in "*,<>!~= "):
             error(f"requirements.txt line `{requirement.strip()}` is not pinned with ==. "
                   "The lock is generated: run `make freeze` instead of editing it.")
         if not hashes:
@@ -234,7 +241,7 @@ def check_interpreter(targets):
     running = "%d.%d" % sys.version_info[:2]
     if targets is not None and running not in targets:
         error(f"Python {running} ({sys.executable}) is not a target of requirements.txt "
-              f"(targets: {' '.join(targets)}). Run `make ve PYTHON=python{targets[-1]}`, "
+              f"(targets: {' '.join(targets)}). Run `make ve PYTHON=<path of a Python {targets[-1]}>`, "
               "or add the version to TARGET_PYTHONS and run `make freeze`.")
 
 
@@ -348,7 +355,8 @@ def run(argv, env, what):
     result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace")
     if result.returncode != 0:
-        print(result.stdout.rstrip(), file=sys.stderr)
+        # Indented, so the child's own `ERROR:` lines (pip prints some) do not read as more errors of ours.
+        print("".join(f"    {line}\n" for line in result.stdout.rstrip().splitlines()), end="", file=sys.stderr)
         error(f"{what} failed (exit {result.returncode}): {shlex.join(argv)}. "
               "See the output above; the previous ve is untouched.")
     return result.stdout
@@ -377,7 +385,8 @@ def install(slot, seed, pins, artifacts, scratch, env):
     runner = os.path.join(scratch, os.path.basename(seed))
     shutil.copyfile(seed, runner)
     verify_file(runner, {file_sha256(seed)}, "the verified seed wheel", "retry")
-    step(f"installing {len(pins)} pinned packages from requirements/ (offline, hashes required)")
+    step(f"installing requirements.txt ({len(pins)} pins, those for this Python) from requirements/ "
+         "(offline, hashes required)")
     argv = [python_in(slot), "-I", os.path.join(runner, "pip"), "install", "--isolated", "--no-index",
             "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
             "--no-input", "--quiet", "-r", requirements]
@@ -398,6 +407,13 @@ def check_env(slot, env):
     step("checking installed requirements (pip check)")
     run([python_in(slot), "-I", "-m", "pip", "check", "--isolated", "--disable-pip-version-check"],
         env, "pip check")
+
+
+def count_installed(slot):
+    """Distributions in the new ve; lock lines whose markers exclude this Python are not among them."""
+    lib = os.path.join(slot, "lib")
+    return sum(name.endswith(".dist-info") for version in os.listdir(lib)
+               for name in os.listdir(os.path.join(lib, version, "site-packages")))
 
 
 def write_stamp(slot, key):

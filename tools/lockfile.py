@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 
+from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -23,6 +24,12 @@ class Pin:
     def __str__(self):
         return f"{self.name}=={self.version}"
 
+    def applies_to(self, python):
+        """Whether this pin's marker (if any) selects it on Python `python` (X.Y)."""
+        if not self.marker:
+            return True
+        return Marker(self.marker).evaluate({"python_version": python, "python_full_version": f"{python}.0"})
+
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
@@ -34,7 +41,7 @@ class Problem:
 def logical_lines(text):
     """Requirement lines with continuations joined and comments dropped."""
     for line in text.replace("\\\n", " ").splitlines():
-        line = line.split(" #", 1)[0].strip()
+        line = " ".join(line.split(" #", 1)[0].split())  # continuation indents collapse to one space
         if line and not line.startswith("#"):
             yield line
 
@@ -43,24 +50,27 @@ def parse(text):
     """(pins, problems): a pin for every well-formed line, a problem for every line that is not."""
     pins, problems = [], []
     for line in logical_lines(text):
-        requirement_text, _, options = line.partition(" --")
-        options = ("--" + options).split() if options else []
-        hashes = frozenset(option.split(":", 1)[1] for option in options if option.startswith("--hash=sha256:"))
-        try:
-            requirement = Requirement(requirement_text)
-        except InvalidRequirement as exc:
-            problems.append(Problem(line, f"not a requirement ({exc})"))
-            continue
-        specifiers = list(requirement.specifier)
-        if len(specifiers) != 1 or specifiers[0].operator != "==" or "*" in specifiers[0].version:
-            problems.append(Problem(line, "not pinned with =="))
-            continue
-        if not hashes:
-            problems.append(Problem(line, "has no --hash=sha256"))
-            continue
-        pins.append(Pin(canonicalize_name(requirement.name), specifiers[0].version,
-                        str(requirement.marker or ""), hashes, requirement_text.strip()))
+        parsed = parse_line(line)
+        (problems if isinstance(parsed, Problem) else pins).append(parsed)
     return pins, problems
+
+
+def parse_line(line):
+    """One logical lock line -> Pin, or Problem saying what is wrong with it."""
+    requirement_text, _, options = line.partition(" --")
+    options = ("--" + options).split() if options else []
+    hashes = frozenset(option.split(":", 1)[1] for option in options if option.startswith("--hash=sha256:"))
+    try:
+        requirement = Requirement(requirement_text)
+    except InvalidRequirement as exc:
+        return Problem(line, f"not a requirement ({exc})")
+    specifiers = list(requirement.specifier)
+    if len(specifiers) != 1 or specifiers[0].operator != "==" or "*" in specifiers[0].version:
+        return Problem(line, "not pinned with ==")
+    if not hashes:
+        return Problem(line, "has no --hash=sha256")
+    return Pin(canonicalize_name(requirement.name), specifiers[0].version,
+               str(requirement.marker or ""), hashes, requirement_text.strip())
 
 
 def targets(text):

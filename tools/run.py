@@ -11,7 +11,14 @@ AMBIENT_NAMES = ("VIRTUAL_ENV", "__PYVENV_LAUNCHER__", "SETUPTOOLS_USE_DISTUTILS
 
 
 class ToolError(Exception):
-    """An expected failure: its message is one line with the cause and the fix."""
+    """An expected failure: its message is one line with the cause and the fix.
+
+    `output` is what a failed command printed (None when no command failed), for callers that summarize it.
+    """
+
+    def __init__(self, message, output=None):
+        super().__init__(message)
+        self.output = output
 
 
 def hermetic_env(home, extra=None):
@@ -58,8 +65,50 @@ def run(argv, *, env=None, cwd=None, capture=True):
         # Indented, so the tool's own `ERROR:` line stays the only one that starts a line.
         output = "".join(f"\n    {line}" for line in (result.stdout or "").rstrip().splitlines())
         detail = output
-        raise ToolError(f"command failed (exit {result.returncode}): {shlex.join(argv)}{detail}")
+        raise ToolError(f"command failed (exit {result.returncode}): {shlex.join(argv)}{detail}",
+                        output=result.stdout or "")
     return result.stdout or ""
+
+
+def run_step(argv, what, fix, **kwargs):
+    """run(argv); if it fails, show its output (tracebacks folded away) and raise one line: what, why, the fix."""
+    try:
+        return run(argv, **kwargs)
+    except ToolError as exc:
+        if exc.output is None:
+            raise
+        shown = without_tracebacks(exc.output)
+        if shown:
+            # On stderr, indented: the tool's own `ERROR:` line stays the only one that starts a line.
+            print(f"    {what} failed; its output (tracebacks left out):", file=sys.stderr, flush=True)
+            print("".join(f"      {line}\n" for line in shown), end="", file=sys.stderr, flush=True)
+        raise ToolError(f"{what} failed: {failure_cause(shown)}; {fix}", output=exc.output) from None
+
+
+def without_tracebacks(output):
+    """The lines of `output` with each Python traceback reduced to its final `Error: message` line."""
+    lines, in_traceback = [], False
+    for line in output.rstrip().splitlines():
+        if line.lstrip().startswith("Traceback (most recent call last):"):
+            in_traceback = True
+            continue
+        if in_traceback and (line.startswith(" ") or not line.strip()):
+            continue
+        in_traceback = False
+        if line.startswith(("The above exception was", "During handling of the above exception")):
+            continue
+        lines.append(line)
+    return lines
+
+
+def failure_cause(lines):
+    """The most telling line of a failed pip or tool's output: its last ERROR (not pip's bare `Exception:`)."""
+    stripped = [line.strip() for line in lines if line.strip()]
+    errors = [line[len("ERROR:"):].strip() for line in stripped if line.startswith("ERROR:")]
+    errors = [error for error in errors if error != "Exception:"]
+    if errors:
+        return errors[-1].rstrip(".")
+    return stripped[-1].rstrip(".") if stripped else "no output"
 
 
 def fail(message):

@@ -12,7 +12,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from tools import lockfile
-from tools.run import ToolError, fail, hermetic_env, run
+from tools.run import ToolError, fail, hermetic_env, run_step
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "virtualenv_support"
@@ -42,8 +42,10 @@ def download(staging, env, pip_version, index_url):
     """Download one pip wheel (the newest, or pip_version) into staging; return its path."""
     downloads = staging / "downloads"
     requirement = f"pip=={pip_version}" if pip_version else "pip"
-    run([sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
-         "--dest", downloads, *(["--index-url", index_url] if index_url else []), requirement], env=env)
+    run_step([sys.executable, "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-deps",
+              "--only-binary=:all:", "--dest", downloads, *(["--index-url", index_url] if index_url else []),
+              requirement],
+             f"pip download {requirement}", "check the index (INDEX_URL) and try again.", env=env)
     wheels = sorted(downloads.glob("pip-*.whl"))
     if len(wheels) != 1:
         raise ToolError(f"expected one pip wheel from pip download, got {len(wheels)}.")

@@ -1,0 +1,259 @@
+"""Helpers shared by the bootstrap tests: copy the tracked tree, run make, find Pythons, hash trees, build wheels.
+
+End-to-end tests work on a copy of the checkout in tmp_path and run the real `make` targets there, as a user
+would. Nothing here needs the network; fixture wheels are made with zipfile.
+"""
+
+import base64
+import functools
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Variables a surrounding `make test` passes down; a nested `make ve` must not inherit FORCE=1, PYTHON=... from them.
+MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS", "MAKE_TERMOUT", "MAKE_TERMERR")
+# A hang is a failure, not a wait forever: far above a build's ~10 s.
+TIMEOUT = 900
+SUMMARY_PREFIX = "==> done: "
+
+
+@functools.lru_cache(maxsize=None)
+def tracked_files():
+    """Files a clone would have (tracked, plus new files not ignored), without builds and their leftovers."""
+    try:
+        output = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                cwd=REPO, check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot list the tracked files with git: {exc}")
+    names = []
+    for raw in output.split(b"\0"):
+        name = os.fsdecode(raw)
+        top = name.split("/", 1)[0]
+        if not name or top in ("ve", "build", "ve.switching") or top.startswith(".ve"):
+            continue
+        if os.path.lexists(REPO / name):  # deleted in the work tree but still in the index
+            names.append(name)
+    return tuple(sorted(names))
+
+
+def copy_checkout(dest):
+    """Copy the tracked tree to `dest` (created) and return it as a Path."""
+    dest = Path(dest)
+    for name in tracked_files():
+        source, target = REPO / name, dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            os.symlink(os.readlink(source), target)
+        else:
+            shutil.copy2(source, target)
+    return dest
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A fresh copy of the checkout, never built."""
+    return copy_checkout(tmp_path / "checkout")
+
+
+def make_env(**extra):
+    """The test's own environment (hostile pip config of this machine included) minus make's variables."""
+    env = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
+    env.update(extra)
+    return env
+
+
+def make_argv(*args):
+    return ["make", "--no-print-directory", *args]
+
+
+def run_make(directory, *args, env=None, prefix=()):
+    """Run `make ARGS` in `directory` like a user would; `prefix` wraps it (e.g. `unshare -n`)."""
+    return subprocess.run([*prefix, *make_argv(*args)], cwd=directory, env=make_env() if env is None else env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                          timeout=TIMEOUT)
+
+
+def describe(result):
+    return f"exit {result.returncode}\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+
+
+def assert_ok(result):
+    assert result.returncode == 0, describe(result)
+    assert "Traceback" not in result.stdout + result.stderr, describe(result)
+    assert "ERROR" not in result.stderr, describe(result)
+    return result
+
+
+def built(result):
+    """Assert that `make ve` succeeded by building (not as a no-op); return its summary line."""
+    assert_ok(result)
+    summary = [line for line in result.stdout.splitlines() if line.startswith(SUMMARY_PREFIX)]
+    assert len(summary) == 1, describe(result)
+    assert "up to date" not in result.stdout, describe(result)
+    return summary[0]
+
+
+def up_to_date(result):
+    assert_ok(result)
+    assert "up to date" in result.stdout, describe(result)
+    assert "==>" not in result.stdout, describe(result)
+
+
+def assert_one_error(result, *needles):
+    """A clear failure: non-zero exit, exactly one `ERROR:` line holding every needle, no traceback."""
+    assert result.returncode != 0, describe(result)
+    assert "Traceback" not in result.stdout + result.stderr, describe(result)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, describe(result)
+    assert "ERROR:" not in result.stdout, describe(result)
+    for needle in needles:
+        assert needle in errors[0], f"{needle!r} not in the ERROR line\n{describe(result)}"
+    return errors[0]
+
+
+def ve_python(checkout, code, ve="ve"):
+    """Run `ve/bin/python -I -B -c code` (-B: checking a build must not add .pyc files to it)."""
+    return subprocess.run([str(Path(checkout) / ve / "bin" / "python"), "-I", "-B", "-c", code],
+                          env=make_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def assert_ve_works(checkout, ve="ve"):
+    result = ve_python(checkout, "import sys; print(sys.prefix)", ve)
+    assert result.returncode == 0, describe(result)
+    return result.stdout.strip()
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_digest(root):
+    """{relative path: sha256 of a file, or `-> target` of a symlink, or `dir`} for everything under root."""
+    root, result = os.path.realpath(root), {}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, root)
+            if os.path.islink(path):
+                result[relative] = "-> " + os.readlink(path)
+            elif os.path.isdir(path):
+                result[relative] = "dir"
+            else:
+                result[relative] = sha256_file(path)
+    return result
+
+
+def ve_state(checkout, ve="ve"):
+    """What must not change when a build fails: where ve points, its stamp, every file of the slot."""
+    link = Path(checkout) / ve
+    target = os.readlink(link)
+    stamp = (link / "bootstrap-stamp.txt").read_text()
+    return target, stamp, tree_digest(link)
+
+
+def diff_digests(first, second):
+    """Human-readable differences between two tree_digest maps (empty when identical)."""
+    lines = []
+    for key in sorted(set(first) | set(second)):
+        if first.get(key) != second.get(key):
+            lines.append(f"{key}: {first.get(key, '(absent)')} != {second.get(key, '(absent)')}")
+    return lines
+
+
+def leftovers(checkout, ve="ve"):
+    return [name for name in (f"{ve}.switching",) if os.path.lexists(Path(checkout) / name)]
+
+
+@functools.lru_cache(maxsize=None)
+def _find_python(version):
+    candidates = []
+    root = os.environ.get("PYENV_ROOT")
+    if not root and shutil.which("pyenv"):
+        result = subprocess.run(["pyenv", "root"], capture_output=True, text=True)
+        root = result.stdout.strip() if result.returncode == 0 else None
+    if root:
+        candidates += sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(on_path)
+    for candidate in candidates:
+        check = subprocess.run([candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if check.returncode == 0 and check.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def python_or_skip(version):
+    """A working python<version> from pyenv's root or PATH (a pyenv shim that refuses does not count)."""
+    found = _find_python(version)
+    if found is None:
+        pytest.skip(f"no working Python {version} here (looked in `pyenv root`/versions and for python{version} "
+                    "on PATH)")
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _unshare_works(flag):
+    try:
+        return subprocess.run(["unshare", flag, "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def unshare_or_skip(flag):
+    if not _unshare_works(flag):
+        pytest.skip(f"`unshare {flag}` does not work here (needs root or user namespaces)")
+
+
+def record_hash(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def make_wheel(path, name, version, files):
+    """Write a minimal valid wheel at `path` holding `files` ({archive name: bytes}) plus its dist-info."""
+    dist_info = f"{name.replace('-', '_')}-{version}.dist-info"
+    members = dict(files)
+    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = [f"{member},{record_hash(data)},{len(data)}" for member, data in members.items()]
+    members[f"{dist_info}/RECORD"] = ("\n".join(record + [f"{dist_info}/RECORD,,"]) + "\n").encode()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return Path(path)
+
+
+def pinned_version(lock_text, name):
+    """The version `name` is pinned to in a requirements.txt text (so tests do not hard-code versions)."""
+    for line in lock_text.splitlines():
+        if line.startswith(f"{name}=="):
+            return line.split("==", 1)[1].split()[0].split(";")[0]
+    raise AssertionError(f"{name} is not pinned in requirements.txt")
+
+
+def artifact(checkout, name):
+    """The single wheel of `name` in checkout/requirements/."""
+    matches = sorted((Path(checkout) / "requirements").glob(f"{name.replace('-', '_')}-*.whl"))
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def assert_pip_check_clean(checkout, ve="ve"):
+    result = subprocess.run([str(Path(checkout) / ve / "bin" / "python"), "-I", "-B", "-m", "pip", "check",
+                             "--isolated", "--disable-pip-version-check"],
+                            env=make_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, describe(result)
