@@ -41,8 +41,10 @@ test: ve
 	$(VE_PYTHON) -m flake8 $(FLAKE8_ARGS)
 	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
 
+# Not `check: ve`: a broken lock or seed would stop `make ve` at its first error, and check lists them all.
 .PHONY: check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
-check: ve
+check:
+	@test -x "$(VE)/bin/python" || $(MAKE) --no-print-directory ve
 	@$(VE_PYTHON) -m tools.check
 
 .PHONY: freeze  ## after editing requirements.in: re-lock (keeping pins), fetch, prune, verify, report

@@ -76,6 +76,9 @@ def managed_digest(checkout):
             if any(path == name or path.startswith(name + os.sep) for name in MANAGED)}
 
 
+THIS_PYTHON = "%d.%d" % sys.version_info[:2]
+
+
 class Project:
     """A copy of the checkout plus the index its freezes use."""
 
@@ -85,11 +88,13 @@ class Project:
     def make(self, *args, env=None):
         return run_make(self.path, *args, env=env)
 
+    # One target (this Python) keeps these scenarios quick; tests/test_targets.py covers several.
     def freeze(self, *args, env=None):
-        return self.make("freeze", f"INDEX_URL={self.index.url}", *args, env=env)
+        return self.make("freeze", f"INDEX_URL={self.index.url}", f"TARGET_PYTHONS={THIS_PYTHON}", *args, env=env)
 
     def freeze_upgrade(self, *args, env=None):
-        return self.make("freeze-upgrade", f"INDEX_URL={self.index.url}", *args, env=env)
+        return self.make("freeze-upgrade", f"INDEX_URL={self.index.url}", f"TARGET_PYTHONS={THIS_PYTHON}", *args,
+                         env=env)
 
     def read(self, name):
         return (self.path / name).read_text(encoding="utf-8")

@@ -18,25 +18,43 @@ def snapshot(root):
     return files
 
 
-def pin_versions(lock_text):
+def versions_by_target(lock_text, targets):
+    """{target: {name: version}} of the pins whose markers hold there (target None: every pin)."""
     pins, _ = lockfile.parse(lock_text)
-    versions = {}
-    for pin in pins:
-        versions.setdefault(pin.name, set()).add(pin.version)
-    return {name: ", ".join(sorted(found, key=Version)) for name, found in versions.items()}
+    return {target: {pin.name: pin.version for pin in pins if target is None or pin.applies_to(target)}
+            for target in targets}
+
+
+def pin_changes(before_lock, after_lock):
+    """[(label, text)]: one line per package change, with the targets it holds for when not all of them."""
+    old_targets, new_targets = lockfile.targets(before_lock), lockfile.targets(after_lock)
+    targets = sorted(set(old_targets) | set(new_targets), key=Version) or [None]
+    old, new = versions_by_target(before_lock, targets), versions_by_target(after_lock, targets)
+    changes = {}
+    for target in targets:
+        for name in old[target].keys() | new[target].keys():
+            was, now = old[target].get(name), new[target].get(name)
+            if was != now:
+                changes.setdefault((name, was, now), []).append(target)
+    lines = []
+    if old_targets and new_targets and old_targets != new_targets:
+        lines.append(("targets", f"{' '.join(old_targets)} -> {' '.join(new_targets)}"))
+    for (name, was, now), where in sorted(changes.items(), key=lambda item: (item[0][0], item[1])):
+        if was and now:
+            label, text = ("upgraded" if Version(now) > Version(was) else "downgraded"), f"{name} {was} -> {now}"
+        else:
+            label, text = ("added", f"{name} {now}") if now else ("removed", f"{name} {was}")
+        if where != targets:
+            text += f" (Python {' '.join(where)})"
+        lines.append((label, text))
+    order = ["targets", "upgraded", "downgraded", "added", "removed"]
+    return sorted(lines, key=lambda line: order.index(line[0]))
 
 
 def render(before_lock, after_lock, before_files, after_files):
-    old, new = pin_versions(before_lock), pin_versions(after_lock)
     lines = ["Pins (requirements.txt):"]
-    upgraded = [f"{name} {old[name]} -> {new[name]}" for name in sorted(old.keys() & new.keys())
-                if old[name] != new[name]]
-    added = [f"{name} {new[name]}" for name in sorted(new.keys() - old.keys())]
-    removed = [f"{name} {old[name]}" for name in sorted(old.keys() - new.keys())]
-    for label, entries in (("upgraded", upgraded), ("added", added), ("removed", removed)):
-        lines += [f"  {label + ':':10} {entry}" for entry in entries]
-    if not (upgraded or added or removed):
-        lines.append("  no change")
+    changes = pin_changes(before_lock, after_lock)
+    lines += [f"  {label + ':':10} {text}" for label, text in changes] or ["  no change"]
     lines.append("Artifacts:")
     changed = False
     for path in sorted(before_files.keys() | after_files.keys()):
