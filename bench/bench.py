@@ -432,9 +432,14 @@ PATCH_UNPACKED_PIP = (
     '        env, "compile pip")\n'
     '    runner = unpacked\n',
 )
+# (1) as patched first: the ve's python processes .pth files at start-up, and setuptools' distutils-precedence.pth
+# imports _distutils_hack, writing a timestamp .pyc that compileall then keeps. -S and -f avoid that.
+PATCH_COMPILEALL_S = (PATCH_COMPILEALL[0], PATCH_COMPILEALL[1].replace('"-I", "-m", "compileall", "-j0"',
+                                                                       '"-I", "-S", "-m", "compileall", "-f", "-j0"'))
 VARIANTS = {
     "baseline (bootstrap.py as is)": [],
     "(1) --no-compile + compileall -j0": [PATCH_NO_COMPILE, PATCH_COMPILEALL],
+    "(1b) as (1), compileall with -S -f": [PATCH_NO_COMPILE, PATCH_COMPILEALL_S],
     "(2) pip from unpacked, compileall'd seed": [PATCH_UNPACKED_PIP],
     "(1)+(2)": [PATCH_NO_COMPILE, PATCH_COMPILEALL, PATCH_UNPACKED_PIP],
 }
@@ -740,12 +745,16 @@ def record_pycs(slot):
     return count
 
 
+IDENTITY_VARIANTS = ("baseline (bootstrap.py as is)", "(1) --no-compile + compileall -j0",
+                     "(1b) as (1), compileall with -S -f", "(2) pip from unpacked, compileall'd seed")
+
+
 def profile_identity(lock, wheels, python, base, emit):
     """Two builds at the same path with SOURCE_DATE_EPOCH: byte-identical? And baseline vs (1)."""
     tree = copy_tree(base / "identity", lock=lock, wheels=wheels)
     original = (tree / "bootstrap.py").read_text()
     digests = {}
-    for name in ("baseline (bootstrap.py as is)", "(1) --no-compile + compileall -j0"):
+    for name in IDENTITY_VARIANTS:
         text = patched_bootstrap(VARIANTS[name])
         if text is None:
             continue
@@ -764,8 +773,8 @@ def profile_identity(lock, wheels, python, base, emit):
              f"{files} .pyc files, {pycs} listed in RECORD files")
         digests[name] = builds[0]
     (tree / "bootstrap.py").write_text(original)
-    if len(digests) == 2:
-        first, second = digests.values()
+    if len(digests) >= 2:
+        first, second = list(digests.values())[:2]
         differing = sorted(rel for rel in set(first) | set(second) if first.get(rel) != second.get(rel))
         kinds = {}
         for rel in differing:
