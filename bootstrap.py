@@ -182,7 +182,6 @@ def build(ve, key):
         env = hermetic_env(scratch)
         create_env(slot, scratch, env)
         install(slot, seed, pins, scratch, env)
-        compile_bytecode(slot, env)
         check_env(slot, env)
     write_stamp(slot, key)
     switch(ve, slot)
@@ -372,49 +371,92 @@ def create_env(slot, scratch, env):
 
 
 def install(slot, seed, pins, scratch, env):
-    """One pip run, pip itself started from the verified seed wheel, installs the whole lock."""
+    """Unpack the verified seed pip into the ve, compile it, then let it install the whole lock in one run."""
+    import re
     import shutil
 
+    runner = os.path.join(scratch, os.path.basename(seed))
+    shutil.copyfile(seed, runner)  # a private copy, checked again: nobody can swap it between check and use
+    verify_file(runner, {file_sha256(seed)}, "the verified seed wheel", "retry")
+    step(f"seeding {os.path.basename(seed)} from virtualenv_support/")
+    seed_record = unpack_seed(slot, runner)
+    compile_bytecode(slot, env)
     requirements = os.path.join(scratch, "requirements.txt")
-    find_links = [WHEELHOUSE]
     with open(requirements, "w", encoding="utf-8") as handle:
         for pin in pins:
             handle.write(f"{pin.line} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
-        if not any(pin.name == "pip" for pin in pins):
-            handle.write(f"pip=={seed_version(seed)} --hash=sha256:{file_sha256(seed)}\n")
-            find_links.append(SEEDS)
-    runner = os.path.join(scratch, os.path.basename(seed))
-    shutil.copyfile(seed, runner)
-    verify_file(runner, {file_sha256(seed)}, "the verified seed wheel", "retry")
     step(f"installing requirements.txt ({len(pins)} pins, those for this Python) from requirements/ "
          "(offline, hashes required)")
-    argv = [python_in(slot), "-I", os.path.join(runner, "pip"), "install", "--isolated", "--no-index",
-            "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
-            "--no-input", "--quiet", "--no-compile", "-r", requirements]
-    for directory in find_links:
-        argv += ["--find-links", directory]
-    run(argv, env, "pip install")
+    run([python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
+         "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
+         "--no-input", "--quiet", "--no-compile", "-r", requirements], env, "pip install")
+    # The seed is compiled already, unless the lock pinned another pip and pip replaced it.
+    seed_dir = os.path.join(site_packages(slot), "pip") + os.sep
+    compile_bytecode(slot, env, skip=re.escape(seed_dir) if os.path.exists(seed_record) else None)
 
 
-def compile_bytecode(slot, env):
-    """Compile site-packages on every core, instead of pip's one file at a time.
+def site_packages(slot):
+    return os.path.join(slot, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+
+
+def unpack_seed(slot, wheel):
+    """Install pip by unpacking its pure-Python wheel (files, scripts, INSTALLER, RECORD); return RECORD's path.
+
+    pip run from a zipped wheel cannot cache bytecode and compiles its own source on every run; unpacked into
+    the ve it is compiled once, with everything else, and installs the lock from there.
+    """
+    import configparser
+    import zipfile
+
+    site = site_packages(slot)
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        if any(name.startswith("/") or ".." in name.split("/") or ".data/" in name for name in names):
+            error(f"{os.path.basename(wheel)} is not a plain pure-Python wheel. "
+                  "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
+        archive.extractall(site)
+        dist_info = next(name.split("/")[0] for name in names if name.endswith(".dist-info/RECORD"))
+    entry_points = configparser.ConfigParser(interpolation=None)
+    entry_points.read(os.path.join(site, dist_info, "entry_points.txt"), encoding="utf-8")
+    scripts = dict(entry_points["console_scripts"])
+    scripts["pip%d.%d" % sys.version_info[:2]] = scripts["pip"]  # pip adds this one itself when it installs pip
+    lines = []
+    for name, target in sorted(scripts.items()):
+        module, _, function = target.partition(":")
+        script = (f"#!{python_in(slot)}\nimport sys\nfrom {module} import {function}\n\n"
+                  f"if __name__ == \"__main__\":\n    sys.exit({function}())\n")
+        lines.append(write_installed(os.path.join(slot, "bin", name), script, site, 0o755))
+    lines.append(write_installed(os.path.join(site, dist_info, "INSTALLER"), "bootstrap.py\n", site, 0o644))
+    record = os.path.join(site, dist_info, "RECORD")
+    with open(record, "a", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    return record
+
+
+def write_installed(path, text, site, mode):
+    """Write a file the wheel does not carry; return its RECORD line (path relative to site-packages)."""
+    import base64
+
+    data = text.encode()
+    with open(path, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, mode)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{os.path.relpath(path, site)},sha256={digest},{len(data)}\n"
+
+
+def compile_bytecode(slot, env, skip=None):
+    """Compile site-packages on every core, instead of pip's one file at a time (`skip`: a path regex).
 
     checked-hash .pyc files are the same bytes on every build. -S keeps site (and setuptools' .pth hook)
     from writing a timestamped .pyc of its own first; -f recompiles anything that did. A file that does not
     compile is skipped, as pip skips it, hence no exit status check.
     """
-    import glob
     import subprocess
 
-    site_packages = glob.glob(os.path.join(slot, "lib", "python*", "site-packages"))
-    step("compiling bytecode")
-    subprocess.run([python_in(slot), "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0",
-                    "--invalidation-mode", "checked-hash", *site_packages],
-                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def seed_version(seed):
-    return os.path.basename(seed).split("-")[1]
+    argv = [python_in(slot), "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0",
+            "--invalidation-mode", "checked-hash", *(["-x", skip] if skip else []), site_packages(slot)]
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def python_in(slot):
