@@ -1,6 +1,6 @@
 """Build ./ve from this checkout alone: no network, nothing ambient, every artifact hash-checked.
 
-Usage: python3 -I bootstrap.py [--ve PATH] [--force]   (normally through `make ve`)
+Usage: python3 -I -S bootstrap.py [--ve PATH] [--force]   (normally through `make ve`)
 
 The environment lives in one of two slot directories beside it, `.ve-a` and `.ve-b`, and `ve` is a
 symlink to the current one. A virtualenv embeds its absolute path, so it cannot be built elsewhere and
@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-# shlex, shutil, subprocess and tempfile are imported where a build needs them: the no-op path
-# (nothing changed) must stay well under 0.1 s, and these imports alone would take half of that.
+# Modules only a build needs (subprocess, shutil, tempfile, zipfile...) are imported in the functions that
+# use them: the no-op path (nothing changed) must stay well under 0.1 s, and they would take half of that.
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 LOCK = os.path.join(ROOT, "requirements.txt")
@@ -26,7 +26,8 @@ SEEDS = os.path.join(ROOT, "virtualenv_support")
 SEED_SUMS = os.path.join(SEEDS, "SHA256SUMS")
 STAMP = "bootstrap-stamp.txt"
 SLOTS = ("a", "b")
-# pip writes .pyc files with hash-based invalidation when this is set, so rebuilds are byte-identical.
+# Fixed, so nothing a build runs can stamp the time into what it writes (under it, py_compile and pip
+# default to hash-based .pyc files); with checked-hash compilation, rebuilds are byte-identical.
 SOURCE_DATE_EPOCH = "315532800"
 AMBIENT_PREFIXES = ("PIP_", "VIRTUALENV_", "UV_", "PYTHON", "CONDA_", "PIPENV_", "PDM_", "POETRY_", "XDG_")
 AMBIENT_NAMES = ("VIRTUAL_ENV", "__PYVENV_LAUNCHER__", "SETUPTOOLS_USE_DISTUTILS", "DISTUTILS_DEBUG")

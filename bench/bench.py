@@ -20,7 +20,6 @@ bench/uv.txt into build/bench/uv-env/ and to lock and download the reference set
 """
 
 import argparse
-import hashlib
 import os
 import platform
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools.lockfile import sha256  # noqa: E402
 from tools.run import ToolError, fail, hermetic_env, run  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -140,14 +140,6 @@ def copy_tree(dest, lock=None, wheels=None):
             except OSError:
                 shutil.copyfile(path, dest / "requirements" / path.name)
     return dest
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pip_compile(source, output, env, extra=()):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tools import lockfile
+
 REPO = Path(__file__).resolve().parent.parent
 # Variables a surrounding `make test` passes down; a nested `make ve` must not inherit FORCE=1, PYTHON=... from them.
 MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS", "MAKE_TERMOUT", "MAKE_TERMERR")
@@ -132,11 +134,7 @@ def assert_ve_works(checkout, ve="ve"):
 
 
 def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return lockfile.sha256(path)
 
 
 def tree_digest(root):

@@ -223,7 +223,6 @@ def seeded(project):
 
 def test_check_seed_returns_the_verified_wheel(seeded):
     assert bootstrap.check_seed() == str(seeded)
-    assert bootstrap.seed_version(str(seeded)) == "99.0"
 
 
 def test_check_seed_refuses_a_tampered_seed(seeded, capsys):

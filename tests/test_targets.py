@@ -284,8 +284,6 @@ def test_check_names_the_one_target_a_binary_wheel_is_missing_for(frozen, frozen
 
 
 @slow
-@pytest.mark.xfail(strict=True, reason="tools/check.py says `requirements/ has no artifact for <pin>` without "
-                   "naming the targets the pin applies to (README: check names target and artifact)")
 @pytest.mark.parametrize("label", ["oldshim 1.0", "newlib 1.0"])
 def test_check_names_target_and_pin_of_a_missing_artifact_needed_by_one_target_only(frozen, frozen_copy, label):
     (frozen_copy / "requirements" / frozen.wheels[label].name).unlink()
@@ -297,8 +295,6 @@ def test_check_names_target_and_pin_of_a_missing_artifact_needed_by_one_target_o
 
 
 @slow
-@pytest.mark.xfail(strict=True, reason="tools/check.py compares requirements.in with one version per name (the "
-                   "last pin), not with the pins of each target the line's marker selects")
 def test_check_accepts_requirements_in_lines_that_differ_per_target(frozen_copy):
     # The lock already holds newlib 1.0 for 3.10 and 2.0 for the rest: exactly what these two lines ask for.
     requirements_in = frozen_copy / "requirements.in"

@@ -89,7 +89,8 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
                                 + RESTORE.format(path=f"requirements/{same_name[0]}"))
                 referenced.update(same_name)
             else:
-                problems.append(f"requirements/ has no artifact for {pin}: {FREEZE} to fetch it")
+                problems.append(f"requirements/ has no artifact for {pin}{for_targets(pin, targets)}: "
+                                f"{FREEZE} to fetch it")
             continue
         referenced.update(matches)
         for target in filter(pin.applies_to, targets):
@@ -103,6 +104,12 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
         problems.append(f"requirements/{name} is not referenced by requirements.txt: {FREEZE} to prune it "
                         f"(or `git rm requirements/{name}`)")
     return problems
+
+
+def for_targets(pin, targets):
+    """` (Python 3.10)`: the targets a pin with a marker is for; empty for a pin every target installs."""
+    where = [target for target in targets if pin.applies_to(target)]
+    return f" (Python {' '.join(where)})" if pin.marker and where else ""
 
 
 def name_matches(filename, pin):
@@ -124,7 +131,6 @@ def requirements_in_problems(root, pins, targets):
     path = root / "requirements.in"
     if not path.exists():
         return ["requirements.in is missing: restore it with `git checkout -- requirements.in`"]
-    versions = {pin.name: pin.version for pin in pins}
     problems = []
     for line in lockfile.logical_lines(path.read_text(encoding="utf-8")):
         if line.startswith("-"):
@@ -135,12 +141,15 @@ def requirements_in_problems(root, pins, targets):
             problems.append(f"requirements.in line `{line}` is not a requirement ({exc}): fix the line")
             continue
         name = canonicalize_name(requirement.name)
-        if requirement.marker and not any(requirement.marker.evaluate({"python_version": t})
-                                          for t in targets):
-            continue
-        if name not in versions or not requirement.specifier.contains(versions[name], prereleases=True):
-            problems.append(f"requirements.in asks for `{line}` but the lock pins "
-                            f"{name + '==' + versions[name] if name in versions else 'nothing'}: {FREEZE}")
+        for target in targets:
+            if requirement.marker and not requirement.marker.evaluate(
+                    {"python_version": target, "python_full_version": f"{target}.0"}):
+                continue
+            pinned = [pin.version for pin in pins if pin.name == name and pin.applies_to(target)]
+            if not pinned or not requirement.specifier.contains(pinned[0], prereleases=True):
+                problems.append(f"requirements.in asks for `{line}` but the lock pins "
+                                f"{name + '==' + pinned[0] if pinned else 'nothing'} for Python {target}: {FREEZE}")
+                break
     return problems
 
 

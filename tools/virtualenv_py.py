@@ -27,6 +27,7 @@ if __package__ in (None, ""):
     # Run as `python tools/virtualenv_py.py`: make `tools.run` importable from the repo root.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tools.lockfile import sha256 as file_sha256  # noqa: E402
 from tools.pythons import find_python, marker_applies, marker_for, require_pythons  # noqa: E402,F401
 from tools.run import ToolError, fail, hermetic_env, run  # noqa: E402
 
@@ -185,14 +186,6 @@ def select(pins, targets):
     return selection
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def wheels_named(directory, pin):
     """The wheels in `directory` named like `pin` (any tags, any hash)."""
     found = []
@@ -208,7 +201,7 @@ def wheels_named(directory, pin):
 
 def find_wheel(directory, pin):
     """The wheel for `pin` in `directory` whose sha256 matches, or None."""
-    return next((path for path in wheels_named(directory, pin) if sha256_of(path) == pin.sha256), None)
+    return next((path for path in wheels_named(directory, pin) if file_sha256(path) == pin.sha256), None)
 
 
 def download(pins, cache, index_url):
@@ -256,7 +249,7 @@ def fetch(pins, cache, wheels_dir, index_url):
 
 
 def verify(path, pin):
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != pin.sha256:
         raise ToolError(f"{path}: sha256 mismatch: expected {pin.sha256}, actual {actual}")
     require_pure(path.name)
