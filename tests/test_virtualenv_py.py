@@ -20,7 +20,9 @@ from tools.run import AMBIENT_NAMES, ToolError, run
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "virtualenv.py"
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-VIRTUALENV_VERSION = "21.15.8"
+# The version virtualenv.py carries, as its lock says (freeze-upgrade moves it).
+VIRTUALENV_VERSION = next(pin.version for pin in virtualenv_py.read_lock(virtualenv_py.LOCK)[1]
+                          if pin.name == "virtualenv")
 SCRUBBED_PREFIXES = ("PIP_", "VIRTUALENV_", "PYTHON", "UV_", "CONDA_")
 
 
