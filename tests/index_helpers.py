@@ -28,24 +28,30 @@ def _record_hash(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def metadata_text(name, version, requires=()):
-    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", "Requires-Python: >=3.8"]
+def metadata_text(name, version, requires=(), requires_python=">=3.8"):
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", f"Requires-Python: {requires_python}"]
     lines += [f"Requires-Dist: {requirement}" for requirement in requires]
     return "\n".join(lines) + "\n"
 
 
-def build_wheel(directory, name, version, requires=(), content=""):
-    """A pure-Python py3-none-any wheel of `name` `version` depending on `requires`; `content` varies its bytes."""
+def build_wheel(directory, name, version, requires=(), content="", tag="py3-none-any", requires_python=">=3.8"):
+    """A tiny wheel of `name` `version` (any tag) depending on `requires`; `content` varies its bytes.
+
+    Its module says NAME, VERSION, CONTENT and BUILD (the wheel's tag), so a test can tell which wheel got installed.
+    """
     module = canonicalize_name(name).replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
+    purelib = "true" if tag.endswith("-none-any") else "false"
     members = {
-        f"{module}/__init__.py": f"NAME = {name!r}\nVERSION = {version!r}\nCONTENT = {content!r}\n".encode(),
-        f"{dist_info}/METADATA": metadata_text(name, version, requires).encode(),
-        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{module}/__init__.py": (f"NAME = {name!r}\nVERSION = {version!r}\nCONTENT = {content!r}\n"
+                                  f"BUILD = {tag!r}\n").encode(),
+        f"{dist_info}/METADATA": metadata_text(name, version, requires, requires_python).encode(),
+        f"{dist_info}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: {purelib}\n"
+                               f"Tag: {tag}\n").encode(),
     }
     record = [f"{member},{_record_hash(data)},{len(data)}" for member, data in members.items()]
     members[f"{dist_info}/RECORD"] = ("\n".join(record + [f"{dist_info}/RECORD,,"]) + "\n").encode()
-    path = Path(directory) / f"{module}-{version}-py3-none-any.whl"
+    path = Path(directory) / f"{module}-{version}-{tag}.whl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, data in members.items():

@@ -20,16 +20,15 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import (
     REPO, _unshare_works, assert_one_error, assert_ok, assert_pip_check_clean, built, copy_checkout, describe,
-    record_hash, run_make, sha256_file, ve_python, ve_state,
+    run_make, sha256_file, ve_python, ve_state,
 )
-from index_helpers import Index
+from index_helpers import Index, build_wheel
 from tools import check, lockfile, report, targets
 from tools.pythons import find_python, marker_for
 from tools.run import ToolError
@@ -38,7 +37,6 @@ from tools.wheels import wheel_metadata
 slow = pytest.mark.slow
 
 TARGETS = ("3.10", "3.11", "3.12", "3.13")
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # This machine's platform tag (linux_x86_64 here): a binary fixture wheel must install here to be useful.
 PLATFORM = sysconfig.get_platform().replace("-", "_").replace(".", "_")
 CP310 = f"cp310-cp310-{PLATFORM}"
@@ -50,26 +48,9 @@ NEW = 'python_version >= "3.11"'
 # --- fixture wheels and the index ----------------------------------------------------------------------------
 
 
-def fixture_wheel(directory, name, version, tag="py3-none-any", requires_python=">=3.8", requires=(), build=""):
+def fixture_wheel(directory, name, version, tag="py3-none-any", requires_python=">=3.8", requires=()):
     """A tiny wheel of `name` with any tag and Requires-Python; its module says VERSION and BUILD (which wheel)."""
-    dist_info = f"{name}-{version}.dist-info"
-    metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", f"Requires-Python: {requires_python}"]
-    metadata += [f"Requires-Dist: {requirement}" for requirement in requires]
-    purelib = "true" if tag.endswith("-none-any") else "false"
-    members = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\nBUILD = {build or tag!r}\n".encode(),
-        f"{dist_info}/METADATA": ("\n".join(metadata) + "\n").encode(),
-        f"{dist_info}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: {purelib}\n"
-                               f"Tag: {tag}\n").encode(),
-    }
-    record = [f"{member},{record_hash(data)},{len(data)}" for member, data in members.items()]
-    members[f"{dist_info}/RECORD"] = ("\n".join(record + [f"{dist_info}/RECORD,,"]) + "\n").encode()
-    path = Path(directory) / f"{name}-{version}-{tag}.whl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for member, data in members.items():
-            archive.writestr(zipfile.ZipInfo(member, ZIP_DATE), data)
-    return path
+    return build_wheel(directory, name, version, requires=requires, tag=tag, requires_python=requires_python)
 
 
 class RequiresPythonIndex(Index):
