@@ -31,14 +31,17 @@ MANAGED = ("requirements.txt", "requirements.pins", "requirements", "virtualenv_
            "tools/virtualenv.txt")
 NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", "ve.switching", "build")
 VIRTUALENV_LOCK = REPO / "tools" / "virtualenv.txt"
-VIRTUALENV_WHEELS = REPO / "build" / "wheels-cache"
+VIRTUALENV_WHEELS = REPO / "build" / "cache" / "virtualenv-wheels"
 
 
 # --- the package index and the project copy ------------------------------------------------------------------
 
 
 def virtualenv_wheels():
-    """The wheels tools/virtualenv.txt pins, from build/wheels-cache (left there by `virtualenv_py build`), or []."""
+    """The wheels tools/virtualenv.txt pins, from build/cache/virtualenv-wheels, or [].
+
+    `virtualenv_py build` (which freeze-upgrade runs) leaves them there.
+    """
     pins = [line.split()[0].split("==") for line in VIRTUALENV_LOCK.read_text().splitlines()
             if line and not line.startswith("#")]
     found = []

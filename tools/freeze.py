@@ -138,7 +138,7 @@ def stage_virtualenv_py(staging, env, index_url):
     tool = [sys.executable, "-m", "tools.virtualenv_py"]
     fix = "fix the cause and run `make freeze-upgrade` again."
     run_step([*tool, "lock", *common], "locking virtualenv (tools.virtualenv_py lock)", fix, cwd=ROOT, env=env)
-    run_step([*tool, "build", *common, "--output", output, "--cache", BUILD / "cache" / "virtualenv-wheels"],
+    run_step([*tool, "build", *common, "--output", output],
              "building virtualenv.py (tools.virtualenv_py build)", fix, cwd=ROOT, env=env)
     return lock_file, output
 

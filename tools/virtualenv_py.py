@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 INPUT = REPO / "tools" / "virtualenv.in"
 LOCK = REPO / "tools" / "virtualenv.txt"
 OUTPUT = REPO / "virtualenv.py"
-CACHE = REPO / "build" / "wheels-cache"
+CACHE = REPO / "build" / "cache" / "virtualenv-wheels"
 DEFAULT_PYTHONS = "3.10 3.11 3.12 3.13"
 LOCK_COMMAND = "python tools/virtualenv_py.py lock"
 BUILD_COMMAND = "python tools/virtualenv_py.py build"
@@ -475,7 +475,7 @@ def parse_args(argv):
     build_parser = commands.add_parser("build", parents=[common], help="write virtualenv.py from the lock file")
     build_parser.add_argument("--output", type=Path, default=OUTPUT, help="default: virtualenv.py at the repo root")
     build_parser.add_argument("--cache", type=Path, default=CACHE,
-                              help="wheel download cache (default: build/wheels-cache, git-ignored)")
+                              help="wheel download cache (default: build/cache/virtualenv-wheels, git-ignored)")
     build_parser.add_argument("--wheels", type=Path, help="take every wheel from this directory; no download")
     build_parser.add_argument("--keep-embedded", action="store_true",
                               help="keep virtualenv's embedded seed wheels and SBOMs (needed for default seeding)")
