@@ -73,10 +73,6 @@ def fresh_dir(path):
     return path
 
 
-def index_args(index_url):
-    return ["--index-url", index_url] if index_url else []
-
-
 def compile_lock(staging, env, args):
     """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock."""
     step("locking requirements.in with pip-compile for Python " + " ".join(args.targets)
@@ -134,7 +130,7 @@ def stage_virtualenv_py(staging, env, index_url):
     step("regenerating virtualenv.py from the newest virtualenv")
     lock_file, output = staging / "virtualenv.txt", staging / "virtualenv.py"
     # The options belong to each subcommand: `tools.virtualenv_py lock --lock-file ...`, not before it.
-    common = ["--lock-file", lock_file, *index_args(index_url)]
+    common = ["--lock-file", lock_file, *targets.index_args(index_url)]
     tool = [sys.executable, "-m", "tools.virtualenv_py"]
     fix = "fix the cause and run `make freeze-upgrade` again."
     run_step([*tool, "lock", *common], "locking virtualenv (tools.virtualenv_py lock)", fix, cwd=ROOT, env=env)
