@@ -57,15 +57,18 @@ def tool_python(root, target, staging, env, index_url):
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
                         f"drop {target} from TARGET_PYTHONS.")
     dest = staging / "envs" / target
-    run([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
-         "--no-venv-redirect", "--app-data", staging / "app-data", dest], env=env)
+    fix = f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS)."
+    run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
+              "--no-venv-redirect", "--app-data", staging / "app-data", dest],
+             f"creating a Python {target} environment for pip-compile", fix, env=env)
     python = dest / "bin" / "python"
     seed = next((root / "virtualenv_support").glob("pip-*.whl"))
     pip = [python, "-I", seed / "pip", "install", "--isolated", "--quiet", "--only-binary=:all:", "--no-cache-dir"]
     try:  # our own wheelhouse first: no network when the lock already fits this target
         run([*pip, "--no-index", "--find-links", root / "requirements", "pip-tools"], env=env)
     except ToolError:
-        run([*pip, *index_args(index_url), "pip-tools"], env=env)
+        run_step([*pip, *index_args(index_url), "pip-tools"], f"installing pip-tools for Python {target}", fix,
+                 env=env)
     return python
 
 
