@@ -1,8 +1,15 @@
-# bootstrap.mk version 1: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
+# bootstrap.mk version 2: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
 # It expects beside it: bootstrap.py, virtualenv.py, virtualenv_support/, requirements.txt, requirements/.
 # Override the variables below on the command line (`make ve PYTHON=python3.12`) or before the include.
 
-BOOTSTRAP_MK_VERSION := 1
+BOOTSTRAP_MK_VERSION := 2
+
+# The variables that steer a build take effect from the make command line or the Makefile, never from the
+# environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
+BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL
+$(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
+  $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
+  $(eval undefine $(name))))
 # The interpreter the ve is built for, and where the ve lives (a symlink to .ve-a or .ve-b beside it).
 PYTHON ?= python3
 VE ?= ve
@@ -19,8 +26,7 @@ INDEX_URL ?=
 VE_PYTHON = "$(VE)/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)")
 
-VE_SLOTS = $(dir $(VE)).$(notdir $(VE))-a $(dir $(VE)).$(notdir $(VE))-b
-VE_LEFTOVERS = $(dir $(VE)).$(notdir $(VE)).lock $(VE).switching
+BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
 
 .DEFAULT_GOAL := help
 
@@ -33,7 +39,7 @@ help:
 # Always runs bootstrap.py: it decides by content (not mtimes) whether anything changed, in milliseconds.
 .PHONY: ve  ## build ./ve from the checkout alone, offline (a no-op when nothing changed)
 ve:
-	@$(PYTHON) -I -S bootstrap.py --ve "$(VE)" $(if $(FORCE),--force)
+	@$(BOOTSTRAP) $(if $(FORCE),--force)
 
 .PHONY: test  ## make check, flake8, then pytest, inside ./ve (builds it first)
 test: ve
@@ -42,8 +48,10 @@ test: ve
 	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
 
 # Not `check: ve`: a broken lock or seed would stop `make ve` at its first error, and check lists them all.
+# bootstrap.py --check needs no ve (stdlib only); the full check runs in the ve once one can be built.
 .PHONY: check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
 check:
+	@$(BOOTSTRAP) --check
 	@test -x "$(VE)/bin/python" || $(MAKE) --no-print-directory ve
 	@$(VE_PYTHON) -m tools.check
 
@@ -55,6 +63,8 @@ freeze: ve
 freeze-upgrade: ve
 	@$(VE_PYTHON) -m tools.freeze --upgrade $(FREEZE_ARGS)
 
+# Through bootstrap.py: it removes only what it made, never through the ve link (VE=ve/ included).
 .PHONY: clean  ## remove ./ve, both of its build slots and build leftovers
 clean:
-	rm -rf "$(VE)" $(VE_SLOTS) $(VE_LEFTOVERS) build .pytest_cache
+	@$(BOOTSTRAP) --clean
+	rm -rf build .pytest_cache

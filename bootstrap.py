@@ -7,6 +7,9 @@ symlink to the current one. A virtualenv embeds its absolute path, so it cannot 
 moved: a rebuild goes into the other slot, at its final path, and only a finished, checked build is
 switched in by atomically replacing the symlink. A failed, interrupted or killed run leaves `ve`
 pointing at the previous build; the next run wipes the half-built slot and starts over.
+
+Nothing that is not ours is ever deleted: a slot carries a marker file from its first moment, and anything found
+where a slot or `ve` belongs without one (a venv made by hand, a user's file) is moved aside, never removed.
 """
 
 import fcntl
@@ -15,7 +18,7 @@ import os
 import sys
 import time
 
-# Modules only a build needs (subprocess, shutil, tempfile, zipfile...) are imported in the functions that
+# Modules only a build needs (subprocess, shutil, zipfile...) are imported in the functions that
 # use them: the no-op path (nothing changed) must stay well under 0.1 s, and they would take half of that.
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -25,6 +28,9 @@ VIRTUALENV_PY = os.path.join(ROOT, "virtualenv.py")
 SEEDS = os.path.join(ROOT, "virtualenv_support")
 SEED_SUMS = os.path.join(SEEDS, "SHA256SUMS")
 STAMP = "bootstrap-stamp.txt"
+# Written into a slot before anything else: the proof that the directory is ours to wipe.
+MARKER = ".bootstrap-slot"
+MARKER_TEXT = "made by bootstrap.py (make ve); deleted and rebuilt by it\n"
 SLOTS = ("a", "b")
 # Fixed, so nothing a build runs can stamp the time into what it writes (under it, py_compile and pip
 # default to hash-based .pyc files); with checked-hash compilation, rebuilds are byte-identical.
@@ -55,18 +61,28 @@ def step(message):
 def main(argv):
     args = parse_args(argv)
     started = time.monotonic()
-    ve = os.path.abspath(args.ve)
-    key = input_key()
+    ve = resolve_ve(args.ve)
+    if args.clean:
+        return clean(ve, args.ve)
+    if args.check:
+        return check_inputs()
+    key = input_key(ve)
     try:
         # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
         if not args.force and current_key(ve) == key:
             return report_up_to_date(args.ve)
+        stop_on_signals()
         with exclusive_lock(ve):
             if not args.force and current_key(ve) == key:  # built meanwhile by a concurrent `make ve`
                 return report_up_to_date(args.ve)
             count = build(ve, key)
     except KeyboardInterrupt:
-        error(f"interrupted; {args.ve} still holds the previous build (if any). Run `make ve` again.")
+        error(f"interrupted; {describe_ve(ve, args.ve)}. Run `make ve` again.")
+    except PermissionError as exc:
+        error(permission_message(exc, ve))
+    except OSError as exc:  # a read-only or full file system, a path that is not a directory
+        where = exc.filename or ve
+        error(f"cannot write {where}: {exc.strerror}. Make {os.path.dirname(where)} writable or pick another VE=...")
     seconds = time.monotonic() - started
     step(f"done: {args.ve} ready, Python {python_version()} ({sys.executable}), "
          f"{count} packages installed, {seconds:.1f} s")
@@ -80,23 +96,23 @@ def report_up_to_date(ve):
 
 class Args:
     ve = os.path.join(ROOT, "ve")
-    force = False
+    force = clean = check = False
 
 
 def parse_args(argv):
-    """Hand-parsed: two options do not pay for importing argparse on the no-op path."""
+    """Hand-parsed: a few options do not pay for importing argparse on the no-op path."""
     args, rest = Args(), list(argv)
     while rest:
         arg = rest.pop(0)
-        if arg == "--force":
-            args.force = True
+        if arg in ("--force", "--clean", "--check"):
+            setattr(args, arg[2:], True)
         elif arg == "--ve" and rest:
             args.ve = rest.pop(0)
         elif arg in ("-h", "--help"):
             print(__doc__)
             sys.exit(0)
         else:
-            error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] [--force]")
+            error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] [--force | --clean | --check]")
     return args
 
 
@@ -104,16 +120,57 @@ def python_version():
     return ".".join(map(str, sys.version_info[:3]))
 
 
+def resolve_ve(value):
+    """The absolute path of `ve` (its directory resolved, `ve` itself not: it is our symlink), or refuse it.
+
+    VE must name a path of its own: never the checkout, one of its parents or one of its inputs, where a
+    rebuild would replace them by a symlink; never an existing file.
+    """
+    if not value.strip():
+        error("VE is empty, and a ve cannot replace the checkout itself. Leave VE unset (it defaults to `ve`) "
+              "or pass a path of its own, such as `make ve VE=ve`.")
+    path = os.path.abspath(value)  # also drops a trailing slash, so `ve/` never reaches through the link
+    name = os.path.basename(path)
+    ve = os.path.join(os.path.realpath(os.path.dirname(path)), name)
+    root = os.path.realpath(ROOT)
+    protected = [os.path.join(root, name) for name in (".git", "requirements", "virtualenv_support", "tools")]
+    if ve == root or root.startswith(ve + os.sep):
+        error(f"VE={value} is the checkout or a directory that contains it; a build would replace it. "
+              "Pass a path of its own, such as `make ve VE=ve`.")
+    if any(ve == inside or ve.startswith(inside + os.sep) for inside in protected):
+        error(f"VE={value} lies inside the checkout's own inputs ({os.path.relpath(ve, root)}). "
+              "Pass a path of its own, such as `make ve VE=ve`.")
+    if os.path.lexists(ve) and not os.path.islink(ve) and not os.path.isdir(ve):
+        error(f"VE={value} is an existing file, which a build would replace. Move it away or pass another VE=...")
+    if ":" in ve:
+        # virtualenv refuses it, and it would split PATH in bin/activate.
+        error(f"the ve path {ve} contains ':', which virtualenv cannot use (it separates PATH entries). "
+              "Move the checkout to a path without ':', or pass VE=<a path without ':'>.")
+    return ve
+
+
 def slot_path(ve, slot):
     return os.path.join(os.path.dirname(ve), f".{os.path.basename(ve)}-{slot}")
 
 
+def scratch_path(ve):
+    """Private HOME, TMPDIR and app-data of a build, beside the ve: a killed build's leftovers are found again."""
+    return os.path.join(os.path.dirname(ve), f".{os.path.basename(ve)}.tmp")
+
+
+def lock_path(ve):
+    return os.path.join(os.path.dirname(ve), f".{os.path.basename(ve)}.lock")
+
+
 def exclusive_lock(ve):
     """Serialize builds of one ve: a second `make ve` waits, then finds the first one's result."""
-    path = os.path.join(os.path.dirname(ve), f".{os.path.basename(ve)}.lock")
+    path = lock_path(ve)
     try:
         os.makedirs(os.path.dirname(ve), exist_ok=True)
-        handle = open(path, "a")
+        # flock needs no write access: a lock file left by another user (sudo make ve) still serves.
+        handle = open(path, "r") if os.path.exists(path) else open(path, "a")
+    except PermissionError as exc:
+        error(permission_message(exc, ve))
     except OSError as exc:
         error(f"cannot write {path}: {exc.strerror}. Make {os.path.dirname(ve)} writable or pick another VE=...")
     return LockedFile(handle)
@@ -131,13 +188,59 @@ class LockedFile:
         self.handle.close()  # closing releases the lock, also when the process is killed
 
 
-def input_key():
-    """A digest of everything that decides what ends up in the ve: content, never mtimes."""
+def stop_on_signals():
+    """SIGTERM and SIGHUP (a CI cancel, a closed terminal, `timeout`) unwind like Ctrl-C: children are stopped
+    and scratch removed before the lock is released."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
+def permission_message(exc, ve):
+    """Name the owner of what we cannot change (often root, after a `sudo make ve`) and the command that fixes it."""
+    import pwd
+    import shlex
+
+    def owner(uid):
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    me = owner(os.geteuid())
+    foreign = {}
+    for path in [ve, lock_path(ve), scratch_path(ve), f"{ve}.switching"] + [slot_path(ve, slot) for slot in SLOTS]:
+        try:
+            uid = os.lstat(path).st_uid
+        except OSError:
+            continue
+        if uid != os.geteuid():
+            foreign[path] = owner(uid)
+    if foreign:
+        return (f"{', '.join(map(os.path.basename, foreign))} belong to {' and '.join(sorted(set(foreign.values())))}"
+                f", not to {me} (left by a `sudo make ve`?), so they cannot be replaced. Fix: "
+                f"`sudo chown -R {me} {' '.join(map(shlex.quote, foreign))}`, then run the command again.")
+    path = exc.filename or ve
+    return (f"cannot change {path}: {exc.strerror}. Make {os.path.dirname(path)} writable for {me} "
+            "or pick another VE=...")
+
+
+def input_key(ve):
+    """A digest of everything that decides what ends up in the ve: content, never mtimes.
+
+    The ve's own resolved path is part of it: a virtualenv embeds its path, so a moved or copied checkout
+    rebuilds instead of running the tools of the place it came from.
+    """
     digest = hashlib.sha256()
-    digest.update(f"{sys.version}\0{os.path.realpath(sys.executable)}\0".encode())
+    digest.update(f"{sys.version}\0{os.path.realpath(sys.executable)}\0{ve}\0".encode())
     for path in [LOCK, os.path.abspath(__file__), VIRTUALENV_PY] + list_files(SEEDS):
         digest.update(os.path.relpath(path, ROOT).encode() + b"\0")
-        digest.update(file_sha256(path, missing=b"missing").encode() + b"\0")
+        content = "dir" if os.path.isdir(path) else file_sha256(path, missing=b"missing")
+        digest.update(content.encode() + b"\0")
     return digest.hexdigest()
 
 
@@ -162,60 +265,109 @@ def file_sha256(path, missing=None):
     return digest.hexdigest()
 
 
+def our_slot(ve):
+    """The slot `ve` points at, if `ve` is our symlink to one of our slots; else None."""
+    if not os.path.islink(ve):
+        return None
+    target = os.path.realpath(ve)
+    for slot in (slot_path(ve, slot) for slot in SLOTS):
+        if os.path.realpath(slot) == target and is_ours(slot):
+            return slot
+    return None
+
+
+def is_ours(slot):
+    """A real directory carrying the marker we write first (or, from builds before the marker, our stamp)."""
+    return (os.path.isdir(slot) and not os.path.islink(slot)
+            and (os.path.isfile(os.path.join(slot, MARKER)) or os.path.isfile(os.path.join(slot, STAMP))))
+
+
 def current_key(ve):
-    """The input key of the build `ve` points at, or None if there is no finished build."""
+    """The input key of the build `ve` points at, or None if there is no finished build of ours."""
     try:
+        if os.path.basename(os.readlink(ve)) not in {os.path.basename(slot_path(ve, s)) for s in SLOTS}:
+            return None
         with open(os.path.join(ve, STAMP)) as handle:
             return handle.read().strip()
     except OSError:
         return None
 
 
-def build(ve, key):
-    import tempfile
+def describe_ve(ve, name):
+    """What `ve` really points at now, for the message after an interrupted build."""
+    slot = our_slot(ve)
+    if slot and os.path.isfile(os.path.join(slot, STAMP)):
+        return f"{name} still points at the previous finished build ({os.path.basename(slot)})"
+    if os.path.lexists(ve):
+        return f"{name} is as it was before this run (no finished build of make ve)"
+    return f"there is no {name} yet"
 
-    pins = read_lock()
+
+def build(ve, key):
+    pins, seed, problems = verify_inputs()
     check_interpreter(read_targets())
-    seed = check_seed()
-    check_artifacts(pins)
+    if problems:
+        more = len(problems) - 1
+        error(problems[0] + (f" ({more} more problem(s): `make check` lists them all.)" if more else ""))
     slot = pick_slot(ve)
-    with tempfile.TemporaryDirectory(prefix="bootstrap-") as scratch:
+    scratch = fresh_dir(scratch_path(ve))
+    try:
         env = hermetic_env(scratch)
         create_env(slot, scratch, env)
         install(slot, seed, pins, scratch, env)
         check_env(slot, env)
+    finally:
+        remove(scratch)
     write_stamp(slot, key)
     switch(ve, slot)
     return count_installed(slot)
 
 
+def verify_inputs():
+    """(pins, seed wheel, problems): everything a build trusts, checked before anything is touched."""
+    pins, problems = read_lock()
+    seed, seed_problems = check_seed()
+    return pins, seed, problems + seed_problems + check_artifacts(pins)
+
+
+def check_inputs():
+    """`make check` without a ve: list every problem bootstrap.py can see, with the fix for each."""
+    _, _, problems = verify_inputs()
+    for problem in problems:
+        print(f"  - {problem}")
+    if problems:
+        error(f"found {len(problems)} problem(s) in the lock, requirements/ or virtualenv_support/, listed above "
+              "with the fix for each.")
+    return 0
+
+
 def read_lock():
-    """Parse requirements.txt as pip-compile writes it: one `name==version [; marker]` with --hash options."""
+    """(pins, problems): requirements.txt as pip-compile writes it, one `name==version [; marker]` with --hash."""
     try:
-        with open(LOCK, encoding="utf-8") as handle:
+        with open(LOCK, encoding="utf-8-sig") as handle:  # -sig: a BOM left by an editor is not part of line 1
             text = handle.read()
     except OSError as exc:
-        error(f"cannot read {LOCK}: {exc.strerror}. Restore it with `git checkout requirements.txt`.")
-    pins = []
+        return [], [f"cannot read {LOCK}: {exc.strerror}. Restore it with `git checkout -- requirements.txt`."]
+    pins, problems = [], []
+    restore = "The lock is generated by `make freeze`: restore it with `git checkout -- requirements.txt`."
     for line in text.replace("\\\n", " ").splitlines():
         line = line.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
         requirement, _, options = line.partition(" --")
         options = ("--" + options).split() if options else []
-        hashes = {option.split(":", 1)[1] for option in options if option.startswith("--hash=sha256:")}
+        hashes = {option.split(":", 1)[1].lower() for option in options if option.startswith("--hash=sha256:")}
         spec = requirement.split(";", 1)[0].strip()
         name, sep, version = spec.partition("==")
         if not sep or not version.strip() or any(c in version for c in "*,<>!~= "):
-            error(f"requirements.txt line `{requirement.strip()}` is not pinned with ==. "
-                  "The lock is generated: run `make freeze` instead of editing it.")
-        if not hashes:
-            error(f"requirements.txt line `{requirement.strip()}` has no --hash=sha256. "
-                  "The lock is generated: run `make freeze` instead of editing it.")
-        pins.append(Pin(canonical_name(name.split("[", 1)[0]), version.strip(), hashes, requirement.strip()))
-    if not pins:
-        error("requirements.txt pins nothing. Run `make freeze` to lock requirements.in.")
-    return pins
+            problems.append(f"requirements.txt line `{requirement.strip()}` is not pinned with ==. {restore}")
+        elif not hashes:
+            problems.append(f"requirements.txt line `{requirement.strip()}` has no --hash=sha256. {restore}")
+        else:
+            pins.append(Pin(canonical_name(name.split("[", 1)[0]), version.strip(), hashes, requirement.strip()))
+    if not pins and not problems:
+        problems.append("requirements.txt pins nothing. Run `make freeze` to lock requirements.in.")
+    return pins, problems
 
 
 def canonical_name(name):
@@ -231,10 +383,13 @@ def canonical_name(name):
 
 def read_targets():
     """The Python versions the lock was made for, from its `# targets:` header line."""
-    with open(LOCK, encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("# targets:"):
-                return line.split(":", 1)[1].split()
+    try:
+        with open(LOCK, encoding="utf-8-sig") as handle:
+            for line in handle:
+                if line.startswith("# targets:"):
+                    return line.split(":", 1)[1].split()
+    except (OSError, UnicodeDecodeError):
+        pass
     return None
 
 
@@ -247,58 +402,62 @@ def check_interpreter(targets):
 
 
 def check_seed():
-    """Verify the pip wheel that seeds the ve against virtualenv_support/SHA256SUMS; return its path."""
+    """((path, sha256) of the verified pip wheel that seeds the ve, or None; problems)."""
+    restore = "Restore it with `git checkout -- virtualenv_support`."
+    problems = []
     if not os.path.isfile(VIRTUALENV_PY):
-        error(f"{VIRTUALENV_PY} is missing. Restore it with `git checkout virtualenv.py` "
-              "(or regenerate it with `make freeze-upgrade`).")
+        problems.append(f"{VIRTUALENV_PY} is missing. Restore it with `git checkout -- virtualenv.py`.")
     recorded = read_seed_sums()
+    if recorded is None:
+        return None, problems + [f"{SEED_SUMS} is missing. {restore}"]
     wheels = [name for name in recorded if name.startswith("pip-") and name.endswith(".whl")]
     if len(wheels) != 1:
-        error(f"{SEED_SUMS} must record exactly one pip wheel (found {len(wheels)}). "
-              "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
+        return None, problems + [f"{SEED_SUMS} must record exactly one pip wheel (found {len(wheels)}). {restore}"]
     path = os.path.join(SEEDS, wheels[0])
     if not os.path.isfile(path):
-        error(f"seed wheel {path} is missing. Restore it with `git checkout virtualenv_support`.")
-    verify_file(path, {recorded[wheels[0]]}, "virtualenv_support/SHA256SUMS",
-                "restore it with `git checkout virtualenv_support`")
-    return path
+        return None, problems + [f"seed wheel {path} is missing. {restore}"]
+    mismatch = verify_file(path, {recorded[wheels[0]]}, "virtualenv_support/SHA256SUMS",
+                           "restore it with `git checkout -- virtualenv_support`")
+    return (None, problems + [mismatch]) if mismatch else ((path, recorded[wheels[0]]), problems)
 
 
 def read_seed_sums():
+    """{file name: sha256} from SHA256SUMS (hex in either case, as `sha256sum -c` accepts), or None if missing."""
     try:
-        with open(SEED_SUMS, encoding="utf-8") as handle:
+        with open(SEED_SUMS, encoding="utf-8-sig") as handle:
             lines = [line.split() for line in handle if line.strip() and not line.startswith("#")]
     except OSError:
-        error(f"{SEED_SUMS} is missing. Restore it with `git checkout virtualenv_support`.")
-    return {fields[1].lstrip("*"): fields[0] for fields in lines if len(fields) == 2}
+        return None
+    return {fields[1].lstrip("*"): fields[0].lower() for fields in lines if len(fields) == 2}
 
 
 def verify_file(path, expected, source, fix):
+    """None if path's sha256 is one of `expected`, else the problem, with both hashes."""
     actual = file_sha256(path)
-    if actual not in expected:
-        error(f"{os.path.relpath(path, ROOT)} does not match {source}: expected sha256 "
-              f"{' or '.join(sorted(expected))}, got {actual}. The file was changed or corrupted: {fix}.")
+    if actual in expected:
+        return None
+    return (f"{os.path.relpath(path, ROOT)} does not match {source}: expected sha256 "
+            f"{' or '.join(sorted(expected))}, got {actual}. The file was changed or corrupted: {fix}.")
 
 
 def check_artifacts(pins):
-    """Map each pin to a file in requirements/ whose sha256 the lock allows; refuse before pip runs."""
+    """Problems: each pin needs a file in requirements/ whose sha256 the lock allows; refused before pip runs."""
     by_hash, by_pin = {}, {}
     for path in list_files(WHEELHOUSE):
         if os.path.isfile(path):
             by_hash[file_sha256(path)] = path
             by_pin.setdefault(artifact_pin(os.path.basename(path)), []).append(path)
-    artifacts = {}
+    problems = []
     for pin in pins:
-        matches = [by_hash[digest] for digest in sorted(pin.hashes) if digest in by_hash]
-        if matches:
-            artifacts[pin.name] = matches[0]
+        if any(digest in by_hash for digest in pin.hashes):
             continue
-        for path in by_pin.get((pin.name, pin.version), []):
-            verify_file(path, pin.hashes, f"the hashes of {pin} in requirements.txt",
-                        "restore it with `git checkout requirements/` or fetch it again with `make freeze`")
-        error(f"requirements/ has no artifact for {pin} (pinned in requirements.txt). "
-              "Restore it with `git checkout requirements/` or fetch it with `make freeze`.")
-    return artifacts
+        tampered = [verify_file(path, pin.hashes, f"the hashes of {pin} in requirements.txt",
+                                f"restore it with `git checkout -- requirements/{os.path.basename(path)}`")
+                    for path in by_pin.get((pin.name, pin.version), [])]
+        problems += tampered or [
+            f"requirements/ has no artifact for {pin} (pinned in requirements.txt). Restore it with "
+            "`git checkout -- requirements/`; if git has no copy, run `make freeze` (needs the index)."]
+    return problems
 
 
 def artifact_pin(filename):
@@ -308,11 +467,40 @@ def artifact_pin(filename):
 
 
 def pick_slot(ve):
-    """The slot `ve` does not point at: it is wiped and rebuilt at its final path."""
+    """The slot `ve` does not resolve to, emptied: ours is wiped, anything else there is moved aside."""
     current = os.path.realpath(ve) if os.path.islink(ve) else None
-    path = next(path for path in (slot_path(ve, slot) for slot in SLOTS) if path != current)
-    remove(path)
+    path = next(path for path in (slot_path(ve, slot) for slot in SLOTS) if os.path.realpath(path) != current)
+    if is_ours(path):
+        remove(path)
+    elif os.path.lexists(path):
+        move_aside(path)
+    os.mkdir(path)
+    with open(os.path.join(path, MARKER), "w") as handle:
+        handle.write(MARKER_TEXT)
     return path
+
+
+def fresh_dir(path):
+    """Our scratch directory, emptied of a killed run's leftovers (it carries our marker, like a slot)."""
+    if is_ours(path):
+        remove(path)
+    elif os.path.lexists(path):
+        move_aside(path)
+    os.mkdir(path)
+    with open(os.path.join(path, MARKER), "w") as handle:
+        handle.write(MARKER_TEXT)
+    return path
+
+
+def move_aside(path):
+    """Keep what is not ours under a name that says so; never delete it. Returns the new path."""
+    for number in range(1, 1000):
+        aside = f"{path}.moved-aside" + (f"-{number}" if number > 1 else "")
+        if not os.path.lexists(aside):
+            break
+    os.rename(path, aside)
+    step(f"{os.path.basename(path)} was not made by make ve: moved it to {aside} (nothing was deleted)")
+    return aside
 
 
 def remove(path):
@@ -328,12 +516,16 @@ def hermetic_env(scratch):
     """The caller's environment minus everything that steers Python, pip or virtualenv.
 
     HOME and the XDG dirs point into a private scratch dir, so no user-level config is found;
-    PIP_CONFIG_FILE=os.devnull makes pip skip every config file, the global ones included.
+    PIP_CONFIG_FILE=os.devnull makes pip skip every config file, the global ones included. TMPDIR too: what
+    children leave in it when killed is removed with the scratch dir by the next run.
     """
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(AMBIENT_PREFIXES) and key not in AMBIENT_NAMES}
+    tmp = os.path.join(scratch, "tmp")
+    os.makedirs(tmp, exist_ok=True)
     env.update({
         "HOME": scratch,
+        "TMPDIR": tmp,
         "XDG_CONFIG_HOME": os.path.join(scratch, "config"),
         "XDG_CACHE_HOME": os.path.join(scratch, "cache"),
         "XDG_DATA_HOME": os.path.join(scratch, "data"),
@@ -348,19 +540,37 @@ def hermetic_env(scratch):
     return env
 
 
+def spawn(argv, env, capture=True):
+    """Run argv to its end; if we are interrupted meanwhile, stop it first, so nothing writes after we leave."""
+    import subprocess
+
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    child = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=output,
+                             stderr=subprocess.STDOUT, text=True, errors="replace")
+    try:
+        stdout, _ = child.communicate()
+    except BaseException:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except BaseException:
+            child.kill()
+            child.wait()
+        raise
+    return child.returncode, stdout or ""
+
+
 def run(argv, env, what):
     """Run argv quietly; on failure show the quoted command and its output, then stop."""
     import shlex
-    import subprocess
 
-    result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
-    if result.returncode != 0:
+    returncode, stdout = spawn(argv, env)
+    if returncode != 0:
         # Indented, so the child's own `ERROR:` lines (pip prints some) do not read as more errors of ours.
-        print("".join(f"    {line}\n" for line in result.stdout.rstrip().splitlines()), end="", file=sys.stderr)
-        error(f"{what} failed (exit {result.returncode}): {shlex.join(argv)}. "
+        print("".join(f"    {line}\n" for line in stdout.rstrip().splitlines()), end="", file=sys.stderr)
+        error(f"{what} failed (exit {returncode}): {shlex.join(argv)}. "
               "See the output above; the previous ve is untouched.")
-    return result.stdout
+    return stdout
 
 
 def create_env(slot, scratch, env):
@@ -376,9 +586,12 @@ def install(slot, seed, pins, scratch, env):
     import re
     import shutil
 
+    seed, recorded = seed
     runner = os.path.join(scratch, os.path.basename(seed))
     shutil.copyfile(seed, runner)  # a private copy, checked again: nobody can swap it between check and use
-    verify_file(runner, {file_sha256(seed)}, "the verified seed wheel", "retry")
+    mismatch = verify_file(runner, {recorded}, "virtualenv_support/SHA256SUMS", "run `make ve` again")
+    if mismatch:
+        error(mismatch)
     step(f"seeding {os.path.basename(seed)} from virtualenv_support/")
     seed_record = unpack_seed(slot, runner)
     compile_bytecode(slot, env)
@@ -424,7 +637,7 @@ def unpack_seed(slot, wheel):
     lines = []
     for name, target in sorted(scripts.items()):
         module, _, function = target.partition(":")
-        script = (f"#!{python_in(slot)}\nimport sys\nfrom {module} import {function}\n\n"
+        script = (f"{script_header(python_in(slot))}import sys\nfrom {module} import {function}\n\n"
                   f"if __name__ == \"__main__\":\n    sys.exit({function}())\n")
         lines.append(write_installed(os.path.join(slot, "bin", name), script, site, 0o755))
     lines.append(write_installed(os.path.join(site, dist_info, "INSTALLER"), "bootstrap.py\n", site, 0o644))
@@ -432,6 +645,16 @@ def unpack_seed(slot, wheel):
     with open(record, "a", encoding="utf-8") as handle:
         handle.writelines(lines)
     return record
+
+
+def script_header(python):
+    """A shebang for `python`; through /bin/sh where the kernel cannot take the path (a space, or too long),
+    which is also when pip's own installer writes this kind of header."""
+    import shlex
+
+    if " " not in python and len(python) <= 127:
+        return f"#!{python}\n"
+    return "#!/bin/sh\n" + "'''exec' " + shlex.quote(python) + ' "$0" "$@"\n' + "' '''\n"
 
 
 def write_installed(path, text, site, mode):
@@ -453,11 +676,9 @@ def compile_bytecode(slot, env, skip=None):
     from writing a timestamped .pyc of its own first; -f recompiles anything that did. A file that does not
     compile is skipped, as pip skips it, hence no exit status check.
     """
-    import subprocess
-
     argv = [python_in(slot), "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0",
             "--invalidation-mode", "checked-hash", *(["-x", skip] if skip else []), site_packages(slot)]
-    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spawn(argv, env, capture=False)
 
 
 def python_in(slot):
@@ -485,12 +706,47 @@ def write_stamp(slot, key):
 def switch(ve, slot):
     """Point `ve` at the new slot with one rename, so readers see the old build or the new one, never neither."""
     link = f"{ve}.switching"
-    remove(link)
+    if os.path.islink(link):
+        os.unlink(link)  # a symlink left by a run killed mid-switch
+    elif os.path.lexists(link):
+        move_aside(link)
     os.symlink(os.path.basename(slot), link)
-    if os.path.isdir(ve) and not os.path.islink(ve):
-        # A plain directory (made by hand or an older tool) cannot be replaced atomically by a link.
-        remove(ve)
+    if os.path.lexists(ve) and not is_our_link(ve):
+        # A directory made by hand or by an older tool, or a link of the user's: kept, never replaced.
+        move_aside(ve)
     os.replace(link, ve)
+
+
+def is_our_link(path):
+    """A symlink naming one of our slots (its target may be gone): the kind of link only we write."""
+    ve = path[:-len(".switching")] if path.endswith(".switching") else path
+    try:
+        return os.readlink(path) in {os.path.basename(slot_path(ve, slot)) for slot in SLOTS}
+    except OSError:
+        return False
+
+
+def clean(ve, name):
+    """`make clean`: remove the ve link, its slots, scratch and lock if they are ours; never through the link."""
+    removed, kept = [], []
+    with exclusive_lock(ve):
+        try:
+            for path in [ve, f"{ve}.switching"] + [slot_path(ve, slot) for slot in SLOTS] + [scratch_path(ve)]:
+                if not os.path.lexists(path):
+                    continue
+                ours = is_our_link(path) if path in (ve, f"{ve}.switching") else is_ours(path)
+                if ours:
+                    remove(path)
+                    removed.append(os.path.basename(path))
+                else:
+                    kept.append(os.path.basename(path))
+            remove(lock_path(ve))
+        except PermissionError as exc:
+            error(permission_message(exc, ve))
+    print(f"removed {', '.join(removed) or 'nothing (no build of make ve here)'}")
+    if kept:
+        print(f"kept {', '.join(kept)}: not made by make ve (delete it yourself if you no longer need it)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -143,8 +143,9 @@ def test_a_checkout_path_with_spaces_and_non_ascii_characters(tmp_path):
     checkout = copy_checkout(tmp_path / "my project ü" / "checkout 2")
     built(run_make(checkout, "ve"))
     assert_ve_works(checkout)
-    # Console scripts carry the path in their shebang: they must run too.
-    for script in ("pytest", "flake8", "pip-compile"):
+    # Console scripts carry the path in their shebang: they must run too, pip's (written by bootstrap) included.
+    pip_version = "pip%d.%d" % sys.version_info[:2]
+    for script in ("pytest", "flake8", "pip-compile", "pip", "pip3", pip_version):
         result = subprocess.run([str(checkout / "ve" / "bin" / script), "--version"], env=make_env(),
                                 capture_output=True, text=True, timeout=TIMEOUT)
         assert result.returncode == 0, describe(result)

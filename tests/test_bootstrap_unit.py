@@ -39,6 +39,18 @@ def project(tmp_path, monkeypatch):
     return root
 
 
+def problems_of(result):
+    """The problems a checker returned: (value, problems) or a bare list."""
+    return result[1] if isinstance(result, tuple) else result
+
+
+def one_problem(function, *args):
+    """Call a checker that returns problems; expect exactly one and return it."""
+    problems = problems_of(function(*args))
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
 def refused(capsys, function, *args):
     """Call function(*args), expect bootstrap.error(): exit 1 and exactly one ERROR line; return that line."""
     with pytest.raises(SystemExit) as info:
@@ -68,7 +80,8 @@ def write_lock(project, **hashes):
 
 def test_read_lock_handles_continuations_comments_markers_extras_and_hashes(project):
     write_lock(project)
-    pins = bootstrap.read_lock()
+    pins, problems = bootstrap.read_lock()
+    assert problems == []
     assert [(pin.name, pin.version) for pin in pins] == [("alpha", "1.0"), ("beta-thing-two", "2.0.1"),
                                                          ("gamma", "3")]
     assert pins[0].hashes == {"a" * 64, "o" * 64}
@@ -90,24 +103,40 @@ def test_read_targets(project):
                                          "pytest==9,<10", "pytest !=9", 'pytest ; python_version == "3.11"'])
 def test_read_lock_refuses_an_unpinned_line(project, capsys, requirement):
     (project / "requirements.txt").write_text(f"{requirement} \\\n    --hash=sha256:{'a' * 64}\n")
-    error = refused(capsys, bootstrap.read_lock)
-    assert requirement in error
-    assert "not pinned with ==" in error
+    problem = one_problem(bootstrap.read_lock)
+    assert requirement in problem
+    assert "not pinned with ==" in problem
+    assert "git checkout -- requirements.txt" in problem  # `make freeze` would need a ve built from this lock
 
 
-def test_read_lock_refuses_a_hash_less_line(project, capsys):
+def test_read_lock_refuses_a_hash_less_line(project):
     (project / "requirements.txt").write_text(f"alpha==1.0 --hash=sha256:{'a' * 64}\npytest==9.2.0\n    # via x\n")
-    error = refused(capsys, bootstrap.read_lock)
-    assert "`pytest==9.2.0`" in error
-    assert "--hash=sha256" in error
+    problem = one_problem(bootstrap.read_lock)
+    assert "`pytest==9.2.0`" in problem
+    assert "--hash=sha256" in problem
 
 
-def test_read_lock_refuses_an_empty_or_missing_lock(project, capsys):
+def test_read_lock_lists_every_bad_line(project):
+    (project / "requirements.txt").write_text(f"alpha>=1 --hash=sha256:{'a' * 64}\nbeta==2\n")
+    pins, problems = bootstrap.read_lock()
+    assert pins == [] and len(problems) == 2, problems
+
+
+def test_read_lock_refuses_an_empty_or_missing_lock(project):
     (project / "requirements.txt").write_text("# only comments\n\n")
-    assert "pins nothing" in refused(capsys, bootstrap.read_lock)
+    assert "pins nothing" in one_problem(bootstrap.read_lock)
     (project / "requirements.txt").unlink()
-    error = refused(capsys, bootstrap.read_lock)
-    assert "requirements.txt" in error and "cannot read" in error
+    problem = one_problem(bootstrap.read_lock)
+    assert "requirements.txt" in problem and "cannot read" in problem
+
+
+def test_read_lock_accepts_a_byte_order_mark(project):
+    write_lock(project)
+    lock = project / "requirements.txt"
+    lock.write_bytes(b"\xef\xbb\xbf" + lock.read_bytes())
+    pins, problems = bootstrap.read_lock()
+    assert problems == [] and len(pins) == 3
+    assert bootstrap.read_targets() == ["3.11", "3.12", "3.13"]
 
 
 @pytest.mark.parametrize("name", ["pip", "Pip_Tools", "pip-tools", "zope.interface", "Foo__Bar", "a-_-.b", "A.B-C_D",
@@ -133,72 +162,85 @@ def key_inputs(project, monkeypatch):
     return project
 
 
+VE = "/somewhere/ve"
+
+
 def test_input_key_ignores_mtimes(key_inputs):
-    key = bootstrap.input_key()
+    key = bootstrap.input_key(VE)
     for directory, _, names in os.walk(key_inputs):
         for name in names:
             os.utime(os.path.join(directory, name), (1, 1))
-    assert bootstrap.input_key() == key
+    assert bootstrap.input_key(VE) == key
+
+
+def test_input_key_changes_with_the_place_of_the_ve(key_inputs):
+    """A moved or copied checkout rebuilds: a virtualenv embeds its path."""
+    assert bootstrap.input_key(VE) != bootstrap.input_key("/elsewhere/ve")
+
+
+def test_input_key_survives_a_directory_among_the_seeds(key_inputs):
+    (key_inputs / "virtualenv_support" / "stray-directory").mkdir()
+    assert bootstrap.input_key(VE) == bootstrap.input_key(VE)
 
 
 @pytest.mark.parametrize("change", ["requirements.txt", "bootstrap.py", "virtualenv.py",
                                     "virtualenv_support/SHA256SUMS", "virtualenv_support/pip-1-py3-none-any.whl",
                                     "virtualenv_support/new-seed.whl", "delete virtualenv.py"])
 def test_input_key_changes_with_content(key_inputs, change):
-    key = bootstrap.input_key()
+    key = bootstrap.input_key(VE)
     if change.startswith("delete "):
         (key_inputs / change.split()[1]).unlink()
     else:
         with open(key_inputs / change, "a") as handle:
             handle.write("# changed\n")
-    assert bootstrap.input_key() != key
+    assert bootstrap.input_key(VE) != key
 
 
 def test_input_key_changes_with_the_interpreter(key_inputs, monkeypatch, tmp_path):
-    key = bootstrap.input_key()
+    key = bootstrap.input_key(VE)
     other = tmp_path / "python3.99"
     other.write_text("")
     monkeypatch.setattr(sys, "executable", str(other))
-    assert bootstrap.input_key() != key
+    assert bootstrap.input_key(VE) != key
 
 
 def test_input_key_ignores_the_wheelhouse(key_inputs):
     """requirements/ is covered by the lock's hashes (checked on every build), not by the key."""
-    key = bootstrap.input_key()
+    key = bootstrap.input_key(VE)
     (key_inputs / "requirements" / "extra.whl").write_bytes(b"x")
-    assert bootstrap.input_key() == key
+    assert bootstrap.input_key(VE) == key
 
 
 # --- artifacts, seeds and the interpreter ----------------------------------------------------------------------------
 
 
-def test_check_artifacts_maps_every_pin_to_a_verified_file(project):
+def test_check_artifacts_accepts_every_pin_with_a_verified_file(project):
     made = wheels(project, ("alpha", "1.0"), ("beta-thing-two", "2.0.1"), ("gamma", "3"))
     (project / "requirements" / "unrelated.txt").write_text("not an artifact of the lock\n")
+    (project / "requirements" / "a-directory").mkdir()
     write_lock(project, alpha=sha256_file(made["alpha"]), beta=sha256_file(made["beta-thing-two"]),
                gamma=sha256_file(made["gamma"]))
-    artifacts = bootstrap.check_artifacts(bootstrap.read_lock())
-    assert artifacts == {name: str(path) for name, path in made.items()}
+    assert bootstrap.check_artifacts(bootstrap.read_lock()[0]) == []
 
 
-def test_check_artifacts_names_the_pin_of_a_missing_artifact(project, capsys):
+def test_check_artifacts_names_the_pin_of_a_missing_artifact(project):
     made = wheels(project, ("alpha", "1.0"), ("gamma", "3"))
     write_lock(project, alpha=sha256_file(made["alpha"]), gamma=sha256_file(made["gamma"]))
-    error = refused(capsys, bootstrap.check_artifacts, bootstrap.read_lock())
-    assert "beta-thing-two==2.0.1" in error
-    assert "requirements/" in error
+    problem = one_problem(bootstrap.check_artifacts, bootstrap.read_lock()[0])
+    assert "beta-thing-two==2.0.1" in problem
+    assert "git checkout -- requirements/" in problem
 
 
-def test_check_artifacts_names_a_tampered_artifact_with_both_sha256s(project, capsys):
+def test_check_artifacts_names_a_tampered_artifact_with_both_sha256s(project):
     made = wheels(project, ("alpha", "1.0"), ("beta-thing-two", "2.0.1"), ("gamma", "3"))
     expected = sha256_file(made["beta-thing-two"])
     write_lock(project, alpha=sha256_file(made["alpha"]), beta=expected, gamma=sha256_file(made["gamma"]))
     with open(made["beta-thing-two"], "ab") as handle:
         handle.write(b"tampered")
-    error = refused(capsys, bootstrap.check_artifacts, bootstrap.read_lock())
-    assert f"requirements/{made['beta-thing-two'].name}" in error
-    assert expected in error
-    assert sha256_file(made["beta-thing-two"]) in error
+    problem = one_problem(bootstrap.check_artifacts, bootstrap.read_lock()[0])
+    assert f"requirements/{made['beta-thing-two'].name}" in problem
+    assert expected in problem
+    assert sha256_file(made["beta-thing-two"]) in problem
 
 
 def test_check_interpreter(capsys):
@@ -221,38 +263,44 @@ def seeded(project):
     return seed
 
 
-def test_check_seed_returns_the_verified_wheel(seeded):
-    assert bootstrap.check_seed() == str(seeded)
+def test_check_seed_returns_the_verified_wheel_and_its_recorded_hash(seeded):
+    assert bootstrap.check_seed() == ((str(seeded), sha256_file(seeded)), [])
 
 
-def test_check_seed_refuses_a_tampered_seed(seeded, capsys):
+def test_check_seed_accepts_uppercase_hex_as_sha256sum_does(seeded, project):
+    sums = project / "virtualenv_support" / "SHA256SUMS"
+    sums.write_text(f"{sha256_file(seeded).upper()}  {seeded.name}\n")
+    assert bootstrap.check_seed() == ((str(seeded), sha256_file(seeded)), [])
+
+
+def test_check_seed_refuses_a_tampered_seed(seeded):
     expected = sha256_file(seeded)
     with open(seeded, "ab") as handle:
         handle.write(b"tampered")
-    error = refused(capsys, bootstrap.check_seed)
-    assert f"virtualenv_support/{seeded.name}" in error
-    assert expected in error and sha256_file(seeded) in error
+    problem = one_problem(bootstrap.check_seed)
+    assert f"virtualenv_support/{seeded.name}" in problem
+    assert expected in problem and sha256_file(seeded) in problem
 
 
-def test_check_seed_refuses_a_missing_seed(seeded, capsys):
+def test_check_seed_refuses_a_missing_seed(seeded):
     seeded.unlink()
-    error = refused(capsys, bootstrap.check_seed)
-    assert seeded.name in error and "missing" in error
+    problem = one_problem(bootstrap.check_seed)
+    assert seeded.name in problem and "missing" in problem
 
 
-def test_check_seed_refuses_a_missing_virtualenv_py(seeded, project, capsys):
+def test_check_seed_refuses_a_missing_virtualenv_py(seeded, project):
     (project / "virtualenv.py").unlink()
-    error = refused(capsys, bootstrap.check_seed)
-    assert "virtualenv.py is missing" in error
+    problem = one_problem(bootstrap.check_seed)
+    assert "virtualenv.py is missing" in problem
 
 
-def test_check_seed_refuses_missing_or_ambiguous_sums(seeded, project, capsys):
+def test_check_seed_refuses_missing_or_ambiguous_sums(seeded, project):
     sums = project / "virtualenv_support" / "SHA256SUMS"
     text = sums.read_text()
     sums.write_text(text + f"{'0' * 64}  pip-98.0-py3-none-any.whl\n")
-    assert "exactly one pip wheel (found 2)" in refused(capsys, bootstrap.check_seed)
+    assert "exactly one pip wheel (found 2)" in one_problem(bootstrap.check_seed)
     sums.unlink()
-    assert "SHA256SUMS is missing" in refused(capsys, bootstrap.check_seed)
+    assert "SHA256SUMS is missing" in one_problem(bootstrap.check_seed)
 
 
 # --- command line, environment, slots --------------------------------------------------------------------------------
@@ -260,10 +308,36 @@ def test_check_seed_refuses_missing_or_ambiguous_sums(seeded, project, capsys):
 
 def test_parse_args(capsys):
     args = bootstrap.parse_args(["--ve", "some/where", "--force"])
-    assert (args.ve, args.force) == ("some/where", True)
+    assert (args.ve, args.force, args.clean, args.check) == ("some/where", True, False, False)
     defaults = bootstrap.parse_args([])
     assert (defaults.ve, defaults.force) == (os.path.join(bootstrap.ROOT, "ve"), False)
+    assert bootstrap.parse_args(["--clean"]).clean and bootstrap.parse_args(["--check"]).check
     assert "--bogus" in refused(capsys, bootstrap.parse_args, ["--bogus"])
+
+
+@pytest.mark.parametrize("value", ["", "  ", ".", "..", "./", "requirements", "requirements/ve", ".git", "tools/ve",
+                                   "virtualenv_support", "a-file"])
+def test_resolve_ve_refuses_paths_a_build_would_destroy(project, monkeypatch, capsys, value):
+    monkeypatch.chdir(project)
+    (project / "a-file").write_text("a user's file\n")
+    error = refused(capsys, bootstrap.resolve_ve, value)
+    assert "VE" in error
+
+
+def test_resolve_ve_refuses_an_ancestor_of_the_checkout(project, monkeypatch, capsys):
+    monkeypatch.chdir(project / "requirements")
+    assert "contains it" in refused(capsys, bootstrap.resolve_ve, "../..")
+
+
+def test_resolve_ve_refuses_a_colon(project, capsys):
+    error = refused(capsys, bootstrap.resolve_ve, str(project / "a:b" / "ve"))
+    assert "':'" in error and "Move the checkout" in error
+
+
+def test_resolve_ve_drops_a_trailing_slash_and_resolves_the_directory_only(project, tmp_path, monkeypatch):
+    os.symlink(project, tmp_path / "link")
+    monkeypatch.chdir(tmp_path / "link")
+    assert bootstrap.resolve_ve("ve/") == os.path.join(os.path.realpath(project), "ve")
 
 
 def test_hermetic_env_drops_everything_ambient(monkeypatch, tmp_path):
@@ -275,6 +349,7 @@ def test_hermetic_env_drops_everything_ambient(monkeypatch, tmp_path):
     assert not any(value == "/hostile" for value in env.values())
     assert env["KEEP_ME"] == "1"
     assert env["HOME"] == str(tmp_path)
+    assert env["TMPDIR"] == str(tmp_path / "tmp")
     assert env["PIP_CONFIG_FILE"] == os.devnull and env["VIRTUALENV_CONFIG_FILE"] == os.devnull
     assert env["PYTHONNOUSERSITE"] == "1"
     assert env["SOURCE_DATE_EPOCH"] == bootstrap.SOURCE_DATE_EPOCH
@@ -282,22 +357,48 @@ def test_hermetic_env_drops_everything_ambient(monkeypatch, tmp_path):
     assert {key for key in env if key.startswith(("PIP_", "VIRTUALENV_", "UV_", "PYTHON"))} == allowed
 
 
-def test_pick_slot_takes_the_other_slot_and_wipes_it(tmp_path):
+def our_slot_dir(path):
+    path.mkdir()
+    (path / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    (path / "half-built").write_text("")
+    return path
+
+
+def test_pick_slot_takes_the_other_slot_and_wipes_it_when_it_is_ours(tmp_path):
     ve = tmp_path / "ve"
     assert bootstrap.pick_slot(str(ve)) == str(tmp_path / ".ve-a")
-    for slot in ("a", "b"):
-        (tmp_path / f".ve-{slot}").mkdir()
-        (tmp_path / f".ve-{slot}" / "half-built").write_text("")
+    assert (tmp_path / ".ve-a" / bootstrap.MARKER).is_file(), "a new slot carries our marker from the start"
+    our_slot_dir(tmp_path / ".ve-b")
+    (tmp_path / ".ve-a" / "half-built").write_text("")
     os.symlink(".ve-a", ve)
     assert bootstrap.pick_slot(str(ve)) == str(tmp_path / ".ve-b")
-    assert not (tmp_path / ".ve-b").exists()
+    assert not (tmp_path / ".ve-b" / "half-built").exists()
     assert (tmp_path / ".ve-a" / "half-built").exists()
 
 
-def test_switch_replaces_the_link_and_a_leftover(tmp_path):
+def test_pick_slot_compares_resolved_paths(tmp_path, monkeypatch):
+    """Reached through a symlinked directory, the slot `ve` points at is still recognised as the current one."""
+    real = tmp_path / "real"
+    real.mkdir()
+    our_slot_dir(real / ".ve-a")
+    os.symlink(".ve-a", real / "ve")
+    os.symlink(real, tmp_path / "link")
+    assert bootstrap.pick_slot(str(tmp_path / "link" / "ve")) == str(tmp_path / "link" / ".ve-b")
+    assert (real / ".ve-a" / "half-built").exists()
+
+
+def test_pick_slot_moves_aside_what_is_not_ours(tmp_path, capsys):
+    (tmp_path / ".ve-a").mkdir()
+    (tmp_path / ".ve-a" / "NOTES.txt").write_text("mine\n")
+    assert bootstrap.pick_slot(str(tmp_path / "ve")) == str(tmp_path / ".ve-a")
+    assert (tmp_path / ".ve-a.moved-aside" / "NOTES.txt").read_text() == "mine\n"
+    assert ".ve-a.moved-aside" in capsys.readouterr().out
+
+
+def test_switch_replaces_our_link_and_a_leftover(tmp_path):
     ve = tmp_path / "ve"
     for slot in ("a", "b"):
-        (tmp_path / f".ve-{slot}").mkdir()
+        our_slot_dir(tmp_path / f".ve-{slot}")
     os.symlink(".ve-a", ve)
     os.symlink("somewhere-stale", tmp_path / "ve.switching")  # left by a run killed mid-switch
     bootstrap.switch(str(ve), str(tmp_path / ".ve-b"))
@@ -305,12 +406,20 @@ def test_switch_replaces_the_link_and_a_leftover(tmp_path):
     assert not os.path.lexists(tmp_path / "ve.switching")
 
 
-def test_switch_replaces_a_plain_directory(tmp_path):
+@pytest.mark.parametrize("kind", ["directory", "foreign link"])
+def test_switch_moves_aside_a_ve_that_is_not_ours(tmp_path, kind):
     ve = tmp_path / "ve"
-    ve.mkdir()
-    (tmp_path / ".ve-a").mkdir()
+    if kind == "directory":
+        ve.mkdir()
+        (ve / "NOTES.txt").write_text("mine\n")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        os.symlink("elsewhere", ve)
+    our_slot_dir(tmp_path / ".ve-a")
     bootstrap.switch(str(ve), str(tmp_path / ".ve-a"))
     assert os.readlink(ve) == ".ve-a"
+    aside = tmp_path / "ve.moved-aside"
+    assert (aside / "NOTES.txt").read_text() == "mine\n" if kind == "directory" else os.readlink(aside) == "elsewhere"
 
 
 def test_current_key(tmp_path):
@@ -321,13 +430,17 @@ def test_current_key(tmp_path):
     assert bootstrap.current_key(str(ve)) is None
     bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64)
     assert bootstrap.current_key(str(ve)) == "k" * 64
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / bootstrap.STAMP).write_text("k" * 64)
+    os.symlink("mine", tmp_path / "other")
+    assert bootstrap.current_key(str(tmp_path / "other")) is None, "only a link to one of our slots counts"
 
 
 def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys, tmp_path):
     ve = tmp_path / "ve"
     (tmp_path / ".ve-a").mkdir()
     os.symlink(".ve-a", ve)
-    bootstrap.write_stamp(str(tmp_path / ".ve-a"), bootstrap.input_key())
+    bootstrap.write_stamp(str(tmp_path / ".ve-a"), bootstrap.input_key(str(ve)))
 
     def no_build(*args):
         raise AssertionError("built although nothing changed")
@@ -337,10 +450,23 @@ def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys,
     assert "up to date" in capsys.readouterr().out
 
 
-def test_main_reports_an_interrupt_in_one_line(key_inputs, monkeypatch, capsys, tmp_path):
+def test_main_reports_an_interrupt_in_one_line_saying_what_ve_is(key_inputs, monkeypatch, capsys, tmp_path):
     def interrupted(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(bootstrap, "build", interrupted)
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
-    assert "interrupted" in error
+    assert "interrupted" in error and "there is no" in error
+    our_slot_dir(tmp_path / ".ve-a")
+    bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64)
+    os.symlink(".ve-a", tmp_path / "ve")
+    error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
+    assert "still points at the previous finished build (.ve-a)" in error
+
+
+def test_script_header_uses_a_shell_trampoline_where_a_shebang_cannot_work():
+    assert bootstrap.script_header("/a/ve/bin/python") == "#!/a/ve/bin/python\n"
+    for python in ("/my proj/ve/bin/python", "/" + "x" * 130 + "/bin/python"):
+        header = bootstrap.script_header(python)
+        assert header.startswith("#!/bin/sh\n")
+        compile(header + "print(1)\n", "script", "exec")  # the shell lines are a Python string literal
