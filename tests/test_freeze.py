@@ -133,11 +133,13 @@ def base(tmp_path_factory):
 
 @pytest.fixture
 def project(base, tmp_path):
-    """A private copy of `base` (tree and ve) and a fresh index: `make ve` there is a no-op."""
+    """A private copy of `base`'s tree with its own ve (a ve is valid only where it was built) and a fresh index."""
     path = tmp_path / "checkout"
-    shutil.copytree(base, path, symlinks=True, ignore=lambda directory, names: ["build"] if directory == str(base)
-                    else [])
+    leftovers = ("build", "ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp")
+    shutil.copytree(base, path, symlinks=True,
+                    ignore=lambda directory, names: leftovers if directory == str(base) else [])
     project = Project(path, make_index(tmp_path / "index"))
+    built(project.make("ve"))
     up_to_date(project.make("ve"))
     return project
 
