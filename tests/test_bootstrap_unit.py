@@ -71,7 +71,7 @@ def wheels(project, *specs):
 
 
 def write_lock(project, **hashes):
-    defaults = {key: key[0] * 64 for key in ("alpha", "other", "beta", "gamma")}
+    defaults = {"alpha": "a" * 64, "other": "f" * 64, "beta": "b" * 64, "gamma": "c" * 64}
     (project / "requirements.txt").write_text(LOCK_TEXT.format(**{**defaults, **hashes}))
 
 
@@ -84,12 +84,51 @@ def test_read_lock_handles_continuations_comments_markers_extras_and_hashes(proj
     assert problems == []
     assert [(pin.name, pin.version) for pin in pins] == [("alpha", "1.0"), ("beta-thing-two", "2.0.1"),
                                                          ("gamma", "3")]
-    assert pins[0].hashes == {"a" * 64, "o" * 64}
+    assert pins[0].hashes == {"a" * 64, "f" * 64}
     assert pins[1].hashes == {"b" * 64}
-    assert pins[2].hashes == {"g" * 64}
-    assert pins[1].line == 'Beta.Thing_two==2.0.1 ; python_version >= "3.8"'  # the marker goes to pip verbatim
+    assert pins[2].hashes == {"c" * 64}
+    # What pip gets is rebuilt from the parsed fields, never copied from the lock's text.
+    assert pins[1].line == 'beta-thing-two==2.0.1 ; python_version >= "3.8"'
     assert pins[2].line == "gamma[extra]==3"
     assert str(pins[1]) == "beta-thing-two==2.0.1"
+
+
+HASH = "--hash=sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize("line,reason", [
+    (f"-r http://127.0.0.1:8799/more.txt?x==1 {HASH}", "is an option"),
+    (f"--find-links=http://127.0.0.1:8799/?a==1 {HASH}", "is an option"),
+    (f"--index-url http://127.0.0.1:8799/ {HASH}", "is an option"),
+    (f"-e ./local {HASH}", "is an option"),
+    (f"alpha @ http://127.0.0.1:8799/alpha-1.0-py3-none-any.whl?v==1 {HASH}", "URL or path"),
+    (f"alpha==1.0 --find-links http://127.0.0.1:8799/ {HASH}", "has the option `--find-links`"),
+    (f"alpha==1.0 {HASH} -r more.txt", "has the option"),
+    ("alpha==1.0 --hash=sha256:abc", "has the option `--hash=sha256:abc`"),
+    (f"alpha==1.0 --hash=md5:{'a' * 32}", "has the option"),
+    (f"alpha==1.0 ; python_version > '3' -r http://x/ {HASH}", "not a plain marker"),
+    (f"alpha==1.0 ; python_version > '3' ?x {HASH}", "not a plain marker"),
+    (f"alpha==1.0?x==1 {HASH}", "not pinned"),
+])
+def test_the_lock_reader_refuses_anything_but_hashed_pins(line, reason):
+    pins, bad = bootstrap.parse_lock(f"ok==1.0 {HASH}\n{line}\n")
+    assert [pin.name for pin in pins] == ["ok"]
+    assert len(bad) == 1 and reason in bad[0][1], bad
+
+
+def test_the_lock_reader_refuses_a_comment_ending_in_a_backslash():
+    """pip does not join a comment with the next line; a reader that did would hide `evil` from review."""
+    text = f"ok==1.0 {HASH}\n# a harmless comment \\\nevil==6.6.6 {HASH}\n"
+    pins, bad = bootstrap.parse_lock(text)
+    assert [pin.name for pin in pins] == ["ok", "evil"]
+    assert len(bad) == 1 and "backslash" in bad[0][1]
+
+
+def test_the_lock_reader_rebuilds_what_pip_gets():
+    pins, bad = bootstrap.parse_lock(f"Foo.Bar[ x , y ]  ==  1.0 ;  python_version  <  '3.12'  "
+                                     f"--hash=sha256:{'A' * 64}\n")
+    assert bad == [] and pins[0].line == "foo-bar[x,y]==1.0 ; python_version < '3.12'"
+    assert pins[0].hashes == {"a" * 64}
 
 
 def test_read_targets(project):
@@ -223,6 +262,25 @@ def test_check_artifacts_accepts_every_pin_with_a_verified_file(project):
     assert bootstrap.check_artifacts(bootstrap.read_lock()[0]) == []
 
 
+@pytest.mark.parametrize("rename", ["zzz-9.9-py3-none-any.whl", "{name}.orig"])
+def test_check_artifacts_matches_name_and_version_not_just_the_hash(project, rename):
+    """A renamed wheel or a backup copy holds the right bytes, but pip (which selects by name) would not use it."""
+    made = wheels(project, ("alpha", "1.0"), ("beta-thing-two", "2.0.1"), ("gamma", "3"))
+    write_lock(project, alpha=sha256_file(made["alpha"]), beta=sha256_file(made["beta-thing-two"]),
+               gamma=sha256_file(made["gamma"]))
+    made["gamma"].rename(made["gamma"].with_name(rename.format(name=made["gamma"].name)))
+    problem = one_problem(bootstrap.check_artifacts, bootstrap.read_lock()[0])
+    assert "no artifact for gamma==3" in problem
+
+
+def test_check_artifacts_accepts_a_backup_beside_the_real_wheel(project):
+    made = wheels(project, ("alpha", "1.0"), ("beta-thing-two", "2.0.1"), ("gamma", "3"))
+    write_lock(project, alpha=sha256_file(made["alpha"]), beta=sha256_file(made["beta-thing-two"]),
+               gamma=sha256_file(made["gamma"]))
+    (project / "requirements" / (made["gamma"].name + ".orig")).write_bytes(made["gamma"].read_bytes())
+    assert bootstrap.check_artifacts(bootstrap.read_lock()[0]) == []
+
+
 def test_check_artifacts_names_the_pin_of_a_missing_artifact(project):
     made = wheels(project, ("alpha", "1.0"), ("gamma", "3"))
     write_lock(project, alpha=sha256_file(made["alpha"]), gamma=sha256_file(made["gamma"]))
@@ -264,33 +322,42 @@ def seeded(project):
 
 
 def test_check_seed_returns_the_verified_wheel_and_its_recorded_hash(seeded):
-    assert bootstrap.check_seed() == ((str(seeded), sha256_file(seeded)), [])
+    assert bootstrap.check_seed([]) == ((str(seeded), sha256_file(seeded)), [])
 
 
 def test_check_seed_accepts_uppercase_hex_as_sha256sum_does(seeded, project):
     sums = project / "virtualenv_support" / "SHA256SUMS"
     sums.write_text(f"{sha256_file(seeded).upper()}  {seeded.name}\n")
-    assert bootstrap.check_seed() == ((str(seeded), sha256_file(seeded)), [])
+    assert bootstrap.check_seed([]) == ((str(seeded), sha256_file(seeded)), [])
+
+
+def test_check_seed_must_be_the_locks_pip(seeded, project):
+    """A swapped seed with a SHA256SUMS changed to match is caught by the lock's hashes for pip."""
+    own = sha256_file(seeded)
+    assert bootstrap.check_seed([bootstrap.Pin("pip", "99.0", {"e" * 64, own})])[1] == []
+    problem = one_problem(bootstrap.check_seed, [bootstrap.Pin("pip", "99.0", {"e" * 64})])
+    assert "is not the lock's pip" in problem and own in problem and "pip==99.0" in problem
+    assert bootstrap.check_seed([bootstrap.Pin("other", "1", {"e" * 64})])[1] == [], "a lock without pip: SHA256SUMS"
 
 
 def test_check_seed_refuses_a_tampered_seed(seeded):
     expected = sha256_file(seeded)
     with open(seeded, "ab") as handle:
         handle.write(b"tampered")
-    problem = one_problem(bootstrap.check_seed)
+    problem = one_problem(bootstrap.check_seed, [])
     assert f"virtualenv_support/{seeded.name}" in problem
     assert expected in problem and sha256_file(seeded) in problem
 
 
 def test_check_seed_refuses_a_missing_seed(seeded):
     seeded.unlink()
-    problem = one_problem(bootstrap.check_seed)
+    problem = one_problem(bootstrap.check_seed, [])
     assert seeded.name in problem and "missing" in problem
 
 
 def test_check_seed_refuses_a_missing_virtualenv_py(seeded, project):
     (project / "virtualenv.py").unlink()
-    problem = one_problem(bootstrap.check_seed)
+    problem = one_problem(bootstrap.check_seed, [])
     assert "virtualenv.py is missing" in problem
 
 
@@ -298,9 +365,9 @@ def test_check_seed_refuses_missing_or_ambiguous_sums(seeded, project):
     sums = project / "virtualenv_support" / "SHA256SUMS"
     text = sums.read_text()
     sums.write_text(text + f"{'0' * 64}  pip-98.0-py3-none-any.whl\n")
-    assert "exactly one pip wheel (found 2)" in one_problem(bootstrap.check_seed)
+    assert "exactly one pip wheel (found 2)" in one_problem(bootstrap.check_seed, [])
     sums.unlink()
-    assert "SHA256SUMS is missing" in one_problem(bootstrap.check_seed)
+    assert "SHA256SUMS is missing" in one_problem(bootstrap.check_seed, [])
 
 
 # --- command line, environment, slots --------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from bootstrap import AMBIENT_NAMES
 from tools import virtualenv_py
-from tools.run import AMBIENT_NAMES, ToolError, run
+from tools.run import ToolError, run
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "virtualenv.py"

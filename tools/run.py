@@ -1,13 +1,10 @@
 """The one place the maintainer tools start subprocesses, with a hermetic environment."""
 
-import os
 import shlex
 import subprocess
 import sys
 
-# Variables that change what pip, virtualenv, uv or Python itself do; none may leak into a build.
-AMBIENT_PREFIXES = ("PIP_", "VIRTUALENV_", "UV_", "PYTHON", "CONDA_", "PIPENV_", "PDM_", "POETRY_")
-AMBIENT_NAMES = ("VIRTUAL_ENV", "__PYVENV_LAUNCHER__", "SETUPTOOLS_USE_DISTUTILS", "DISTUTILS_DEBUG")
+import bootstrap
 
 
 class ToolError(Exception):
@@ -22,30 +19,10 @@ class ToolError(Exception):
 
 
 def hermetic_env(home, extra=None):
-    """The caller's environment without anything that could steer an installer, plus `extra`.
-
-    `home` replaces HOME (and the XDG dirs) so no user-level config of pip or virtualenv is found.
-    PIP_CONFIG_FILE=os.devnull makes pip skip every config file, the global ones included.
-    """
-    env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(AMBIENT_PREFIXES) and key not in AMBIENT_NAMES and not key.startswith("XDG_")
-    }
-    env.update({
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": os.path.join(home, ".config"),
-        "XDG_CACHE_HOME": os.path.join(home, ".cache"),
-        "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
-        "XDG_CONFIG_DIRS": os.path.join(home, "etc"),
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PIP_NO_INPUT": "1",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONHASHSEED": "0",
-        "SOURCE_DATE_EPOCH": "315532800",
-        "VIRTUALENV_CONFIG_FILE": os.devnull,
-        "LC_ALL": "C.UTF-8",
-    })
+    """bootstrap.py's hermetic environment (nothing ambient steers pip, virtualenv or Python; HOME, TMPDIR and
+    the XDG dirs inside `home`), for tools that may prompt or check pip's version, plus `extra`."""
+    env = bootstrap.hermetic_env(str(home))
+    env.update({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
     env.update(extra or {})
     return env
 
