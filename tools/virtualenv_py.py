@@ -316,6 +316,12 @@ def build_payload(selection, strip=True):
     return zip_payload(entries), stripped
 
 
+def payload_entries(payload):
+    """The payload zip's bytes -> {archive name: bytes}, the inverse of zip_payload."""
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
 def zip_payload(entries):
     """{archive name: bytes} -> the payload zip's bytes, the same for the same entries."""
     buffer = io.BytesIO()
@@ -516,8 +522,7 @@ def render_from_payload(script_text, lock_file):
     used = sorted({pin.key: pin for chosen in selection.values() for pin in chosen}.values(), key=lambda pin: pin.key)
     _, payload = decoded_payload(script_text)
     try:
-        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            entries = {info.filename: archive.read(info) for info in archive.infolist()}
+        entries = payload_entries(payload)
         manifest = json.loads(entries[MANIFEST])
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ToolError(f"its payload is not a payload zip with {MANIFEST} ({exc})") from None
