@@ -42,7 +42,7 @@ def download(staging, env, pip_version, index_url):
     """Download one pip wheel (the newest, or pip_version) into staging; return its path."""
     downloads = staging / "downloads"
     requirement = f"pip=={pip_version}" if pip_version else "pip"
-    run_step([sys.executable, "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-deps",
+    run_step([sys.executable, "-I", "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-deps",
               "--only-binary=:all:", "--dest", downloads, *(["--index-url", index_url] if index_url else []),
               requirement],
              f"pip download {requirement}", "check the index (INDEX_URL) and try again.", env=env)

@@ -63,7 +63,7 @@ STRIP_NOTE = (
 def resolve(python, index_url, home):
     """Resolve tools/virtualenv.in under `python`: {name: (version, sha256, filename)}."""
     report = home / "report.json"
-    argv = [python, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
+    argv = [python, "-I", "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
             "--only-binary=:all:", "--quiet", "--report", report, "-r", INPUT]
     run(argv + index_args(index_url), env=hermetic_env(home))
     return {canonicalize_name(item["metadata"]["name"]): pinned_wheel(item)
@@ -213,7 +213,7 @@ def download(pins, cache, index_url):
         for batch in distinct_name_batches(pins):
             # No markers: every pin is fetched whatever Python runs this, hence --ignore-requires-python.
             requirements.write_text("".join(f"{pin.name}=={pin.version} --hash=sha256:{pin.sha256}\n" for pin in batch))
-            argv = [sys.executable, "-m", "pip", "--isolated", "download", "--no-deps", "--only-binary=:all:",
+            argv = [sys.executable, "-I", "-m", "pip", "--isolated", "download", "--no-deps", "--only-binary=:all:",
                     "--require-hashes", "--ignore-requires-python", "--quiet", "--dest", cache, "-r", requirements]
             run(argv + index_args(index_url), env=hermetic_env(home))
 
