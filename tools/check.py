@@ -9,7 +9,6 @@ virtualenv.py is exactly what tools/virtualenv_py.py renders from tools/virtuale
 in its own payload (header, launcher and payload).
 """
 
-import re
 import shlex
 import sys
 import time
@@ -19,6 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from tools import lockfile, pins_file, virtualenv_py
+from tools.seeds import read_sums
 from tools.run import ToolError, run
 from tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
 
@@ -177,15 +177,8 @@ def seed_problems(root, pins=(), targets=()):
     fix = "restore it with `git checkout -- virtualenv_support` or run `make freeze-upgrade`"
     if not sums_path.exists():
         return [f"virtualenv_support/SHA256SUMS is missing: {fix}"]
-    recorded, problems = {}, []
-    for line in sums_path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            fields = line.split()
-            if len(fields) != 2 or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
-                problems.append(f"virtualenv_support/SHA256SUMS line `{line.strip()}` is not `SHA256  FILE`: {fix}")
-                continue
-            digest, name = fields
-            recorded[name.lstrip("*")] = digest
+    recorded, bad = read_sums(sums_path)
+    problems = [f"virtualenv_support/SHA256SUMS line `{line}` is not `SHA256  FILE`: {fix}" for line in bad]
     for name, digest in sorted(recorded.items()):
         path = seeds / name
         if not path.exists():

@@ -21,7 +21,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from tools import lockfile, pins_file, report, seeds, targets
-from tools.run import ToolError, fail, hermetic_env, run_step
+from tools.run import ToolError, fail, hermetic_env, index_args, run_step
 from tools.wheels import is_artifact_of, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +188,7 @@ def stage_virtualenv_py(staging, env, index_url):
     step("regenerating virtualenv.py from the newest virtualenv")
     lock_file, output = staging / "virtualenv.txt", staging / "virtualenv.py"
     # The options belong to each subcommand: `tools.virtualenv_py lock --lock-file ...`, not before it.
-    common = ["--lock-file", lock_file, *targets.index_args(index_url)]
+    common = ["--lock-file", lock_file, *index_args(index_url)]
     tool = [sys.executable, "-I", ROOT / "tools" / "virtualenv_py.py"]  # -I: no cwd, no user site, no PYTHON*
     fix = "fix the cause and run `make freeze-upgrade` again."
     run_step([*tool, "lock", *common], "locking virtualenv (tools.virtualenv_py lock)", fix, cwd=ROOT, env=env)

@@ -22,7 +22,8 @@ from packaging.version import Version
 
 from tools import lockfile
 from tools.pythons import find_python, marker_for
-from tools.run import ToolError, run, run_step
+from tools.run import ToolError, index_args, run, run_step
+from tools.seeds import read_sums
 from tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
 
 MERGE_NOTE = (
@@ -36,10 +37,6 @@ COMPILE_FLAGS = ("--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extr
 
 def running_target():
     return "%d.%d" % sys.version_info[:2]
-
-
-def index_args(index_url):
-    return ["--index-url", index_url] if index_url else []
 
 
 # ---------------------------------------------------------------- compile
@@ -102,7 +99,7 @@ def verified_seed(root, target, staging, lock_pins):
     private.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(wheels[0], private)
     digest = lockfile.sha256(private)
-    recorded = recorded_seeds(seeds / "SHA256SUMS")
+    recorded = read_sums(seeds / "SHA256SUMS")[0]
     pip_pins = [pin for pin in lock_pins if pin.name == "pip"]
     if recorded.get(private.name) != digest:
         why = "does not match virtualenv_support/SHA256SUMS"
@@ -114,16 +111,6 @@ def verified_seed(root, target, staging, lock_pins):
         raise ToolError(f"refusing to run the seed pip for Python {target}: virtualenv_support/{private.name} "
                         f"{why}: {fix}")
     return private
-
-
-def recorded_seeds(path):
-    """{file name: sha256} from a SHA256SUMS file ({} when it is missing)."""
-    recorded = {}
-    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
-        fields = line.split()
-        if len(fields) == 2 and not line.startswith("#"):
-            recorded[fields[1].lstrip("*")] = fields[0]
-    return recorded
 
 
 def tool_pins(root, target, lock_pins):

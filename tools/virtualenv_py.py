@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 
 from tools.lockfile import sha256 as file_sha256  # noqa: E402
 from tools.pythons import find_python, marker_applies, marker_for, require_pythons  # noqa: E402,F401
-from tools.run import ToolError, fail, hermetic_env, run  # noqa: E402
+from tools.run import ToolError, fail, hermetic_env, index_args, run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 INPUT = REPO / "tools" / "virtualenv.in"
@@ -594,10 +594,6 @@ def build(args):
 
 
 # ---------------------------------------------------------------- command line
-
-def index_args(index_url):
-    return ["--index-url", index_url] if index_url else []
-
 
 def python_list(text):
     """argparse type for --pythons: "3.10 3.11" -> ["3.10", "3.11"], sorted, each X.Y."""
