@@ -397,13 +397,25 @@ def test_freeze_reuses_an_artifact_only_under_its_own_name(project):
     wheelhouse = project.path / "requirements"
     pluggy = next(wheelhouse.glob("pluggy-*.whl"))
     digest = sha256_file(pluggy)
-    pluggy.rename(wheelhouse / "zzz-9.9-py3-none-any.whl")
-    shutil.copyfile(wheelhouse / "zzz-9.9-py3-none-any.whl", wheelhouse / (pluggy.name + ".orig"))
+    pluggy.rename(wheelhouse / "zzz-9.9-py3-none-any.whl")  # pluggy's bytes under another project's name
     result = assert_ok(project.freeze())
     assert "==> downloading pluggy==" in result.stdout, describe(result)
     assert sha256_file(pluggy) == digest
     assert not (wheelhouse / "zzz-9.9-py3-none-any.whl").exists()
-    assert not (wheelhouse / (pluggy.name + ".orig")).exists()
+    assert_ok(project.make("check"))
+
+
+@slow
+def test_freeze_keeps_the_real_wheel_and_prunes_its_backup_copy(project):
+    wheelhouse = project.path / "requirements"
+    pluggy = next(wheelhouse.glob("pluggy-*.whl"))
+    backup = wheelhouse / (pluggy.name + ".orig")
+    shutil.copyfile(pluggy, backup)
+    before = project.read("requirements.txt")
+    result = assert_ok(project.freeze())
+    assert "==> downloading" not in result.stdout, describe(result)  # the real wheel is reused, not refetched
+    assert pluggy.exists() and not backup.exists()
+    assert project.read("requirements.txt") == before
     assert_ok(project.make("check"))
 
 
