@@ -2,9 +2,10 @@
 
 The index (tests/index_helpers.py) serves tiny wheels made here (alpha 1.0, beta 1.0 and 1.1 which needs gamma,
 gamma 1.0; alpha 2.0 when a test publishes it) beside this project's own wheels from requirements/, so the copy
-can still build its ./ve, and virtualenv's wheels when they are at hand (for the virtualenv.py step of
-freeze-upgrade). One checkout is built and frozen once per module (`base`: requirements.in is the project's plus
-`alpha`); each test starts from its own copy of it (tree and ve, so `make ve` there is a no-op) and its own index.
+can still build its ./ve, and virtualenv's wheels, rebuilt once per session from the files virtualenv.py carries
+in its own payload (for the virtualenv.py step of freeze-upgrade, which therefore runs on every clean clone).
+One checkout is built and frozen once per module (`base`: requirements.in is the project's plus `alpha`); each
+test starts from its own copy of it (tree and ve, so `make ve` there is a no-op) and its own index.
 Nothing here needs the network except the test marked `network`.
 """
 
@@ -21,8 +22,8 @@ from conftest import (
     REPO, assert_one_error, assert_ok, built, copy_checkout, describe, make_env, run_make, sha256_file, tree_digest,
     diff_digests, up_to_date,
 )
-from index_helpers import Index, build_wheel
-from tools import check, lockfile, report
+from index_helpers import Index, build_sdist, build_wheel, rebuild_with_version, wheels_from_virtualenv_py
+from tools import check, lockfile, report, virtualenv_py
 
 slow = pytest.mark.slow
 
@@ -30,36 +31,24 @@ slow = pytest.mark.slow
 MANAGED = ("requirements.txt", "requirements.pins", "requirements", "virtualenv_support", "virtualenv.py",
            "tools/virtualenv.txt")
 NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", "ve.switching", "build")
-VIRTUALENV_LOCK = REPO / "tools" / "virtualenv.txt"
-VIRTUALENV_WHEELS = REPO / "build" / "cache" / "virtualenv-wheels"
 
 
 # --- the package index and the project copy ------------------------------------------------------------------
 
 
-def virtualenv_wheels():
-    """The wheels tools/virtualenv.txt pins, from build/cache/virtualenv-wheels, or [].
-
-    `virtualenv_py build` (which freeze-upgrade runs) leaves them there.
-    """
-    pins = [line.split()[0].split("==") for line in VIRTUALENV_LOCK.read_text().splitlines()
-            if line and not line.startswith("#")]
-    found = []
-    for name, version in pins:
-        wheels = sorted(VIRTUALENV_WHEELS.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
-        if not wheels:
-            return []
-        found.append(wheels[0])
-    return found
+@pytest.fixture(scope="session")
+def payload_wheels(tmp_path_factory):
+    """virtualenv's wheels, rebuilt from virtualenv.py's own payload: what freeze-upgrade's virtualenv step needs."""
+    return tuple(wheels_from_virtualenv_py(REPO / "virtualenv.py", tmp_path_factory.mktemp("payload-wheels")))
 
 
-def make_index(root, metadata=False, with_virtualenv=True):
-    """An index with the project's wheels, virtualenv's (if at hand) and the fixture packages (no alpha 2.0)."""
+def make_index(root, virtualenv_wheels=(), metadata=False):
+    """An index with the project's wheels, `virtualenv_wheels` and the fixture packages (no alpha 2.0)."""
     index = Index(root, metadata=metadata)
     for wheel in sorted((REPO / "requirements").glob("*.whl")):
         index.add_file(wheel)
-    for wheel in virtualenv_wheels() if with_virtualenv else []:
-        index.add_file(wheel)
+    for wheel in virtualenv_wheels:
+        index.add_file(wheel)  # packaging and typing-extensions: the project's own wheel is served already
     index.add("alpha", "1.0")
     index.add("beta", "1.0")
     index.add("beta", "1.1", requires=["gamma>=1.0"])
@@ -132,13 +121,13 @@ def base(tmp_path_factory):
 
 
 @pytest.fixture
-def project(base, tmp_path):
+def project(base, tmp_path, payload_wheels):
     """A private copy of `base`'s tree with its own ve (a ve is valid only where it was built) and a fresh index."""
     path = tmp_path / "checkout"
     leftovers = ("build", "ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp")
     shutil.copytree(base, path, symlinks=True,
                     ignore=lambda directory, names: leftovers if directory == str(base) else [])
-    project = Project(path, make_index(tmp_path / "index"))
+    project = Project(path, make_index(tmp_path / "index", payload_wheels))
     built(project.make("ve"))
     up_to_date(project.make("ve"))
     return project
@@ -237,41 +226,64 @@ def test_freeze_on_a_frozen_tree_and_twice_in_a_row_changes_nothing(project):
 
 
 @slow
-def test_freeze_keeps_pins_and_freeze_upgrade_moves_them_with_a_readable_report(project):
-    if not virtualenv_wheels():
-        pytest.skip(f"virtualenv's wheels (tools/virtualenv.txt) are not in {VIRTUALENV_WHEELS}: run "
-                    "`python tools/virtualenv_py.py build` once to fetch them")
+def test_freeze_keeps_pins_and_freeze_upgrade_moves_them_with_a_readable_report(project, tmp_path):
+    # Offline on every clean clone: virtualenv's wheels come from virtualenv.py's payload, and a newer pip
+    # (the real one, saying it is 26.3.1 or so) is published so that the seed moves too.
     old, new = project.index.wheel("alpha", "1.0"), project.index.add("alpha", "2.0", content="two")
+    old_pip = project.pins()["pip"]
+    new_pip_version = old_pip.version + ".1"
+    new_pip = project.index.add_file(rebuild_with_version(
+        project.path / "requirements" / f"pip-{old_pip.version}-py3-none-any.whl", tmp_path / "made",
+        new_pip_version))
+    old_payload = virtualenv_py.decoded_payload(project.read("virtualenv.py"))[1]
     assert_ok(project.freeze())
-    assert project.pins()["alpha"].version == "1.0"
+    assert project.pins()["alpha"].version == "1.0" and project.pins()["pip"].version == old_pip.version
     assert (project.path / "requirements" / old.name).exists()
 
-    before = managed_digest(project.path)
     result = assert_ok(project.freeze_upgrade())
+    assert "==> regenerating virtualenv.py" in result.stdout, describe(result)
     assert project.pins()["alpha"].version == "2.0"
     assert "alpha==2.0\n" in project.read("requirements.pins")
     assert new.name in project.artifacts() and old.name not in project.artifacts()
     lines = report_lines(result, project)
     assert "  upgraded:  alpha 1.0 -> 2.0" in lines, lines
+    assert f"  upgraded:  pip {old_pip.version} -> {new_pip_version}" in lines, lines
     assert artifact_line(lines, "+", f"requirements/{new.name}").endswith(f"({size_text(new)})")
     assert artifact_line(lines, "-", f"requirements/{old.name}").endswith(f"({size_text(old)})")
-    net = os.path.getsize(new) - os.path.getsize(old)
-    assert f"  net change in repository bytes: {net:+,} (" in project.report_file()
-    # Nothing newer was published for the seed pip and virtualenv: they are regenerated byte for byte.
-    after = managed_digest(project.path)
-    for name in ("virtualenv.py", "tools/virtualenv.txt", "virtualenv_support/SHA256SUMS"):
-        assert before[name] == after[name], name
+
+    # The seed is the new pip, the lock's own artifact, recorded in SHA256SUMS.
+    seeds = sorted(path.name for path in (project.path / "virtualenv_support").iterdir())
+    assert seeds == ["SHA256SUMS", new_pip.name], seeds
+    assert sha256_file(project.path / "virtualenv_support" / new_pip.name) == sha256_file(new_pip)
+    assert sha256_file(new_pip) in project.pins()["pip"].hashes
+    artifact_line(lines, "+", f"virtualenv_support/{new_pip.name}")
+
+    # virtualenv.py was regenerated from the index's virtualenv wheels: tools/virtualenv.txt pins their
+    # hashes, the payload carries the same files as before, and check proves the file authentic.
+    locked = project.read("tools/virtualenv.txt")
+    for wheel in project.index.files.glob("*.whl"):
+        name = wheel.name.split("-")[0].replace("_", "-")
+        if f"\n{name}=={wheel.name.split('-')[1]}" in locked and name not in ("packaging", "typing-extensions"):
+            assert sha256_file(wheel) in locked, wheel.name
+    assert virtualenv_py.decoded_payload(project.read("virtualenv.py"))[1] == old_payload
+    assert_ok(project.make("check"))
+    # And the new seed builds the ve.
+    built(project.make("ve"))
     assert_ok(project.make("check"))
 
 
 @slow
 def test_freeze_upgrade_failing_at_the_virtualenv_step_changes_nothing(project, tmp_path):
     # An index without virtualenv's wheels: the lock and the downloads succeed, regenerating virtualenv.py fails.
-    project.index = make_index(tmp_path / "index-without-virtualenv", with_virtualenv=False)
+    project.index = make_index(tmp_path / "index-without-virtualenv")
     project.index.add("alpha", "2.0", content="two")
     before = managed_digest(project.path)
     result = project.freeze_upgrade()
-    assert_one_error(result, "Nothing was changed")
+    assert_one_error(result, "locking virtualenv (tools.virtualenv_py lock) failed", "Nothing was changed")
+    steps = [line for line in result.stdout.splitlines() if line.startswith("==> ")]
+    assert steps[-2:] == ["==> refreshing the seed wheel for virtualenv_support/",
+                          "==> regenerating virtualenv.py from the newest virtualenv"], describe(result)
+    assert any(line.startswith("==> downloading alpha==2.0") for line in steps), describe(result)
     assert diff_digests(before, managed_digest(project.path)) == []
 
 
@@ -301,6 +313,112 @@ def test_unknown_requirement_fails_with_one_error_naming_it(project):
     result = project.freeze()
     assert_one_error(result, "no-such-package", "requirements.in", "Nothing was changed")
     assert diff_digests(before, managed_digest(project.path)) == []
+
+
+# --- trust on first use: a locked version keeps its bytes -----------------------------------------------------
+
+
+def republish(index, tmp_path, name, version, **wheel):
+    """Serve other bytes under the same file name for `name` `version`; return the new file's sha256."""
+    made = build_wheel(tmp_path / "republished", name, version, **wheel)
+    target = index.files / made.name
+    target.unlink()
+    shutil.copyfile(made, target)
+    index.write_pages()
+    return sha256_file(target)
+
+
+def run_freeze_tool(project, *args):
+    """tools.freeze with options `make freeze` does not pass yet (the ve's Python, as bootstrap.mk runs it)."""
+    return subprocess.run([str(project.path / "ve" / "bin" / "python"), "-E", "-s", "-m", "tools.freeze",
+                           "--targets", THIS_PYTHON, "--index-url", project.index.url, *args],
+                          cwd=project.path, env=make_env(), capture_output=True, text=True)
+
+
+@slow
+def test_freeze_refuses_other_bytes_for_a_locked_version_naming_file_and_both_hashes(project, tmp_path):
+    artifact = project.path / "requirements" / "alpha-1.0-py3-none-any.whl"
+    old_hash = sha256_file(artifact)
+    new_hash = republish(project.index, tmp_path, "alpha", "1.0", content="re-uploaded")
+    before = managed_digest(project.path)
+    result = project.freeze()
+    assert_one_error(result, "alpha==1.0", "requirements/alpha-1.0-py3-none-any.whl", old_hash, new_hash,
+                     "ACCEPT_CHANGED_HASHES=1", "Nothing was changed")
+    assert diff_digests(before, managed_digest(project.path)) == []
+
+
+@slow
+def test_freeze_accepts_changed_bytes_only_when_told_and_reports_them(project, tmp_path):
+    artifact = project.path / "requirements" / "alpha-1.0-py3-none-any.whl"
+    old_hash = sha256_file(artifact)
+    new_hash = republish(project.index, tmp_path, "alpha", "1.0", content="re-uploaded")
+    result = run_freeze_tool(project, "--accept-changed-hashes")
+    assert_ok(result)
+    assert project.pins()["alpha"].hashes == {new_hash}
+    assert sha256_file(artifact) == new_hash
+    lines = report_lines(result, project)
+    assert (f"  CHANGED:   alpha 1.0 requirements/alpha-1.0-py3-none-any.whl sha256:{old_hash} -> sha256:{new_hash} "
+            "(accepted: --accept-changed-hashes)") in lines, lines
+    artifact_line(lines, "~", "requirements/alpha-1.0-py3-none-any.whl")
+    assert_ok(project.make("check"))
+
+
+@slow
+def test_freeze_reports_new_hashes_beside_the_locked_ones(project, tmp_path):
+    old_hash = sha256_file(project.path / "requirements" / "alpha-1.0-py3-none-any.whl")
+    extra = project.index.add_file(build_wheel(tmp_path / "extra", "alpha", "1.0", tag="py2.py3-none-any",
+                                               content="another file of 1.0"))
+    result = assert_ok(project.freeze())
+    assert project.pins()["alpha"].hashes == {old_hash, sha256_file(extra)}
+    assert "alpha-1.0-py3-none-any.whl" in project.artifacts()  # the locked file is kept, nothing downloaded
+    assert extra.name not in project.artifacts()
+    lines = report_lines(result, project)
+    assert f"  new hash:  alpha 1.0 sha256:{sha256_file(extra)}" in lines, lines
+
+
+# --- what freeze runs: nothing unpinned -------------------------------------------------------------------------
+
+
+@slow
+def test_freeze_never_runs_an_sdists_setup_py(project, tmp_path):
+    planted = tmp_path / "setup-py-ran"
+    project.index.add_file(build_sdist(tmp_path / "sdists", "sourceonly", "1.0",
+                                       f"import pathlib\npathlib.Path({str(planted)!r}).write_text('ran')\n"
+                                       "from setuptools import setup\nsetup(name='sourceonly', version='1.0')\n"))
+    project.index.write_pages()
+    project.requirements_in(add=["sourceonly"])
+    before = managed_digest(project.path)
+    result = project.freeze()
+    assert_one_error(result, "sourceonly", "Nothing was changed")
+    assert not planted.exists(), "pip-compile ran the sdist's setup.py"
+    assert diff_digests(before, managed_digest(project.path)) == []
+
+
+@slow
+def test_freeze_reuses_an_artifact_only_under_its_own_name(project):
+    wheelhouse = project.path / "requirements"
+    pluggy = next(wheelhouse.glob("pluggy-*.whl"))
+    digest = sha256_file(pluggy)
+    pluggy.rename(wheelhouse / "zzz-9.9-py3-none-any.whl")  # pluggy's bytes under another project's name
+    result = assert_ok(project.freeze())
+    assert "==> downloading pluggy==" in result.stdout, describe(result)
+    assert sha256_file(pluggy) == digest
+    assert not (wheelhouse / "zzz-9.9-py3-none-any.whl").exists()
+    assert_ok(project.make("check"))
+
+
+@slow
+def test_freeze_keeps_the_real_wheel_and_prunes_its_backup_copy(project):
+    wheelhouse = project.path / "requirements"
+    pluggy = next(wheelhouse.glob("pluggy-*.whl"))
+    backup = wheelhouse / (pluggy.name + ".orig")
+    shutil.copyfile(pluggy, backup)
+    before = project.read("requirements.txt")
+    result = assert_ok(project.freeze())
+    assert "==> downloading" not in result.stdout, describe(result)  # the real wheel is reused, not refetched
+    assert pluggy.exists() and not backup.exists()
+    assert project.read("requirements.txt") == before
+    assert_ok(project.make("check"))
 
 
 # --- hermetic ------------------------------------------------------------------------------------------------

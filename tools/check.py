@@ -1,21 +1,26 @@
 """`make check`: offline, fast consistency check of everything the bootstrap trusts; lists every problem.
 
-Checked: each lock line is pinned with hashes; each pin has an artifact in requirements/ whose sha256 the
-lock allows and whose wheel tags and Requires-Python fit every target; requirements/ holds nothing else;
-requirements.pins and requirements.in agree with the lock; virtualenv_support/ matches SHA256SUMS; and
-virtualenv.py's payload matches the sha256 in its header.
+Checked: each lock line is pinned with hashes; each pin has an artifact in requirements/ with its name,
+version and a sha256 the lock allows, whose wheel tags and Requires-Python fit every target (pip's rules);
+requirements/ holds nothing else (a stray is told apart from the artifact it copies, and the advice never
+deletes a file a pin needs); requirements.pins and requirements.in agree with the lock; virtualenv_support/
+matches SHA256SUMS, its pip wheel is the lock's pip (name, version, hash) and fits every target; and
+virtualenv.py is exactly what tools/virtualenv_py.py renders from tools/virtualenv.txt's pins and the wheels
+in its own payload (header, launcher and payload).
 """
 
-import re
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 
 from tools import lockfile, pins_file, virtualenv_py
-from tools.wheels import unfit_reason
+from tools.seeds import read_sums
+from tools.run import ToolError, run
+from tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 FREEZE = "run `make freeze`"
@@ -51,7 +56,7 @@ def find_problems(root):
     problems += artifact_problems(root, pins, targets, names_of(bad_lines))
     problems += pins_file_problems(root, pins)
     problems += requirements_in_problems(root, pins, targets or ["3"])
-    problems += seed_problems(root)
+    problems += seed_problems(root, pins, targets)
     problems += virtualenv_py_problems(root)
     return problems
 
@@ -68,41 +73,60 @@ def names_of(bad_lines):
 
 
 def artifact_name(filename):
+    parsed = name_version(filename)
+    return parsed and parsed[0]
+
+
+def tracked_names(root, directory):
+    """The names git tracks in root/directory, or an empty set when root is not a git work tree."""
     try:
-        return canonicalize_name(parse_wheel_filename(filename)[0])
-    except InvalidWheelFilename:
-        return None
+        output = run(["git", "ls-files", "-z", "--", directory], cwd=root)
+    except ToolError:
+        return set()
+    return {name.rpartition("/")[2] for name in output.split("\0") if name}
+
+
+def remove_advice(path, tracked):
+    """The command that deletes `path`: `git rm` for a tracked file, plain `rm` for an untracked one."""
+    return f"git rm -- {shlex.quote(path)}" if tracked else f"rm {shlex.quote(path)}"
 
 
 def artifact_problems(root, pins, targets, bad_names=frozenset()):
+    """Each pin's artifacts are the files with its name, version and an allowed sha256; nothing else belongs."""
     wheelhouse = root / "requirements"
     files = {path.name: lockfile.sha256(path) for path in sorted(wheelhouse.glob("*")) if path.is_file()}
-    by_hash = {digest: name for name, digest in files.items()}
-    problems, referenced = [], set()
+    problems, needed, claimed = [], {}, set()
     for pin in pins:
-        matches = sorted(by_hash[digest] for digest in pin.hashes if digest in by_hash)
+        matches = [name for name, digest in files.items() if is_artifact_of(name, digest, pin)]
         if not matches:
-            same_name = [name for name in files if name_matches(name, pin)]
+            same_name = [name for name in files if names_pin(name, pin)]
             if same_name:
                 problems.append(f"requirements/{same_name[0]} does not match any hash of {pin} (tampered or "
                                 f"corrupted; got {files[same_name[0]]}): "
                                 + RESTORE.format(path=f"requirements/{same_name[0]}"))
-                referenced.update(same_name)
+                claimed.update(same_name)
             else:
-                problems.append(f"requirements/ has no artifact for {pin}{for_targets(pin, targets)}: "
-                                f"{FREEZE} to fetch it")
+                renamed = [name for name, digest in files.items() if digest in pin.hashes]
+                note = (f"; requirements/{renamed[0]} has its bytes under another name" if renamed else "")
+                problems.append(f"requirements/ has no artifact for {pin}{for_targets(pin, targets)}{note}: "
+                                f"restore it with `git checkout -- requirements/` or {FREEZE} to fetch it")
             continue
-        referenced.update(matches)
+        needed.update((name, pin) for name in matches)
         for target in filter(pin.applies_to, targets):
             reasons = [unfit_reason(wheelhouse / name, target) for name in matches]
             if all(reasons):
                 problems.append(f"{pin}: no artifact in requirements/ fits Python {target} ({reasons[0]}): "
                                 f"{FREEZE}, or drop {target} from TARGET_PYTHONS")
-    for name in sorted(set(files) - referenced):
+    strays = sorted(set(files) - set(needed) - claimed)
+    tracked = tracked_names(root, "requirements") if strays else set()
+    for name in strays:
         if artifact_name(name) in bad_names:
             continue  # its lock line is reported as broken; fixing that line decides whether it stays
-        problems.append(f"requirements/{name} is not referenced by requirements.txt: {FREEZE} to prune it "
-                        f"(or `git rm requirements/{name}`)")
+        copy_of = sorted(other for other in needed if files[other] == files[name])
+        what = (f" (a copy of requirements/{copy_of[0]}, which {needed[copy_of[0]]} needs: keep that one)"
+                if copy_of else "")
+        problems.append(f"requirements/{name} is not referenced by requirements.txt{what}: {FREEZE} to prune it "
+                        f"(or `{remove_advice(f'requirements/{name}', name in tracked)}`)")
     return problems
 
 
@@ -110,12 +134,6 @@ def for_targets(pin, targets):
     """` (Python 3.10)`: the targets a pin with a marker is for; empty for a pin every target installs."""
     where = [target for target in targets if pin.applies_to(target)]
     return f" (Python {' '.join(where)})" if pin.marker and where else ""
-
-
-def name_matches(filename, pin):
-    """Whether an artifact's file name starts with the pin's normalized name and version."""
-    prefix = f"{canonicalize_name(pin.name)}-{pin.version}-".replace("-", "_")
-    return filename.replace("-", "_").lower().startswith(prefix)
 
 
 def pins_file_problems(root, pins):
@@ -153,21 +171,14 @@ def requirements_in_problems(root, pins, targets):
     return problems
 
 
-def seed_problems(root):
+def seed_problems(root, pins=(), targets=()):
     seeds = root / "virtualenv_support"
     sums_path = seeds / "SHA256SUMS"
     fix = "restore it with `git checkout -- virtualenv_support` or run `make freeze-upgrade`"
     if not sums_path.exists():
         return [f"virtualenv_support/SHA256SUMS is missing: {fix}"]
-    recorded, problems = {}, []
-    for line in sums_path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            fields = line.split()
-            if len(fields) != 2 or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
-                problems.append(f"virtualenv_support/SHA256SUMS line `{line.strip()}` is not `SHA256  FILE`: {fix}")
-                continue
-            digest, name = fields
-            recorded[name.lstrip("*")] = digest
+    recorded, bad = read_sums(sums_path)
+    problems = [f"virtualenv_support/SHA256SUMS line `{line}` is not `SHA256  FILE`: {fix}" for line in bad]
     for name, digest in sorted(recorded.items()):
         path = seeds / name
         if not path.exists():
@@ -178,16 +189,43 @@ def seed_problems(root):
     for path in sorted(seeds.iterdir()):
         if path.name not in recorded and path.name != "SHA256SUMS":
             problems.append(f"virtualenv_support/{path.name} is not recorded in SHA256SUMS: {fix}")
+    wheels = sorted(path for path in seeds.glob("*.whl") if path.is_file() and artifact_name(path.name) == "pip")
+    if not wheels:
+        return problems + [f"virtualenv_support/ has no pip wheel to seed the ve with: {fix}"]
+    for path in wheels:
+        problems += seed_lock_problems(path, pins, fix)
+        for target in targets:
+            reason = unfit_reason(path, target)
+            if reason:
+                problems.append(f"virtualenv_support/{path.name} cannot seed Python {target} ({reason}): run "
+                                f"`make freeze-upgrade`, or drop {target} from TARGET_PYTHONS")
     return problems
+
+
+def seed_lock_problems(path, pins, fix):
+    """When the lock pins pip, the seed must be one of that pin's artifacts: its version and one of its hashes."""
+    pip_pins = [pin for pin in pins if pin.name == "pip"]
+    if not pip_pins:
+        return []
+    digest = lockfile.sha256(path)
+    if any(is_artifact_of(path.name, digest, pin) for pin in pip_pins):
+        return []
+    versions = " / ".join(sorted({str(pin) for pin in pip_pins}))
+    if not any(names_pin(path.name, pin) for pin in pip_pins):
+        return [f"virtualenv_support/{path.name} is not the pip the lock pins ({versions}): run `make freeze-upgrade`"]
+    return [f"virtualenv_support/{path.name} is not an artifact of {versions} in requirements.txt: its sha256 "
+            f"{digest} is none of the lock's hashes for it (swapped seed, even if SHA256SUMS agrees): {fix}"]
 
 
 def virtualenv_py_problems(root):
     path = root / "virtualenv.py"
-    fix = "restore it with `git checkout -- virtualenv.py` or regenerate it with `make freeze-upgrade`"
+    fix = "restore it with `git checkout -- virtualenv.py tools/virtualenv.txt` or regenerate it with " \
+          "`make freeze-upgrade`"
     if not path.exists():
         return [f"virtualenv.py is missing: {fix}"]
-    mismatch = virtualenv_py.payload_mismatch(path.read_text(encoding="utf-8"))
-    return [f"virtualenv.py: {mismatch} (was it edited?): {fix}"] if mismatch else []
+    problems = virtualenv_py.authenticity_problems(path.read_text(encoding="utf-8"),
+                                                   root / "tools" / "virtualenv.txt")
+    return [f"virtualenv.py: {problem} (was it edited?): {fix}" for problem in problems]
 
 
 if __name__ == "__main__":

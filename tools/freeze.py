@@ -4,6 +4,11 @@ freeze-upgrade also moves every pin to the newest allowed, refreshes the seed wh
 regenerates virtualenv.py from the newest virtualenv. The new state is built aside in build/freeze/ and
 verified before anything in the tree changes: a failed compile or download leaves requirements.txt,
 requirements/, virtualenv_support/ and virtualenv.py exactly as they were, and nothing is pruned.
+
+Trust on first use: a version already in the lock keeps the bytes it was locked with. When the index now
+serves other bytes for an artifact requirements/ holds (its sha256 is no longer among the version's hashes),
+freeze stops with one ERROR naming the file and both hashes, unless --accept-changed-hashes says the change
+is known and wanted; new hashes beside the old ones, dropped hashes and accepted changes are all reported.
 """
 
 import argparse
@@ -13,9 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from packaging.version import Version
+
 from tools import lockfile, pins_file, report, seeds, targets
-from tools.wheels import unfit_reason
-from tools.run import ToolError, fail, hermetic_env, run_step
+from tools.run import ToolError, fail, hermetic_env, index_args, run_step
+from tools.wheels import is_artifact_of, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_IN = ROOT / "requirements.in"
@@ -35,21 +42,23 @@ def main(argv):
     try:
         staging = fresh_dir(BUILD / "freeze")
         env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
-        lock_text = compile_lock(staging, env, args)
+        previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
+        lock_text = compile_lock(staging, env, args, previous_text)
         pins = parse_lock(lock_text)
+        hash_lines = trust_on_first_use(lockfile.parse(previous_text)[0], pins, args.accept_changed_hashes)
         staged = fetch(pins, staging, env, args)
         verify(pins, staged, args.targets)
         seed = virtualenv_py = None
         if args.upgrade:
             seed = stage_seed(pins, staged, staging, env, args.index_url)
             virtualenv_py = stage_virtualenv_py(staging, env, args.index_url)
-        before = LOCK.read_text(encoding="utf-8") if LOCK.exists() else "", report.snapshot(ROOT)
+        before = previous_text, report.snapshot(ROOT)
         apply(lock_text, pins, staged, seed, virtualenv_py)
         shutil.rmtree(staging)
     except ToolError as exc:
         fail(f"{exc} Nothing was changed: the lock, requirements/, virtualenv_support/ and virtualenv.py "
              "are as they were.")
-    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT))
+    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT), hash_lines)
     REPORT.write_text(text, encoding="utf-8")
     step(f"done: {len(pins)} pins, {len(set().union(*staged.values()))} artifacts, {time.monotonic() - started:.1f} s "
          f"(report also in {REPORT.relative_to(ROOT)})")
@@ -63,6 +72,8 @@ def parse_args(argv):
     parser.add_argument("--index-url", default="", help="package index to use (default: pip's own default)")
     parser.add_argument("--targets", default="3.10 3.11 3.12 3.13", type=str.split,
                         help="the Python versions (X.Y) the lock must fit, space-separated")
+    parser.add_argument("--accept-changed-hashes", action="store_true",
+                        help="accept other bytes for a version already in the lock (reported); never by default")
     return parser.parse_args(argv)
 
 
@@ -73,16 +84,16 @@ def fresh_dir(path):
     return path
 
 
-def compile_lock(staging, env, args):
+def compile_lock(staging, env, args, previous_text):
     """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock."""
     step("locking requirements.in with pip-compile for Python " + " ".join(args.targets)
          + (" (upgrading every pin)" if args.upgrade else ""))
-    previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
+    lock_pins = lockfile.parse(previous_text)[0]
     # Pins are kept only for the targets they were resolved for: seeding a new target with another
     # Python's pins turns them into constraints that pip-compile satisfies with ancient releases.
-    previous = {target: [pin for pin in lockfile.parse(previous_text)[0] if pin.applies_to(target)]
+    previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in lockfile.targets(previous_text)}
-    body = targets.compile_all(ROOT, args.targets, staging, env, args.upgrade, args.index_url, previous)
+    body = targets.compile_all(ROOT, args.targets, staging, env, args.upgrade, args.index_url, previous, lock_pins)
     return lockfile.HEADER.format(targets=" ".join(args.targets)) + body
 
 
@@ -93,12 +104,58 @@ def parse_lock(lock_text):
     return pins
 
 
+def hashes_by_version(pins):
+    """{(name, Version): (a pin of it, {every sha256 the lock allows for it})}."""
+    found = {}
+    for pin in pins:
+        entry = found.setdefault((pin.name, Version(pin.version)), (pin, set()))
+        entry[1].update(pin.hashes)
+    return found
+
+
+def trust_on_first_use(previous_pins, pins, accept_changed):
+    """Compare the new lock's hashes with the old one's for every version both pin; the report's lines.
+
+    Raises ToolError (one line: file, old and new hashes) when the index no longer serves the bytes of an
+    artifact requirements/ holds for an already locked version, unless `accept_changed`.
+    """
+    old, new = hashes_by_version(previous_pins), hashes_by_version(pins)
+    held = {path: lockfile.sha256(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
+    lines, changed = [], []
+    for key in sorted(old.keys() & new.keys()):
+        (pin, old_hashes), (_, new_hashes) = old[key], new[key]
+        label = f"{pin.name} {pin.version}"
+        ours = {digest: path for path, digest in held.items() if is_artifact_of(path.name, digest, pin)}
+        added = sorted(new_hashes - old_hashes)
+        for digest in sorted(old_hashes - new_hashes):
+            if digest in ours:
+                changed.append((label, ours[digest], digest, added))
+            else:
+                lines.append(("dropped", f"{label} sha256:{digest} (the index no longer offers it; "
+                                         "no file in requirements/ has it)"))
+        lines += [("new hash", f"{label} sha256:{digest}") for digest in added]
+    for label, path, digest, added in changed:
+        lines.append(("CHANGED", f"{label} {path.relative_to(ROOT)} sha256:{digest} -> "
+                                 f"{' '.join('sha256:' + h for h in added) or 'nothing'} (accepted: "
+                                 "--accept-changed-hashes)"))
+    if changed and not accept_changed:
+        label, path, digest, added = changed[0]
+        more = f" (and {len(changed) - 1} more artifact(s))" if len(changed) > 1 else ""
+        raise ToolError(f"the index now serves other bytes for {label.replace(' ', '==')}, already locked: "
+                        f"{path.relative_to(ROOT)} has sha256 {digest} in the lock, the index now offers "
+                        f"{' '.join('sha256:' + h for h in added) or 'no file with that hash'}{more}. An artifact "
+                        "of a locked version must never change: find out why (a re-uploaded or compromised "
+                        "file?), and only if the new bytes are legitimate run `make freeze "
+                        "ACCEPT_CHANGED_HASHES=1` (tools.freeze --accept-changed-hashes), which reports it.")
+    return lines
+
+
 def fetch(pins, staging, env, args):
     """{pin: [artifacts]}: for every target a pin applies to, one verified artifact that fits it.
 
     Artifacts already in requirements/ are reused when their hash fits; the rest are downloaded.
     """
-    existing = {lockfile.sha256(path): path for path in WHEELHOUSE.glob("*") if path.is_file()}
+    existing = {path: lockfile.sha256(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
     return targets.fetch_for_targets(pins, args.targets, existing, staging / "downloads", env, args.index_url)
 
 
@@ -107,8 +164,8 @@ def verify(pins, staged, target_versions):
     step(f"verifying {sum(map(len, staged.values()))} artifacts for Python {' '.join(target_versions)}")
     for pin in pins:
         for path in staged[pin]:
-            if lockfile.sha256(path) not in pin.hashes:
-                raise ToolError(f"{path.name} does not match the hashes of {pin}.")
+            if not is_artifact_of(path.name, lockfile.sha256(path), pin):
+                raise ToolError(f"{path.name} is not an artifact of {pin} (its name, version or sha256 differ).")
         for target in filter(pin.applies_to, target_versions):
             reasons = [unfit_reason(path, target) for path in staged[pin]]
             if all(reasons):
@@ -119,7 +176,8 @@ def verify(pins, staged, target_versions):
 def stage_seed(pins, staged, staging, env, index_url):
     """The seed is the lock's own pip wheel when the lock pins pip (one file, stored once by git)."""
     step("refreshing the seed wheel for virtualenv_support/")
-    locked_pip = [path for pin in pins if pin.name == "pip" for path in staged[pin]]
+    locked_pip = [path for pin in pins if pin.name == "pip" for path in staged[pin]
+                  if names_pin(path.name, pin)]
     if locked_pip:
         return locked_pip[0]
     return seeds.download(staging / "seeds", env, "", index_url)
@@ -130,8 +188,8 @@ def stage_virtualenv_py(staging, env, index_url):
     step("regenerating virtualenv.py from the newest virtualenv")
     lock_file, output = staging / "virtualenv.txt", staging / "virtualenv.py"
     # The options belong to each subcommand: `tools.virtualenv_py lock --lock-file ...`, not before it.
-    common = ["--lock-file", lock_file, *targets.index_args(index_url)]
-    tool = [sys.executable, "-m", "tools.virtualenv_py"]
+    common = ["--lock-file", lock_file, *index_args(index_url)]
+    tool = [sys.executable, "-I", ROOT / "tools" / "virtualenv_py.py"]  # -I: no cwd, no user site, no PYTHON*
     fix = "fix the cause and run `make freeze-upgrade` again."
     run_step([*tool, "lock", *common], "locking virtualenv (tools.virtualenv_py lock)", fix, cwd=ROOT, env=env)
     run_step([*tool, "build", *common, "--output", output],

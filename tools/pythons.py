@@ -19,7 +19,7 @@ def find_python(version, home):
     probe = "import sys; print(sys.implementation.name, '%d.%d' % sys.version_info[:2])"
     for candidate in python_candidates(version, env):
         try:
-            answer = run([candidate, "-c", probe], env=env).split()
+            answer = run([candidate, "-I", "-c", probe], env=env).split()
         except ToolError:
             continue
         if answer == ["cpython", version]:

@@ -51,10 +51,15 @@ def pin_changes(before_lock, after_lock):
     return sorted(lines, key=lambda line: order.index(line[0]))
 
 
-def render(before_lock, after_lock, before_files, after_files):
+def render(before_lock, after_lock, before_files, after_files, hash_lines=()):
+    """The report; `hash_lines` [(label, text)] are the hash changes of versions already locked (freeze's
+    trust on first use), shown only when there are any."""
     lines = ["Pins (requirements.txt):"]
     changes = pin_changes(before_lock, after_lock)
     lines += [f"  {label + ':':10} {text}" for label, text in changes] or ["  no change"]
+    if hash_lines:
+        lines.append("Hashes of versions already locked:")
+        lines += [f"  {label + ':':10} {text}" for label, text in hash_lines]
     lines.append("Artifacts:")
     changed = False
     for path in sorted(before_files.keys() | after_files.keys()):

@@ -27,6 +27,11 @@ def hermetic_env(home, extra=None):
     return env
 
 
+def index_args(index_url):
+    """pip's options for `index_url`: none for pip's own default."""
+    return ["--index-url", index_url] if index_url else []
+
+
 def run(argv, *, env=None, cwd=None, capture=True):
     """Run argv (a list, never a shell string); on failure raise ToolError quoting it and its output."""
     argv = [str(arg) for arg in argv]

@@ -5,6 +5,7 @@
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from tools import lockfile
-from tools.run import ToolError, fail, hermetic_env, run_step
+from tools.run import ToolError, fail, hermetic_env, index_args, run_step
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "virtualenv_support"
@@ -42,14 +43,27 @@ def download(staging, env, pip_version, index_url):
     """Download one pip wheel (the newest, or pip_version) into staging; return its path."""
     downloads = staging / "downloads"
     requirement = f"pip=={pip_version}" if pip_version else "pip"
-    run_step([sys.executable, "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-deps",
-              "--only-binary=:all:", "--dest", downloads, *(["--index-url", index_url] if index_url else []),
+    run_step([sys.executable, "-I", "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-deps",
+              "--only-binary=:all:", "--dest", downloads, *index_args(index_url),
               requirement],
              f"pip download {requirement}", "check the index (INDEX_URL) and try again.", env=env)
     wheels = sorted(downloads.glob("pip-*.whl"))
     if len(wheels) != 1:
         raise ToolError(f"expected one pip wheel from pip download, got {len(wheels)}.")
     return wheels[0]
+
+
+def read_sums(path):
+    """({file name: sha256}, [malformed lines]) of a SHA256SUMS file; ({}, []) when it is missing."""
+    recorded, bad = {}, []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        if line.strip() and not line.startswith("#"):
+            fields = line.split()
+            if len(fields) != 2 or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
+                bad.append(line.strip())
+                continue
+            recorded[fields[1].lstrip("*")] = fields[0]
+    return recorded, bad
 
 
 def install(wheel):

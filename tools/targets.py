@@ -4,17 +4,27 @@ pip-compile resolves only for the interpreter that runs it, and silently drops d
 not hold there (pytest needs tomli only below 3.11). So `make freeze` runs it once per target, under that
 target's own interpreter, and merges the results: a line that holds for every target stays plain, the others
 carry a python_version marker. Artifacts are then fetched per target, preferring pure-Python wheels.
+
+Nothing unpinned runs: resolution is wheels only (`--only-binary=:all:` reaches pip-compile's pip, so no
+sdist's setup.py is run to read its metadata), and a throwaway environment for another target runs the seed
+pip only after checking it against SHA256SUMS and the lock, then installs pip-tools and its dependencies from
+requirements/ by the lock's hashes (`--require-hashes --no-deps`), never from the index.
 """
 
 import re
+import shutil
 import sys
 
+from packaging.markers import InvalidMarker, default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tools import lockfile
 from tools.pythons import find_python, marker_for
-from tools.run import ToolError, run, run_step
-from tools.wheels import unfit_reason
+from tools.run import ToolError, index_args, run, run_step
+from tools.seeds import read_sums
+from tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
 
 MERGE_NOTE = (
     "# Compiled by pip-compile (pip-tools) under each target's own interpreter, then merged:\n"
@@ -22,61 +32,127 @@ MERGE_NOTE = (
 )
 COMPILE_FLAGS = ("--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
                  "--no-emit-find-links", "--no-emit-trusted-host", "--no-emit-options", "--no-header",
-                 "--pip-args", "--isolated")
+                 "--pip-args", "--isolated --only-binary=:all:")
 
 
 def running_target():
     return "%d.%d" % sys.version_info[:2]
 
 
-def index_args(index_url):
-    return ["--index-url", index_url] if index_url else []
-
-
 # ---------------------------------------------------------------- compile
 
 
-def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins):
+def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=()):
     """pip-compile requirements.in under each target; return the merged lock body (without our header).
 
-    previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading.
+    previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
+    of the current lock, which the throwaway environments install pip-tools from.
     """
     results = {}
     for target in targets:
-        python = tool_python(root, target, staging, env, index_url)
+        python = tool_python(root, target, staging, env, lock_pins)
         results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins)
     return merge(results, targets)
 
 
-def tool_python(root, target, staging, env, index_url):
-    """An interpreter of `target` with pip-tools: this one if it is that version, else a throwaway env."""
+def tool_python(root, target, staging, env, lock_pins=()):
+    """An interpreter of `target` with pip-tools: this one if it is that version, else a throwaway env.
+
+    The throwaway env gets the verified seed pip, which installs pip-tools and its dependencies from
+    requirements/ by the lock's hashes, offline: no code the lock has not pinned ever runs.
+    """
     if target == running_target():
         return sys.executable
     base = find_python(target, staging / "home")
     if base is None:
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
                         f"drop {target} from TARGET_PYTHONS.")
-    dest = staging / "envs" / target
     fix = f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS)."
+    seed = verified_seed(root, target, staging, lock_pins)
+    wanted = staging / f"pip-tools-{target}.txt"
+    wanted.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
+                              for pin in tool_pins(root, target, lock_pins)), encoding="utf-8")
+    dest = staging / "envs" / target
     run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
               "--no-venv-redirect", "--app-data", staging / "app-data", dest],
              f"creating a Python {target} environment for pip-compile", fix, env=env)
     python = dest / "bin" / "python"
-    seed = next((root / "virtualenv_support").glob("pip-*.whl"))
-    pip = [python, "-I", seed / "pip", "install", "--isolated", "--quiet", "--only-binary=:all:", "--no-cache-dir"]
-    try:  # our own wheelhouse first: no network when the lock already fits this target
-        run([*pip, "--no-index", "--find-links", root / "requirements", "pip-tools"], env=env)
-    except ToolError:
-        run_step([*pip, *index_args(index_url), "pip-tools"], f"installing pip-tools for Python {target}", fix,
-                 env=env)
+    run_step([python, "-I", seed / "pip", "install", "--isolated", "--quiet", "--no-index", "--find-links",
+              root / "requirements", "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
+              "-r", wanted],
+             f"installing pip-tools for Python {target} from requirements/ (hashes required)", fix, env=env)
     return python
+
+
+def verified_seed(root, target, staging, lock_pins):
+    """A private copy of the seed pip wheel whose sha256 SHA256SUMS records and the lock's pip allows.
+
+    The copy is what runs, and the copy is what is checked, so a file swapped meanwhile never runs.
+    """
+    seeds = root / "virtualenv_support"
+    wheels = sorted(seeds.glob("pip-*.whl"))
+    fix = "run `make check` and fix what it lists (`git checkout -- virtualenv_support` or `make freeze-upgrade`)."
+    if len(wheels) != 1:
+        raise ToolError(f"refusing to run a seed pip for Python {target}: virtualenv_support/ has {len(wheels)} "
+                        f"pip wheels, not one: {fix}")
+    private = staging / "seed" / target / wheels[0].name
+    private.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(wheels[0], private)
+    digest = lockfile.sha256(private)
+    recorded = read_sums(seeds / "SHA256SUMS")[0]
+    pip_pins = [pin for pin in lock_pins if pin.name == "pip"]
+    if recorded.get(private.name) != digest:
+        why = "does not match virtualenv_support/SHA256SUMS"
+    elif pip_pins and not any(is_artifact_of(private.name, digest, pin) for pin in pip_pins):
+        why = f"is not an artifact of {pip_pins[0]} in requirements.txt (sha256 {digest})"
+    else:
+        why = unfit_reason(private, target)
+    if why:
+        raise ToolError(f"refusing to run the seed pip for Python {target}: virtualenv_support/{private.name} "
+                        f"{why}: {fix}")
+    return private
+
+
+def tool_pins(root, target, lock_pins):
+    """The lock's pins of pip-tools and everything it needs on `target`, read from their wheels' Requires-Dist."""
+    pins = {}
+    for pin in lock_pins:
+        if pin.applies_to(target):
+            pins.setdefault(pin.name, pin)
+    files = {path: lockfile.sha256(path) for path in sorted((root / "requirements").glob("*.whl"))}
+    environment = dict(default_environment(), python_version=target, python_full_version=full_version(target),
+                       extra="")
+    chosen, queue = {}, [("pip-tools", "requirements.in")]
+    while queue:
+        name, wanted_by = queue.pop(0)
+        if name in chosen:
+            continue
+        pin = pins.get(name)
+        if pin is None:
+            raise ToolError(f"the lock pins no {name} for Python {target} ({wanted_by} needs it to run pip-compile "
+                            f"there; pip-tools comes only from requirements/, never from the index): freeze for "
+                            f"the targets the lock has first, or drop {target} from TARGET_PYTHONS.")
+        wheels = [path for path, digest in files.items()
+                  if is_artifact_of(path.name, digest, pin) and unfit_reason(path, target) is None]
+        if not wheels:
+            raise ToolError(f"requirements/ has no artifact of {pin} that fits Python {target} (needed to run "
+                            f"pip-compile there): run `make check` and fix what it lists.")
+        chosen[name] = pin
+        for line in wheel_metadata(wheels[0]).get_all("Requires-Dist") or []:
+            try:
+                requirement = Requirement(str(line))
+                if requirement.marker is None or requirement.marker.evaluate(environment):
+                    queue.append((canonicalize_name(requirement.name), str(pin)))
+            except (InvalidRequirement, InvalidMarker) as exc:
+                raise ToolError(f"{wheels[0].name} has an unreadable Requires-Dist `{line}` ({exc}).") from None
+    return sorted(chosen.values(), key=lambda pin: pin.name)
 
 
 def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins):
     """pip-compile for one target, seeded with that target's previous pins so they are kept."""
     output = staging / f"requirements-{target}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [python, "-m", "piptools", "compile", *COMPILE_FLAGS,
+    argv = [python, "-I", "-m", "piptools", "compile", *COMPILE_FLAGS,
             "--cache-dir", root / "build" / "cache" / f"pip-tools-{target}",
             "--output-file", output, *index_args(index_url), "requirements.in"]
     if upgrade:
@@ -134,8 +210,9 @@ def merge(results, targets):
 def fetch_for_targets(pins, targets, candidates, downloads, env, index_url):
     """{pin: [artifact paths]} so that every target a pin applies to has a fitting artifact.
 
-    `candidates` maps sha256 -> path of artifacts already at hand (requirements/); the rest are downloaded,
-    a pure-Python wheel first, the target's binary wheel only where no pure one exists.
+    `candidates` maps path -> sha256 of artifacts already at hand (requirements/); one counts for a pin only
+    with the pin's name, version and one of its hashes. The rest are downloaded, a pure-Python wheel first,
+    the target's binary wheel only where no pure one exists.
     """
     chosen = {pin: [] for pin in pins}
     for target in targets:
@@ -143,7 +220,7 @@ def fetch_for_targets(pins, targets, candidates, downloads, env, index_url):
         for pin in pins:
             if not pin.applies_to(target):
                 continue
-            at_hand = [candidates[h] for h in sorted(pin.hashes) if h in candidates]
+            at_hand = [path for path, digest in candidates.items() if is_artifact_of(path.name, digest, pin)]
             fitting = [path for path in at_hand if unfit_reason(path, target) is None]
             if fitting:
                 if fitting[0] not in chosen[pin]:
@@ -152,7 +229,7 @@ def fetch_for_targets(pins, targets, candidates, downloads, env, index_url):
                 needed.append(pin)
         for pin in needed:
             path = download(pin, target, downloads, env, index_url)
-            candidates[lockfile.sha256(path)] = path
+            candidates[path] = lockfile.sha256(path)
             chosen[pin].append(path)
     return chosen
 
@@ -164,7 +241,7 @@ def download(pin, target, downloads, env, index_url):
     wanted.parent.mkdir(parents=True, exist_ok=True)
     wanted.write_text(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
     dest = downloads / target
-    common = [sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
+    common = [sys.executable, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
               "--require-hashes", "--python-version", target, "--dest", dest, *index_args(index_url),
               "-r", wanted]
     before = set(dest.glob("*")) if dest.exists() else set()
@@ -174,9 +251,11 @@ def download(pin, target, downloads, env, index_url):
         run_step(common, f"pip download of {pin} for Python {target}",
                  "a pin with no wheel (only wheels are supported for now), or the index is unreachable or lost "
                  "a file: fix the cause and run `make freeze` again.", env=env)
-    fetched = [path for path in set(dest.glob("*")) - before if lockfile.sha256(path) in pin.hashes]
-    if not fetched:
-        fetched = [path for path in dest.glob("*") if lockfile.sha256(path) in pin.hashes]
+
+    def ours(paths):
+        return [path for path in sorted(paths) if is_artifact_of(path.name, lockfile.sha256(path), pin)]
+
+    fetched = ours(set(dest.glob("*")) - before) or ours(dest.glob("*"))
     if not fetched:
         raise ToolError(f"pip download returned no artifact for {pin} matching its hashes.")
     return fetched[0]

@@ -10,6 +10,7 @@ wheels its own resolution picked (filelock and platformdirs differ below 3.11), 
 
 import argparse
 import base64
+import csv
 import hashlib
 import io
 import json
@@ -29,7 +30,7 @@ if __package__ in (None, ""):
 
 from tools.lockfile import sha256 as file_sha256  # noqa: E402
 from tools.pythons import find_python, marker_applies, marker_for, require_pythons  # noqa: E402,F401
-from tools.run import ToolError, fail, hermetic_env, run  # noqa: E402
+from tools.run import ToolError, fail, hermetic_env, index_args, run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 INPUT = REPO / "tools" / "virtualenv.in"
@@ -62,7 +63,7 @@ STRIP_NOTE = (
 def resolve(python, index_url, home):
     """Resolve tools/virtualenv.in under `python`: {name: (version, sha256, filename)}."""
     report = home / "report.json"
-    argv = [python, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
+    argv = [python, "-I", "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
             "--only-binary=:all:", "--quiet", "--report", report, "-r", INPUT]
     run(argv + index_args(index_url), env=hermetic_env(home))
     return {canonicalize_name(item["metadata"]["name"]): pinned_wheel(item)
@@ -212,7 +213,7 @@ def download(pins, cache, index_url):
         for batch in distinct_name_batches(pins):
             # No markers: every pin is fetched whatever Python runs this, hence --ignore-requires-python.
             requirements.write_text("".join(f"{pin.name}=={pin.version} --hash=sha256:{pin.sha256}\n" for pin in batch))
-            argv = [sys.executable, "-m", "pip", "--isolated", "download", "--no-deps", "--only-binary=:all:",
+            argv = [sys.executable, "-I", "-m", "pip", "--isolated", "download", "--no-deps", "--only-binary=:all:",
                     "--require-hashes", "--ignore-requires-python", "--quiet", "--dest", cache, "-r", requirements]
             run(argv + index_args(index_url), env=hermetic_env(home))
 
@@ -257,12 +258,17 @@ def verify(path, pin):
 
 # ---------------------------------------------------------------- build: the payload zip
 
+def is_embedded_wheel(member):
+    """virtualenv's bundled seed wheels (a wheel's member name)."""
+    path = PurePosixPath(member)
+    return path.parent == EMBED_DIR and path.suffix == ".whl"
+
+
 def is_dead_weight(member):
     """virtualenv's bundled seed wheels and every wheel's SBOM: unused with `--no-seed` (see STRIP_NOTE)."""
     path = PurePosixPath(member)
-    embedded_wheel = path.parent == EMBED_DIR and path.suffix == ".whl"
     sbom = len(path.parts) > 2 and path.parts[0].endswith(".dist-info") and path.parts[1] == "sboms"
-    return embedded_wheel or sbom
+    return is_embedded_wheel(member) or sbom
 
 
 def wheel_dir_name(path):
@@ -307,11 +313,22 @@ def build_payload(selection, strip=True):
         files, removed = read_wheel(path, strip)
         stripped += removed
         entries.update({f"{directory}/{member}": data for member, data in files.items()})
+    return zip_payload(entries), stripped
+
+
+def payload_entries(payload):
+    """The payload zip's bytes -> {archive name: bytes}, the inverse of zip_payload."""
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def zip_payload(entries):
+    """{archive name: bytes} -> the payload zip's bytes, the same for the same entries."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):
             archive.writestr(zip_entry(name), entries[name], compresslevel=ZIP_LEVEL)
-    return buffer.getvalue(), stripped
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------- build: the script
@@ -414,19 +431,149 @@ def render_script(header, payload, min_python):
     return f'{header}\n{launcher}\n\nPAYLOAD = b"""\n{encoded}"""{TAIL}'
 
 
-def payload_mismatch(script_text):
-    """Why a generated virtualenv.py's payload does not match the sha256 in its header, or None if it does."""
+def decoded_payload(script_text):
+    """(sha256 recorded in the header, the decoded payload bytes) of a generated virtualenv.py.
+
+    Raises ToolError naming what is missing or broken.
+    """
     recorded = re.search(r"^# Payload: .*\n#\s+sha256:([0-9a-f]{64})$", script_text, re.MULTILINE)
     encoded = re.search(r'^PAYLOAD = b"""\n(.*?)"""', script_text, re.MULTILINE | re.DOTALL)
     if not recorded or not encoded:
-        return "it has no payload sha256 in its header or no PAYLOAD"
+        raise ToolError("it has no payload sha256 in its header or no PAYLOAD")
     try:
-        actual = hashlib.sha256(base64.b64decode(encoded.group(1), validate=False)).hexdigest()
+        return recorded.group(1), base64.b64decode(encoded.group(1), validate=False)
     except ValueError as exc:
-        return f"its payload is not valid base64 ({exc})"
-    if actual != recorded.group(1):
-        return f"its payload does not match its header (expected sha256 {recorded.group(1)}, got {actual})"
+        raise ToolError(f"its payload is not valid base64 ({exc})") from None
+
+
+def payload_mismatch(script_text):
+    """Why a generated virtualenv.py's payload does not match the sha256 in its header, or None if it does."""
+    try:
+        recorded, payload = decoded_payload(script_text)
+    except ToolError as exc:
+        return str(exc)
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != recorded:
+        return f"its payload does not match its header (expected sha256 {recorded}, got {actual})"
     return None
+
+
+HEADER_WHEEL = re.compile(r"^#   (\S+) (\S+)  for Python [0-9. ]+\n#     sha256:([0-9a-f]{64})$", re.MULTILINE)
+
+
+def header_wheels(script_text):
+    """{(name, version, sha256)} of the wheels a virtualenv.py's header lists."""
+    return {match.groups() for match in HEADER_WHEEL.finditer(script_text.partition("\n\n")[0] + "\n")}
+
+
+def stripped_bytes(entries):
+    """What `build` stripped from the wheels now in `entries`: the sizes their RECORDs give the dead weight."""
+    total = 0
+    for name, data in entries.items():
+        if name.count("/") == 2 and name.endswith(".dist-info/RECORD"):
+            for row in csv.reader(io.StringIO(data.decode("utf-8"))):
+                if len(row) >= 3 and row[2].isdigit() and is_dead_weight(row[0]):
+                    total += int(row[2])
+    return total
+
+
+def record_problems(entries, directories):
+    """Why the files of each unpacked wheel in `entries` disagree with its own RECORD, as a list.
+
+    Every file must be listed with its sha256, and every listed file present except what `build` strips.
+    """
+    problems = []
+    for directory in sorted(directories):
+        records = [name for name in entries
+                   if name.startswith(directory + "/") and name.count("/") == 2 and name.endswith(".dist-info/RECORD")]
+        if len(records) != 1:
+            problems.append(f"its payload's {directory}/ has {len(records)} RECORD files, not one")
+            continue
+        listed = {}
+        for row in csv.reader(io.StringIO(entries[records[0]].decode("utf-8"))):
+            if row and len(row) >= 2 and row[1]:
+                listed[f"{directory}/{row[0]}"] = row[1]
+        present = {name for name in entries if name.startswith(directory + "/")} - set(records)
+        for name in sorted(present - set(listed)):
+            problems.append(f"its payload's {name} is not in its wheel's RECORD")
+        for name, recorded in sorted(listed.items()):
+            if name not in entries:
+                if not is_dead_weight(name.partition("/")[2]):
+                    problems.append(f"its payload lacks {name}, which its wheel's RECORD lists")
+            elif record_digest(entries[name]) != recorded:
+                problems.append(f"its payload's {name} does not match the sha256 its wheel's RECORD gives it")
+    return problems
+
+
+def record_digest(data):
+    """A RECORD hash field: `sha256=` and the urlsafe base64 digest without padding."""
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def render_from_payload(script_text, lock_file):
+    """What `build` writes from the wheels inside `script_text`'s own payload and the pins of `lock_file`.
+
+    The payload holds each wheel unpacked, so re-zipping its entries, re-reading what was stripped from the
+    RECORDs and rendering header and launcher again needs no network and no cache; an authentic file is
+    equal to the result byte for byte. Raises ToolError when the inputs themselves do not fit together.
+    """
+    targets, pins = read_lock(lock_file)
+    selection = select(pins, targets)
+    used = sorted({pin.key: pin for chosen in selection.values() for pin in chosen}.values(), key=lambda pin: pin.key)
+    _, payload = decoded_payload(script_text)
+    try:
+        entries = payload_entries(payload)
+        manifest = json.loads(entries[MANIFEST])
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ToolError(f"its payload is not a payload zip with {MANIFEST} ({exc})") from None
+    wanted = {python: sorted(pin.key for pin in chosen) for python, chosen in selection.items()}
+    if manifest != wanted:
+        raise ToolError(f"its payload's {MANIFEST} does not give each Python the wheels {lock_file.name} selects "
+                        f"for it (payload: {manifest}; lock: {wanted})")
+    problems = record_problems(entries, {directory for dirs in manifest.values() for directory in dirs})
+    if problems:
+        raise ToolError("; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
+    strip = not any(is_embedded_wheel(name.partition("/")[2]) for name in entries)
+    rebuilt = payload if zip_payload(entries) == payload else zip_payload(entries)
+    header = render_header(selection, used, rebuilt, stripped_bytes(entries) if strip else 0, strip)
+    min_python = tuple(Version(targets[0]).release[:2])
+    return render_script(header, rebuilt, min_python)
+
+
+def authenticity_problems(script_text, lock_file):
+    """Why virtualenv.py is not exactly what the generator makes from tools/virtualenv.txt, or [] if it is.
+
+    Checked: the payload matches the sha256 in the header; the wheels the header lists are the lock's pins
+    and hashes; and the whole file (header, launcher, payload) equals what `build` renders from the wheels
+    in its own payload, so an edited launcher or header line is found too.
+    """
+    mismatch = payload_mismatch(script_text)
+    if mismatch:
+        return [mismatch]
+    try:
+        targets, pins = read_lock(lock_file)
+        used = {pin for chosen in select(pins, targets).values() for pin in chosen}
+    except ToolError as exc:
+        return [f"cannot read {lock_file.name} ({exc})"]
+    problems = []
+    locked = {(pin.name, pin.version, pin.sha256) for pin in used}
+    listed = header_wheels(script_text)
+    for name, version, sha256 in sorted(listed - locked):
+        problems.append(f"its header lists {name} {version} sha256:{sha256}, which tools/virtualenv.txt does not pin")
+    for name, version, sha256 in sorted(locked - listed):
+        problems.append(f"its header does not list {name} {version} sha256:{sha256}, which tools/virtualenv.txt pins")
+    try:
+        expected = render_from_payload(script_text, lock_file)
+    except ToolError as exc:
+        return problems + [str(exc)]
+    if expected != script_text:
+        ours, theirs = script_text.splitlines(), expected.splitlines()
+        line = next((number for number, (a, b) in enumerate(zip(ours, theirs), 1) if a != b),
+                    min(len(ours), len(theirs)) + 1)
+        shown = ours[line - 1][:60] if line <= len(ours) else "(end of file)"
+        problems.append(f"line {line} (`{shown}`) differs from what tools/virtualenv_py.py renders from its own "
+                        "payload and tools/virtualenv.txt (header or launcher edited)")
+    return problems
 
 
 def build(args):
@@ -447,10 +594,6 @@ def build(args):
 
 
 # ---------------------------------------------------------------- command line
-
-def index_args(index_url):
-    return ["--index-url", index_url] if index_url else []
-
 
 def python_list(text):
     """argparse type for --pythons: "3.10 3.11" -> ["3.10", "3.11"], sorted, each X.Y."""
