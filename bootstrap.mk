@@ -6,7 +6,7 @@ BOOTSTRAP_MK_VERSION := 2
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL
+BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL ACCEPT_CHANGED_HASHES
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -21,10 +21,13 @@ PYTEST_ARGS ?=
 TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
 # The package index for `make freeze*` (empty: pip's own default). Never written into a committed file.
 INDEX_URL ?=
+# ACCEPT_CHANGED_HASHES=1: `make freeze*` accepts other bytes for a version already in the lock (the report lists them).
+ACCEPT_CHANGED_HASHES ?=
 
 # Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out.
 VE_PYTHON = "$(VE)/bin/python" -E -s
-FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)")
+FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)") \
+	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes)
 
 BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
 
@@ -48,12 +51,11 @@ test: ve
 	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
 
 # Not `check: ve`: a broken lock or seed would stop `make ve` at its first error, and check lists them all.
-# bootstrap.py --check needs no ve (stdlib only); the full check runs in the ve once one can be built.
+# Without a ve, bootstrap.py --check (stdlib only) lists what it can see first; the full check runs in the ve.
 .PHONY: check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
 check:
-	@$(BOOTSTRAP) --check
-	@test -x "$(VE)/bin/python" || $(MAKE) --no-print-directory ve
-	@$(VE_PYTHON) -m tools.check
+	@if test -x "$(VE)/bin/python"; then $(VE_PYTHON) -m tools.check; else \
+		$(BOOTSTRAP) --check && $(MAKE) --no-print-directory ve && $(VE_PYTHON) -m tools.check; fi
 
 .PHONY: freeze  ## after editing requirements.in: re-lock (keeping pins), fetch, prune, verify, report
 freeze: ve

@@ -291,6 +291,17 @@ def sha256_file_bytes(data):
 # --- nothing lost: killed and concurrent builds ---------------------------------------------------------------------
 
 
+def pip_install_runs_in(pgid):
+    """Whether a `pip install` process belongs to process group `pgid`."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.getpgid(int(pid)) == pgid:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if b"pip" in argv and b"install" in argv:
+                    return True
+    return False
+
+
 def signal_mid_pip(checkout, signum, new_slot):
     """Start `make ve FORCE=1` in its own process group, send signum to the group while pip installs into new_slot."""
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
@@ -298,12 +309,16 @@ def signal_mid_pip(checkout, signum, new_slot):
                                    stdout=stdout, stderr=stderr, text=True, start_new_session=True)
 
         def pip_is_installing():
-            stdout.seek(0)  # the slot is fresh once the install step is announced; a dist-info means pip runs
-            return "==> installing" in stdout.read() and any(new_slot.glob("lib/python3.*/site-packages/*.dist-info"))
+            stdout.seek(0)  # the seed's own dist-info is unpacked before; any other one is pip installing the lock
+            return "==> installing" in stdout.read() and any(
+                not path.name.startswith("pip-") for path in new_slot.glob("lib/python3.*/site-packages/*.dist-info"))
 
         try:
             wait_for(pip_is_installing, process, f"pip started installing into {new_slot.name}")
+            os.killpg(process.pid, signal.SIGSTOP)  # hold everything still while we look
+            assert pip_install_runs_in(process.pid), "the signal would not have reached pip while it installs"
             os.killpg(process.pid, signum)
+            os.killpg(process.pid, signal.SIGCONT)
             process.wait(timeout=TIMEOUT)
         finally:
             if process.poll() is None:
