@@ -5,3 +5,9 @@ include bootstrap.mk
 .PHONY: bench  ## compare make ve with the naive pip recipe and uv (needs the index on first run)
 bench: ve
 	"$(VE)/bin/python" -E -s bench/bench.py
+
+# make clean also removes what make bench leaves under build/ (this repository's own, not the convention's).
+clean: clean-bench
+.PHONY: clean-bench
+clean-bench:
+	rm -rf build

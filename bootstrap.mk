@@ -1,12 +1,13 @@
-# bootstrap.mk version 2: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
-# It expects beside it: bootstrap.py, virtualenv.py, virtualenv_support/, requirements.txt, requirements/.
-# Override the variables below on the command line (`make ve PYTHON=python3.12`) or before the include.
+# bootstrap.mk version 3: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
+# It expects beside it: bootstrap.py, virtualenv.py, virtualenv_support/, bootstrap_tools/, requirements.in,
+# requirements.txt, requirements/. Set the variables below on the command line (`make ve PYTHON=python3.12`)
+# or in the Makefile before the include.
 
-BOOTSTRAP_MK_VERSION := 2
+BOOTSTRAP_MK_VERSION := 3
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL ACCEPT_CHANGED_HASHES
+BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL CONSTRAINTS ACCEPT_CHANGED_HASHES
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -23,50 +24,73 @@ TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
 INDEX_URL ?=
 # ACCEPT_CHANGED_HASHES=1: `make freeze*` accepts other bytes for a version already in the lock (the report lists them).
 ACCEPT_CHANGED_HASHES ?=
+# A constraints file for `make freeze*` (pins pip-compile must keep), e.g. an organisation-wide one.
+CONSTRAINTS ?=
+# The convention's targets, each also reachable as bootstrap-<name>. A project with a target of its own by one
+# of these names drops the name from this list (before the include) and keeps its own, without make warnings.
+BOOTSTRAP_TARGETS ?= help ve test check freeze freeze-upgrade clean adopt
 
+# Where the convention keeps its maintainer tooling and its build area (staging, caches, reports).
+BOOTSTRAP_TOOLS := bootstrap_tools
+BOOTSTRAP_BUILD := .bootstrap
 # Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out.
 VE_PYTHON = "$(VE)/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)") \
-	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes)
-
+	$(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes)
 BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
+# flake8 never reads what the convention brings or builds (third-party code, generated files).
+VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
+BOOTSTRAP_FLAKE8_EXCLUDE = $(VE_NAME),.$(VE_NAME)-a,.$(VE_NAME)-b,.$(VE_NAME).tmp,$(BOOTSTRAP_BUILD),virtualenv.py,requirements,virtualenv_support
 
-.DEFAULT_GOAL := help
+ifeq ($(.DEFAULT_GOAL),)
+.DEFAULT_GOAL := $(if $(filter help,$(BOOTSTRAP_TARGETS)),help,bootstrap-help)
+endif
 
-.PHONY: help  ## show this help
-help:
+$(foreach name,$(BOOTSTRAP_TARGETS),$(eval .PHONY: $(name))$(eval $(name): bootstrap-$(name)))
+
+.PHONY: bootstrap-help  ## show this help
+bootstrap-help:
 	@echo "Targets (variables: PYTHON=$(PYTHON) VE=$(VE); FORCE=1 forces a rebuild):"
-	@awk -F '## ' '/^\.PHONY: [a-z-]+ +## / { sub(/^\.PHONY: /, "", $$1); sub(/ +$$/, "", $$1); \
-		printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F '## ' -v short=" $(BOOTSTRAP_TARGETS) " '/^\.PHONY: [a-z-]+ +## / { \
+		sub(/^\.PHONY: /, "", $$1); sub(/ +$$/, "", $$1); name = $$1; \
+		if (name ~ /^bootstrap-/ && index(short, " " substr(name, 11) " ")) name = substr(name, 11); \
+		printf "  make %-20s %s\n", name, $$2 }' $(MAKEFILE_LIST)
 
 # Always runs bootstrap.py: it decides by content (not mtimes) whether anything changed, in milliseconds.
-.PHONY: ve  ## build ./ve from the checkout alone, offline (a no-op when nothing changed)
-ve:
+.PHONY: bootstrap-ve  ## build ./ve from the checkout alone, offline (a no-op when nothing changed)
+bootstrap-ve:
 	@$(BOOTSTRAP) $(if $(FORCE),--force)
 
-.PHONY: test  ## make check, flake8, then pytest, inside ./ve (builds it first)
-test: ve
-	@$(VE_PYTHON) -m tools.check
-	$(VE_PYTHON) -m flake8 $(FLAKE8_ARGS)
+.PHONY: bootstrap-test  ## make check, flake8, then pytest, inside ./ve (builds it first)
+bootstrap-test: bootstrap-ve
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check
+	$(VE_PYTHON) -m flake8 --extend-exclude "$(BOOTSTRAP_FLAKE8_EXCLUDE)" $(FLAKE8_ARGS)
 	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
 
 # Not `check: ve`: a broken lock or seed would stop `make ve` at its first error, and check lists them all.
 # Without a ve, bootstrap.py --check (stdlib only) lists what it can see first; the full check runs in the ve.
-.PHONY: check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
-check:
-	@if test -x "$(VE)/bin/python"; then $(VE_PYTHON) -m tools.check; else \
-		$(BOOTSTRAP) --check && $(MAKE) --no-print-directory ve && $(VE_PYTHON) -m tools.check; fi
+.PHONY: bootstrap-check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
+bootstrap-check:
+	@if test -x "$(VE)/bin/python"; then $(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check; else \
+		$(BOOTSTRAP) --check && $(MAKE) --no-print-directory bootstrap-ve && $(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check; fi
 
-.PHONY: freeze  ## after editing requirements.in: re-lock (keeping pins), fetch, prune, verify, report
-freeze: ve
-	@$(VE_PYTHON) -m tools.freeze $(FREEZE_ARGS)
+.PHONY: bootstrap-freeze  ## after editing requirements.in: re-lock (keeping pins), fetch, prune, verify, report
+bootstrap-freeze: bootstrap-ve
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze $(FREEZE_ARGS)
 
-.PHONY: freeze-upgrade  ## like freeze, with every pin, the seed pip and virtualenv.py at their newest
-freeze-upgrade: ve
-	@$(VE_PYTHON) -m tools.freeze --upgrade $(FREEZE_ARGS)
+.PHONY: bootstrap-freeze-upgrade  ## like freeze, with every pin, the seed pip and virtualenv.py at their newest
+bootstrap-freeze-upgrade: bootstrap-ve
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze --upgrade $(FREEZE_ARGS)
 
 # Through bootstrap.py: it removes only what it made, never through the ve link (VE=ve/ included).
-.PHONY: clean  ## remove ./ve, both of its build slots and build leftovers
-clean:
+.PHONY: bootstrap-clean  ## remove ./ve, both of its build slots and the convention's build area
+bootstrap-clean:
 	@$(BOOTSTRAP) --clean
-	rm -rf build .pytest_cache
+	rm -rf $(BOOTSTRAP_BUILD)
+
+.PHONY: bootstrap-adopt  ## bring this convention into another project: make adopt DEST=path (again: upgrade it)
+bootstrap-adopt: bootstrap-ve
+	@test -n "$(DEST)" || { echo "ERROR: name the project: make adopt DEST=path/to/project" >&2; exit 2; }
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).adopt "$(DEST)" $(if $(FORCE),--force) \
+		$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(filter command line,$(origin TARGET_PYTHONS)),--targets "$(TARGET_PYTHONS)") \
+		$(ADOPT_ARGS)

@@ -138,7 +138,7 @@ def resolve_ve(value):
     name = os.path.basename(path)
     ve = os.path.join(os.path.realpath(os.path.dirname(path)), name)
     root = os.path.realpath(ROOT)
-    protected = [os.path.join(root, name) for name in (".git", "requirements", "virtualenv_support", "tools")]
+    protected = [os.path.join(root, name) for name in (".git", "requirements", "virtualenv_support", "bootstrap_tools")]
     if ve == root or root.startswith(ve + os.sep):
         error(f"VE={value} is the checkout or a directory that contains it; a build would replace it. "
               "Pass a path of its own, such as `make ve VE=ve`.")

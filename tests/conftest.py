@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import lockfile
+from bootstrap_tools import lockfile
 
 REPO = Path(__file__).resolve().parent.parent
 # Variables a surrounding `make test` passes down; a nested `make ve` must not inherit FORCE=1, PYTHON=... from them.
@@ -38,7 +38,7 @@ def tracked_files():
     for raw in output.split(b"\0"):
         name = os.fsdecode(raw)
         top = name.split("/", 1)[0]
-        if not name or top in ("ve", "build", "ve.switching") or top.startswith(".ve"):
+        if not name or top in ("ve", "build", ".bootstrap", "ve.switching") or top.startswith(".ve"):
             continue
         if os.path.lexists(REPO / name):  # deleted in the work tree but still in the index
             names.append(name)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from tools import virtualenv_py
+from bootstrap_tools import virtualenv_py
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 

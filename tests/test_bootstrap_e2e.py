@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import lockfile
+from bootstrap_tools import lockfile
 
 from conftest import (
     SUMMARY_PREFIX, TIMEOUT, artifact, assert_one_error, assert_ok, assert_pip_check_clean, assert_ve_works, built,

@@ -382,8 +382,8 @@ def test_parse_args(capsys):
     assert "--bogus" in refused(capsys, bootstrap.parse_args, ["--bogus"])
 
 
-@pytest.mark.parametrize("value", ["", "  ", ".", "..", "./", "requirements", "requirements/ve", ".git", "tools/ve",
-                                   "virtualenv_support", "a-file"])
+@pytest.mark.parametrize("value", ["", "  ", ".", "..", "./", "requirements", "requirements/ve", ".git",
+                                   "bootstrap_tools/ve", "virtualenv_support", "a-file"])
 def test_resolve_ve_refuses_paths_a_build_would_destroy(project, monkeypatch, capsys, value):
     monkeypatch.chdir(project)
     (project / "a-file").write_text("a user's file\n")

@@ -1,4 +1,5 @@
-"""`make check` (tools/check.py) and wheel fitness (tools/wheels.py) against a copy of the checkout broken on purpose.
+"""`make check` (bootstrap_tools/check.py) and wheel fitness (bootstrap_tools/wheels.py) against a copy of the
+checkout broken on purpose.
 
 Each scenario is one way the tree can lie while every file still agrees with the file next to it: a renamed or
 backed-up artifact, a swapped seed wheel with a matching SHA256SUMS, an edited virtualenv.py whose header was
@@ -17,8 +18,8 @@ import pytest
 
 from conftest import REPO, assert_one_error, make_env, python_or_skip, sha256_file
 from index_helpers import build_wheel
-from tools import check, lockfile, virtualenv_py, wheels
-from tools.run import hermetic_env, run
+from bootstrap_tools import check, lockfile, virtualenv_py, wheels
+from bootstrap_tools.run import hermetic_env, run
 
 THIS = "%d.%d" % sys.version_info[:2]
 
@@ -28,7 +29,7 @@ def problems_with(problems, *words):
 
 
 def run_check(checkout):
-    return subprocess.run([sys.executable, "-E", "-s", "-m", "tools.check", str(checkout)], cwd=REPO,
+    return subprocess.run([sys.executable, "-E", "-s", "-m", "bootstrap_tools.check", str(checkout)], cwd=REPO,
                           capture_output=True, text=True, env=make_env())
 
 
@@ -183,13 +184,13 @@ def test_an_edited_launcher_is_reported(checkout):
     assert "sys.dont_write_bytecode = True" in text
     path.write_text(text.replace("sys.dont_write_bytecode = True", "sys.dont_write_bytecode = True; import os"))
     problems = virtualenv_py_problems(checkout)
-    assert problems_with(problems, "virtualenv.py", "differs from what tools/virtualenv_py.py renders",
+    assert problems_with(problems, "virtualenv.py", "differs from what bootstrap_tools/virtualenv_py.py renders",
                          "dont_write_bytecode", "make freeze-upgrade"), problems
     assert_one_error(run_check(checkout), "problem(s)")
 
 
 def test_a_header_that_disagrees_with_tools_virtualenv_txt_is_reported(checkout):
-    lock = checkout / "tools" / "virtualenv.txt"
+    lock = checkout / "bootstrap_tools" / "virtualenv.txt"
     pin = next(line for line in lock.read_text().splitlines() if line.startswith("distlib=="))
     old = pin.rpartition(":")[2]
     lock.write_text(lock.read_text().replace(old, "0" * 64))
@@ -225,4 +226,4 @@ def test_other_header_edits_are_reported(checkout, edit):
     else:
         text = text.replace("for Python 3.10 3.11 3.12 3.13", "for Python 3.11 3.12 3.13", 1)
     path.write_text(text)
-    assert problems_with(virtualenv_py_problems(checkout), "differs from what tools/virtualenv_py.py renders")
+    assert problems_with(virtualenv_py_problems(checkout), "differs from what bootstrap_tools/virtualenv_py.py renders")

@@ -23,14 +23,14 @@ from conftest import (
     diff_digests, up_to_date,
 )
 from index_helpers import Index, build_sdist, build_wheel, rebuild_with_version, wheels_from_virtualenv_py
-from tools import check, lockfile, report, virtualenv_py
+from bootstrap_tools import check, lockfile, report, virtualenv_py
 
 slow = pytest.mark.slow
 
 # The files a freeze may change; a failed one must leave every byte of them as it was.
 MANAGED = ("requirements.txt", "requirements.pins", "requirements", "virtualenv_support", "virtualenv.py",
-           "tools/virtualenv.txt")
-NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", "ve.switching", "build")
+           "bootstrap_tools/virtualenv.txt")
+NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp", "ve.switching", "build", ".bootstrap")
 
 
 # --- the package index and the project copy ------------------------------------------------------------------
@@ -104,7 +104,7 @@ class Project:
         return sorted(path.name for path in (self.path / "requirements").iterdir())
 
     def report_file(self):
-        return self.read("build/freeze-report.txt")
+        return self.read(".bootstrap/freeze-report.txt")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def base(tmp_path_factory):
 def project(base, tmp_path, payload_wheels):
     """A private copy of `base`'s tree with its own ve (a ve is valid only where it was built) and a fresh index."""
     path = tmp_path / "checkout"
-    leftovers = ("build", "ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp")
+    leftovers = ("build", ".bootstrap", "ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp")
     shutil.copytree(base, path, symlinks=True,
                     ignore=lambda directory, names: leftovers if directory == str(base) else [])
     project = Project(path, make_index(tmp_path / "index", payload_wheels))
@@ -134,7 +134,7 @@ def project(base, tmp_path, payload_wheels):
 
 
 def report_lines(result, project):
-    """The report as printed, checked to be the same as build/freeze-report.txt."""
+    """The report as printed, checked to be the same as .bootstrap/freeze-report.txt."""
     text = project.report_file()
     assert text in result.stdout, describe(result)
     return text.splitlines()
@@ -258,9 +258,9 @@ def test_freeze_keeps_pins_and_freeze_upgrade_moves_them_with_a_readable_report(
     assert sha256_file(new_pip) in project.pins()["pip"].hashes
     artifact_line(lines, "+", f"virtualenv_support/{new_pip.name}")
 
-    # virtualenv.py was regenerated from the index's virtualenv wheels: tools/virtualenv.txt pins their
+    # virtualenv.py was regenerated from the index's virtualenv wheels: bootstrap_tools/virtualenv.txt pins their
     # hashes, the payload carries the same files as before, and check proves the file authentic.
-    locked = project.read("tools/virtualenv.txt")
+    locked = project.read("bootstrap_tools/virtualenv.txt")
     for wheel in project.index.files.glob("*.whl"):
         name = wheel.name.split("-")[0].replace("_", "-")
         if f"\n{name}=={wheel.name.split('-')[1]}" in locked and name not in ("packaging", "typing-extensions"):
@@ -279,7 +279,7 @@ def test_freeze_upgrade_failing_at_the_virtualenv_step_changes_nothing(project, 
     project.index.add("alpha", "2.0", content="two")
     before = managed_digest(project.path)
     result = project.freeze_upgrade()
-    assert_one_error(result, "locking virtualenv (tools.virtualenv_py lock) failed", "Nothing was changed")
+    assert_one_error(result, "locking virtualenv (bootstrap_tools.virtualenv_py lock) failed", "Nothing was changed")
     steps = [line for line in result.stdout.splitlines() if line.startswith("==> ")]
     assert steps[-2:] == ["==> refreshing the seed wheel for virtualenv_support/",
                           "==> regenerating virtualenv.py from the newest virtualenv"], describe(result)
@@ -440,7 +440,7 @@ def test_ambient_pip_variables_never_reach_the_lock_or_the_downloads(project, tm
     assert pins["gamma"].hashes == {sha256_file(project.index.wheel("gamma", "1.0"))}
     for name in ("gamma-1.0-py3-none-any.whl", "beta-1.1-py3-none-any.whl"):
         assert sha256_file(project.path / "requirements" / name) == sha256_file(project.index.files / name)
-    for name in ("requirements.txt", "requirements.pins", "build/freeze-report.txt"):
+    for name in ("requirements.txt", "requirements.pins", ".bootstrap/freeze-report.txt"):
         text = project.read(name)
         for leak in ("s3cr3t", "maintainer", "127.0.0.1", "file://", str(tmp_path), "index-url", "find-links"):
             assert leak not in text, f"{leak!r} in {name}:\n{text}"
@@ -521,7 +521,7 @@ def test_check_names_every_planted_problem_with_its_fix(checkout):
         assert matching, f"{what}: no line with {words} in:\n" + "\n".join(problems)
 
     # The command line: every problem listed, then one ERROR line; exit 1, no traceback.
-    result = subprocess.run([sys.executable, "-E", "-s", "-m", "tools.check", str(checkout)], cwd=REPO,
+    result = subprocess.run([sys.executable, "-E", "-s", "-m", "bootstrap_tools.check", str(checkout)], cwd=REPO,
                             capture_output=True, text=True, env=make_env())
     assert_one_error(result, f"{len(problems)} problem(s)")
     assert [line[4:] for line in result.stdout.splitlines() if line.startswith("  - ")] == problems
@@ -611,7 +611,7 @@ def test_report_of_a_first_freeze_lists_everything_added():
 
 def test_lockfile_parse_reads_pins_and_lists_bad_lines():
     text = (
-        "# Generated by `make freeze` (tools/freeze.py) from requirements.in; do not edit.\n"
+        "# Generated by `make freeze` (bootstrap_tools/freeze.py) from requirements.in; do not edit.\n"
         "# targets: 3.11 3.12 3.13\n"
         "Alpha_Pkg==1.0 \\\n"
         "    --hash=sha256:" + "a" * 64 + " \\\n"

@@ -29,10 +29,10 @@ from conftest import (
     run_make, sha256_file, ve_python, ve_state,
 )
 from index_helpers import Index, build_wheel
-from tools import check, lockfile, report, targets
-from tools.pythons import find_python, marker_for
-from tools.run import ToolError
-from tools.wheels import wheel_metadata
+from bootstrap_tools import check, lockfile, report, targets
+from bootstrap_tools.pythons import find_python, marker_for
+from bootstrap_tools.run import ToolError
+from bootstrap_tools.wheels import wheel_metadata
 
 slow = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def copy_tree(source, dest):
     def ignore(directory, names):
         if directory != str(source):
             return []
-        return [name for name in names if name in ("ve", "build") or name.startswith(("ve-", ".ve"))]
+        return [name for name in names if name in ("ve", "build", ".bootstrap") or name.startswith(("ve-", ".ve"))]
     shutil.copytree(source, dest, symlinks=True, ignore=ignore)
     return Path(dest)
 
@@ -191,7 +191,7 @@ def test_freeze_fetches_one_fitting_artifact_per_target_preferring_pure_wheels(f
 
 @slow
 def test_freeze_report_shows_what_differs_per_target(frozen):
-    report_text = frozen.read("build/freeze-report.txt")
+    report_text = frozen.read(".bootstrap/freeze-report.txt")
     assert report_text in frozen.result.stdout, describe(frozen.result)
     lines = report_text.splitlines()
     for expected in ("  added:     newlib 1.0 (Python 3.10)", "  added:     newlib 2.0 (Python 3.11 3.12 3.13)",
@@ -258,7 +258,7 @@ def test_check_names_the_one_target_a_binary_wheel_is_missing_for(frozen, frozen
     assert "fastlib==1.0" in problems[0] and "Python 3.10" in problems[0] and "make freeze" in problems[0], problems
     assert not any(other in problems[0] for other in ("3.11", "3.12", "3.13")), problems
 
-    result = subprocess.run([sys.executable, "-E", "-s", "-m", "tools.check", str(frozen_copy)], cwd=REPO,
+    result = subprocess.run([sys.executable, "-E", "-s", "-m", "bootstrap_tools.check", str(frozen_copy)], cwd=REPO,
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert_one_error(result, "1 problem(s)")
     assert f"  - {problems[0]}" in result.stdout.splitlines(), describe(result)

@@ -1,9 +1,9 @@
 """What the maintainer tools run: only pinned, verified code, and every interpreter with -I.
 
-- a throwaway environment for another target (tools/targets.py tool_python) runs the seed pip only after
+- a throwaway environment for another target (bootstrap_tools/targets.py tool_python) runs the seed pip only after
   checking it against virtualenv_support/SHA256SUMS and the lock, and installs pip-tools and its dependencies
   from requirements/ by the lock's hashes, never from an index;
-- tools/virtualenv_py.py runs each base interpreter's own pip with -I, so nothing in the working directory
+- bootstrap_tools/virtualenv_py.py runs each base interpreter's own pip with -I, so nothing in the working directory
   (a `pip/` package, say) is imported instead.
 """
 
@@ -15,8 +15,8 @@ import pytest
 
 from conftest import REPO, python_or_skip, sha256_file
 from index_helpers import build_wheel
-from tools import lockfile, targets, virtualenv_py
-from tools.run import ToolError, hermetic_env, run
+from bootstrap_tools import lockfile, targets, virtualenv_py
+from bootstrap_tools.run import ToolError, hermetic_env, run
 
 THIS = "%d.%d" % sys.version_info[:2]
 OTHER = "3.10" if THIS != "3.10" else "3.12"

@@ -6,7 +6,7 @@ from pathlib import Path
 from packaging.markers import Marker
 from packaging.version import InvalidVersion, Version
 
-from tools.run import ToolError, hermetic_env, run
+from bootstrap_tools.run import ToolError, hermetic_env, run
 
 
 def find_python(version, home):

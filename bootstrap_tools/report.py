@@ -2,7 +2,7 @@
 
 from packaging.version import Version
 
-from tools import lockfile
+from bootstrap_tools import lockfile
 
 MANAGED = ("requirements", "virtualenv_support", "virtualenv.py")
 

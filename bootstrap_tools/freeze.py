@@ -1,7 +1,7 @@
 """`make freeze` and `make freeze-upgrade`: re-lock requirements.in and make requirements/ hold exactly its pins.
 
 freeze-upgrade also moves every pin to the newest allowed, refreshes the seed wheel in virtualenv_support/ and
-regenerates virtualenv.py from the newest virtualenv. The new state is built aside in build/freeze/ and
+regenerates virtualenv.py from the newest virtualenv. The new state is built aside in .bootstrap/freeze/ and
 verified before anything in the tree changes: a failed compile or download leaves requirements.txt,
 requirements/, virtualenv_support/ and virtualenv.py exactly as they were, and nothing is pruned.
 
@@ -20,15 +20,15 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from tools import lockfile, pins_file, report, seeds, targets
-from tools.run import ToolError, fail, hermetic_env, index_args, run_step
-from tools.wheels import is_artifact_of, names_pin, unfit_reason
+from bootstrap_tools import lockfile, pins_file, report, seeds, targets
+from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run_step
+from bootstrap_tools.wheels import is_artifact_of, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_IN = ROOT / "requirements.in"
 LOCK = ROOT / "requirements.txt"
 WHEELHOUSE = ROOT / "requirements"
-BUILD = ROOT / "build"
+BUILD = ROOT / ".bootstrap"
 REPORT = BUILD / "freeze-report.txt"
 
 
@@ -72,6 +72,7 @@ def parse_args(argv):
     parser.add_argument("--index-url", default="", help="package index to use (default: pip's own default)")
     parser.add_argument("--targets", default="3.10 3.11 3.12 3.13", type=str.split,
                         help="the Python versions (X.Y) the lock must fit, space-separated")
+    parser.add_argument("--constraint", default="", help="a constraints file pip-compile must satisfy")
     parser.add_argument("--accept-changed-hashes", action="store_true",
                         help="accept other bytes for a version already in the lock (reported); never by default")
     return parser.parse_args(argv)
@@ -93,7 +94,9 @@ def compile_lock(staging, env, args, previous_text):
     # Python's pins turns them into constraints that pip-compile satisfies with ancient releases.
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in lockfile.targets(previous_text)}
-    body = targets.compile_all(ROOT, args.targets, staging, env, args.upgrade, args.index_url, previous, lock_pins)
+    constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
+    body = targets.compile_all(ROOT, args.targets, staging, env, args.upgrade, args.index_url, previous, lock_pins,
+                               constraints)
     return lockfile.HEADER.format(targets=" ".join(args.targets)) + body
 
 
@@ -146,7 +149,7 @@ def trust_on_first_use(previous_pins, pins, accept_changed):
                         f"{' '.join('sha256:' + h for h in added) or 'no file with that hash'}{more}. An artifact "
                         "of a locked version must never change: find out why (a re-uploaded or compromised "
                         "file?), and only if the new bytes are legitimate run `make freeze "
-                        "ACCEPT_CHANGED_HASHES=1` (tools.freeze --accept-changed-hashes), which reports it.")
+                        "ACCEPT_CHANGED_HASHES=1` (bootstrap_tools.freeze --accept-changed-hashes), which reports it.")
     return lines
 
 
@@ -187,13 +190,14 @@ def stage_virtualenv_py(staging, env, index_url):
     """Re-lock virtualenv and its dependencies per Python, then build virtualenv.py, all inside staging."""
     step("regenerating virtualenv.py from the newest virtualenv")
     lock_file, output = staging / "virtualenv.txt", staging / "virtualenv.py"
-    # The options belong to each subcommand: `tools.virtualenv_py lock --lock-file ...`, not before it.
+    # The options belong to each subcommand: `bootstrap_tools.virtualenv_py lock --lock-file ...`, not before it.
     common = ["--lock-file", lock_file, *index_args(index_url)]
-    tool = [sys.executable, "-I", ROOT / "tools" / "virtualenv_py.py"]  # -I: no cwd, no user site, no PYTHON*
+    tool = [sys.executable, "-I", ROOT / "bootstrap_tools" / "virtualenv_py.py"]  # -I: no cwd, no user site, no PYTHON*
     fix = "fix the cause and run `make freeze-upgrade` again."
-    run_step([*tool, "lock", *common], "locking virtualenv (tools.virtualenv_py lock)", fix, cwd=ROOT, env=env)
+    run_step([*tool, "lock", *common], "locking virtualenv (bootstrap_tools.virtualenv_py lock)", fix, cwd=ROOT,
+             env=env)
     run_step([*tool, "build", *common, "--output", output],
-             "building virtualenv.py (tools.virtualenv_py build)", fix, cwd=ROOT, env=env)
+             "building virtualenv.py (bootstrap_tools.virtualenv_py build)", fix, cwd=ROOT, env=env)
     return lock_file, output
 
 
@@ -220,7 +224,7 @@ def apply(lock_text, pins, staged, seed, virtualenv_py):
     if seed:
         seeds.install(seed)
     if virtualenv_py:
-        replace_file(virtualenv_py[0], ROOT / "tools" / "virtualenv.txt")
+        replace_file(virtualenv_py[0], ROOT / "bootstrap_tools" / "virtualenv.txt")
         replace_file(virtualenv_py[1], ROOT / "virtualenv.py")
     write_file(LOCK, lock_text)
     write_file(ROOT / pins_file.NAME, pins_file.render(pins))

@@ -20,11 +20,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tools import lockfile
-from tools.pythons import find_python, marker_for
-from tools.run import ToolError, index_args, run, run_step
-from tools.seeds import read_sums
-from tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
+from bootstrap_tools import lockfile
+from bootstrap_tools.pythons import find_python, marker_for
+from bootstrap_tools.run import ToolError, index_args, run, run_step
+from bootstrap_tools.seeds import read_sums
+from bootstrap_tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
 
 MERGE_NOTE = (
     "# Compiled by pip-compile (pip-tools) under each target's own interpreter, then merged:\n"
@@ -42,16 +42,17 @@ def running_target():
 # ---------------------------------------------------------------- compile
 
 
-def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=()):
+def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=()):
     """pip-compile requirements.in under each target; return the merged lock body (without our header).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
-    of the current lock, which the throwaway environments install pip-tools from.
+    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files.
     """
     results = {}
     for target in targets:
         python = tool_python(root, target, staging, env, lock_pins)
-        results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins)
+        results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins,
+                                      constraints)
     return merge(results, targets)
 
 
@@ -148,18 +149,20 @@ def tool_pins(root, target, lock_pins):
     return sorted(chosen.values(), key=lambda pin: pin.name)
 
 
-def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins):
+def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=()):
     """pip-compile for one target, seeded with that target's previous pins so they are kept."""
     output = staging / f"requirements-{target}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
     argv = [python, "-I", "-m", "piptools", "compile", *COMPILE_FLAGS,
-            "--cache-dir", root / "build" / "cache" / f"pip-tools-{target}",
-            "--output-file", output, *index_args(index_url), "requirements.in"]
+            "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{target}",
+            "--output-file", output, *index_args(index_url),
+            *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
     if upgrade:
         argv.append("--upgrade")
     print(f"==> pip-compile for Python {target}", flush=True)
     run_step(argv, f"pip-compile for Python {target}",
-             "fix requirements.in (or INDEX_URL) and run `make freeze` again.", cwd=root, env=env)
+             "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
+             + ") and run `make freeze` again.", cwd=root, env=env)
     return output.read_text(encoding="utf-8")
 
 

@@ -20,8 +20,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from tools.pythons import find_python
-from tools.run import ToolError, hermetic_env, run
+from bootstrap_tools.pythons import find_python
+from bootstrap_tools.run import ToolError, hermetic_env, run
 
 
 def release(target):

@@ -5,8 +5,8 @@ version and a sha256 the lock allows, whose wheel tags and Requires-Python fit e
 requirements/ holds nothing else (a stray is told apart from the artifact it copies, and the advice never
 deletes a file a pin needs); requirements.pins and requirements.in agree with the lock; virtualenv_support/
 matches SHA256SUMS, its pip wheel is the lock's pip (name, version, hash) and fits every target; and
-virtualenv.py is exactly what tools/virtualenv_py.py renders from tools/virtualenv.txt's pins and the wheels
-in its own payload (header, launcher and payload).
+virtualenv.py is exactly what bootstrap_tools/virtualenv_py.py renders from bootstrap_tools/virtualenv.txt's
+pins and the wheels in its own payload (header, launcher and payload).
 """
 
 import shlex
@@ -17,10 +17,10 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from tools import lockfile, pins_file, virtualenv_py
-from tools.seeds import read_sums
-from tools.run import ToolError, run
-from tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
+from bootstrap_tools import lockfile, pins_file, virtualenv_py
+from bootstrap_tools.seeds import read_sums
+from bootstrap_tools.run import ToolError, run
+from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 FREEZE = "run `make freeze`"
@@ -219,12 +219,12 @@ def seed_lock_problems(path, pins, fix):
 
 def virtualenv_py_problems(root):
     path = root / "virtualenv.py"
-    fix = "restore it with `git checkout -- virtualenv.py tools/virtualenv.txt` or regenerate it with " \
+    fix = "restore it with `git checkout -- virtualenv.py bootstrap_tools/virtualenv.txt` or regenerate it with " \
           "`make freeze-upgrade`"
     if not path.exists():
         return [f"virtualenv.py is missing: {fix}"]
     problems = virtualenv_py.authenticity_problems(path.read_text(encoding="utf-8"),
-                                                   root / "tools" / "virtualenv.txt")
+                                                   root / "bootstrap_tools" / "virtualenv.txt")
     return [f"virtualenv.py: {problem} (was it edited?): {fix}" for problem in problems]
 
 

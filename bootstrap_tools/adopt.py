@@ -1,0 +1,512 @@
+"""`make adopt DEST=path`: bring the convention into an existing project, or move it to this version there.
+
+First adoption: copy the convention's files, write requirements.in from what the project declares, start the lock
+from this checkout's own (so the project's ve can be built to run the freeze), wire the Makefile and .gitignore,
+then run the project's first `make freeze` with its old exact pins as constraints (no version jumps). If anything
+fails, every file is put back as it was. Adopting again copies only the convention's files, and says what moved.
+"""
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from bootstrap_tools import lockfile
+from bootstrap_tools.run import ToolError, fail
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = Path(__file__).resolve().parent.name
+# What the convention owns in a project that adopted it; everything else there is the project's.
+CONVENTION = ("bootstrap.mk", "bootstrap.py", "virtualenv.py", "virtualenv_support", TOOLS)
+BUILD = ".bootstrap"
+TARGETS = ("help", "ve", "test", "check", "freeze", "freeze-upgrade", "clean", "adopt")
+GITIGNORE = ("/ve", "/.ve-a/", "/.ve-b/", "/.ve.lock", "/.ve.tmp/", "/ve.switching", f"/{BUILD}/", "__pycache__/")
+# Variables of the make that runs us; the project's own make must not inherit them (nor DEST).
+PARENT_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS", "DEST", "PYTHON", "VE", "FORCE",
+               "TARGET_PYTHONS", "INDEX_URL", "CONSTRAINTS")
+
+
+def step(message):
+    print(f"==> {message}", flush=True)
+
+
+def main(argv):
+    args = parse_args(argv)
+    started = time.monotonic()
+    dest = Path(args.dest).resolve()
+    try:
+        check_dest(dest, args.force)
+        version = installed_version(dest)
+        if version is None:
+            changes = adopt(dest, args)
+        else:
+            changes = upgrade(dest, version)
+    except ToolError as exc:
+        fail(str(exc))
+    print_changes(dest, changes, version is None)
+    step(f"done in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dest", help="the project's directory (a git work tree)")
+    parser.add_argument("--force", action="store_true", help="adopt even with uncommitted changes in DEST")
+    parser.add_argument("--group", action="append", default=[],
+                        help="also lock this PEP 735 dependency group of pyproject.toml (repeatable)")
+    parser.add_argument("--extra", action="append", default=[],
+                        help="also lock this optional-dependencies extra of pyproject.toml (repeatable)")
+    parser.add_argument("--test-tools", choices=("auto", "yes", "no"), default="auto",
+                        help="add pytest and flake8 for the convention's `make test` (auto: when DEST has no test)")
+    parser.add_argument("--index-url", default="", help="package index for the first freeze (default: pip's)")
+    parser.add_argument("--targets", default="", help="TARGET_PYTHONS for the first freeze (default: bootstrap.mk's)")
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def git(dest, *args):
+    result = subprocess.run(["git", "-C", str(dest), *args], capture_output=True, text=True)
+    return result.returncode, result.stdout
+
+
+def check_dest(dest, force):
+    if not dest.is_dir():
+        raise ToolError(f"DEST={dest} is not a directory: pass the project's directory, `make adopt DEST=path`.")
+    if dest == ROOT:
+        raise ToolError("DEST is this checkout itself: pass another project's directory.")
+    code, top = git(dest, "rev-parse", "--show-toplevel")
+    if code != 0 or Path(top.strip()).resolve() != dest:
+        raise ToolError(f"{dest} is not the top of a git work tree: adopt needs one, so every change it makes can be "
+                        "reviewed and undone (`git init` there first).")
+    _, status = git(dest, "status", "--porcelain")
+    if status.strip() and not force:
+        first = status.splitlines()[0][3:]
+        raise ToolError(f"{dest} has uncommitted changes ({first}, ...): commit or stash them first, or pass "
+                        "--force (`make adopt DEST=... FORCE=1`).")
+
+
+def installed_version(dest):
+    """The version line of DEST's bootstrap.mk if the convention is there already, else None."""
+    path = dest / "bootstrap.mk"
+    if not path.exists():
+        return None
+    match = re.search(r"^BOOTSTRAP_MK_VERSION\s*:?=\s*(\S+)", path.read_text(encoding="utf-8", errors="replace"),
+                      re.MULTILINE)
+    if not match:
+        raise ToolError(f"{path} is not the convention's include file (no BOOTSTRAP_MK_VERSION line): it is the "
+                        "project's own; rename it and run adopt again.")
+    return match.group(1)
+
+
+def version_of(root):
+    return installed_version(root) or "?"
+
+
+def convention_files(root):
+    """{relative path: source path} of everything the convention brings (never tests, bench or docs)."""
+    files = {}
+    for name in CONVENTION:
+        top = root / name
+        if top.is_file():
+            files[name] = top
+        elif top.is_dir():
+            for path in sorted(top.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    files[path.relative_to(root).as_posix()] = path
+    return files
+
+
+# ---------------------------------------------------------------- first adoption
+
+
+class Undo:
+    """Every file adopt writes in DEST, with its bytes before (None: it did not exist), to put back on failure."""
+
+    def __init__(self, dest):
+        self.dest, self.saved = dest, {}
+        # Top-level names that did not exist: what Python writes into them (__pycache__) goes with them.
+        self.new_tops = {"__pycache__", *CONVENTION, "requirements"} - {path.name for path in dest.iterdir()}
+
+    def remember(self, relative):
+        path = self.dest / relative
+        if relative not in self.saved:
+            self.saved[relative] = path.read_bytes() if path.is_file() else None
+
+    def write(self, relative, data):
+        self.remember(relative)
+        path = self.dest / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+
+    def rollback(self):
+        for relative, data in self.saved.items():
+            path = self.dest / relative
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)
+        for name in self.new_tops:
+            if (self.dest / name).is_dir():
+                shutil.rmtree(self.dest / name)
+        for pyc in (self.dest / "__pycache__").glob("bootstrap.*.pyc"):
+            pyc.unlink()
+
+
+def adopt(dest, args):
+    own_targets = makefile_targets(dest / "Makefile")
+    refuse_collisions(dest)
+    wanted, constraints, source = declared_requirements(dest, args)
+    test_tools = args.test_tools == "yes" or (args.test_tools == "auto" and "test" not in own_targets)
+    wanted = with_tools(wanted, test_tools)
+    before = snapshot(dest)
+    undo = Undo(dest)
+    try:
+        step(f"copying the convention (bootstrap.mk version {version_of(ROOT)}) into {dest}")
+        for relative, path in convention_files(ROOT).items():
+            undo.write(relative, path.read_bytes())
+        write_requirements_in(undo, wanted, source)
+        start_lock(undo, dest)
+        wire_makefile(undo, dest, own_targets)
+        wire_gitignore(undo, dest)
+        if constraints:
+            undo.write(f"{BUILD}/adopt-constraints.txt", "".join(f"{line}\n" for line in constraints))
+        first_freeze(dest, args, bool(constraints))
+    except BaseException:
+        clean_ve(dest)
+        undo.rollback()
+        shutil.rmtree(dest / BUILD, ignore_errors=True)
+        raise
+    (dest / BUILD / "adopt-constraints.txt").unlink(missing_ok=True)
+    return describe_changes(before, snapshot(dest), own_targets, source, test_tools)
+
+
+def refuse_collisions(dest):
+    """The project's own files where the convention's go: say which, never overwrite them."""
+    taken = [name for name in CONVENTION if (dest / name).exists()]
+    wheelhouse = dest / "requirements"
+    if wheelhouse.is_dir():
+        foreign = [path.name for path in sorted(wheelhouse.iterdir())
+                   if not path.name.endswith((".whl", ".tar.gz", ".zip"))]
+        if foreign:
+            taken.append(f"requirements/ ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})")
+    if taken:
+        raise ToolError(f"{dest} has files of its own where the convention puts its files: {', '.join(taken)}. "
+                        "Nothing was changed; move them (requirement files can go to requirements.in or a "
+                        "folder of another name) and run `make adopt` again.")
+
+
+def declared_requirements(dest, args):
+    """(requirement lines for requirements.in, constraint lines for the first freeze, where they came from)."""
+    requirements_in = dest / "requirements.in"
+    requirements_txt = dest / "requirements.txt"
+    pyproject = dest / "pyproject.toml"
+    if requirements_in.exists():
+        lines = list(lockfile.logical_lines(requirements_in.read_text(encoding="utf-8")))
+        constraints = pinned_lines(requirements_txt) if requirements_txt.exists() else []
+        return lines, constraints, "requirements.in"
+    if requirements_txt.exists():
+        lines, constraints = [], []
+        for line in requirement_lines(requirements_txt, dest):
+            requirement = parse_requirement(line, "requirements.txt")
+            pinned = pinned_version(requirement)
+            if pinned:
+                constraints.append(f"{requirement.name}=={pinned}"
+                                   + (f" ; {requirement.marker}" if requirement.marker else ""))
+                requirement.specifier = type(requirement.specifier)("")
+            lines.append(str(requirement))
+        return lines, constraints, "requirements.txt"
+    if pyproject.exists():
+        return pyproject_requirements(pyproject, args.group, args.extra), [], "pyproject.toml"
+    if args.group or args.extra:
+        raise ToolError(f"--group/--extra name pyproject.toml, and {dest} has none.")
+    return [], [], None
+
+
+def requirement_lines(path, dest, seen=None):
+    """The requirement lines of a requirements file, following `-r` includes; other options are left out."""
+    seen = seen or set()
+    if path.resolve() in seen:
+        return []
+    seen.add(path.resolve())
+    lines = []
+    for line in lockfile.logical_lines(path.read_text(encoding="utf-8")):
+        line = line.split(" --hash", 1)[0].strip()
+        if line.startswith(("-r ", "--requirement ")):
+            lines += requirement_lines(path.parent / line.split(None, 1)[1], dest, seen)
+        elif line.startswith("-"):
+            print(f"    left out of requirements.in: `{line}` ({path.relative_to(dest)}): the convention installs "
+                  "pinned dependencies from requirements/ only", flush=True)
+        else:
+            lines.append(line)
+    return lines
+
+
+def parse_requirement(line, source):
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as exc:
+        raise ToolError(f"{source} line `{line}` is not a requirement ({exc}): fix it and run adopt again.") from None
+    if requirement.url:
+        raise ToolError(f"{source} line `{line}` is a URL requirement, which the convention does not lock: replace it "
+                        "by a release from the index and run adopt again.")
+    return requirement
+
+
+def pinned_version(requirement):
+    specifiers = list(requirement.specifier)
+    if len(specifiers) == 1 and specifiers[0].operator in ("==", "===") and "*" not in specifiers[0].version:
+        return specifiers[0].version
+    return None
+
+
+def pinned_lines(path):
+    """`name==version [; marker]` of every exact pin in an existing requirements.txt (a lock with hashes, or not)."""
+    pins = []
+    for line in lockfile.logical_lines(path.read_text(encoding="utf-8")):
+        line = line.split(" --hash", 1)[0].strip()
+        if line.startswith("-"):
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        version = pinned_version(requirement)
+        if version and not requirement.url:
+            pins.append(f"{requirement.name}=={version}" + (f" ; {requirement.marker}" if requirement.marker else ""))
+    return pins
+
+
+def pyproject_requirements(path, groups, extras):
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: tomli is in this ve's lock for it
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ToolError(f"{path} is not valid TOML ({exc}): fix it and run adopt again.") from None
+    lines = list(data.get("project", {}).get("dependencies", []))
+    declared_groups = data.get("dependency-groups", {})
+    for group in groups:
+        lines += group_requirements(declared_groups, group, path)
+    declared_extras = data.get("project", {}).get("optional-dependencies", {})
+    for extra in extras:
+        if extra not in declared_extras:
+            raise ToolError(f"{path} has no optional-dependencies extra `{extra}` "
+                            f"(it has: {', '.join(sorted(declared_extras)) or 'none'}).")
+        lines += declared_extras[extra]
+    for line in lines:
+        parse_requirement(line, "pyproject.toml")
+    return lines
+
+
+def group_requirements(declared, group, path, seen=()):
+    """A PEP 735 group's requirements, with `{include-group = ...}` entries expanded."""
+    normalized = {canonicalize_name(name): name for name in declared}
+    name = normalized.get(canonicalize_name(group))
+    if name is None:
+        raise ToolError(f"{path} has no dependency group `{group}` (it has: {', '.join(sorted(declared)) or 'none'}).")
+    if name in seen:
+        raise ToolError(f"{path}: dependency group `{group}` includes itself.")
+    lines = []
+    for entry in declared[name]:
+        if isinstance(entry, dict) and "include-group" in entry:
+            lines += group_requirements(declared, entry["include-group"], path, (*seen, name))
+        elif isinstance(entry, str):
+            lines.append(entry)
+    return lines
+
+
+def with_tools(lines, test_tools):
+    """What the convention's own targets need: pip-tools always, pytest and flake8 for its `make test`."""
+    names = {canonicalize_name(Requirement(line).name) for line in lines}
+    needed = ["pip-tools"] + (["pytest", "flake8"] if test_tools else [])
+    return lines + [name for name in needed if name not in names]
+
+
+def write_requirements_in(undo, lines, source):
+    origin = f"from {source} " if source else ""
+    header = (f"# What this project wants ({origin}by `make adopt`). Edit it, then `make freeze` locks it into\n"
+              "# requirements.txt and requirements/. pip-tools is what `make freeze` itself runs.\n")
+    undo.write("requirements.in", header + "".join(f"{line}\n" for line in lines))
+
+
+def start_lock(undo, dest):
+    """This checkout's lock and its wheels, so DEST's ve (and with it pip-tools) builds for the first freeze."""
+    undo.write("requirements.txt", (ROOT / "requirements.txt").read_bytes())
+    undo.write("requirements.pins", (ROOT / "requirements.pins").read_bytes())
+    for path in sorted((ROOT / "requirements").iterdir()):
+        if path.is_file():
+            undo.write(f"requirements/{path.name}", path.read_bytes())
+
+
+def makefile_targets(path):
+    """The targets a Makefile defines (rules at the start of a line), so ours can step aside."""
+    if not path.exists():
+        return set()
+    targets = set()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = re.match(r"^([A-Za-z0-9_./ -]+?)\s*::?(?![=])", line)
+        if match and not line.startswith((".", "\t")):
+            targets.update(match.group(1).split())
+    return targets
+
+
+def wire_makefile(undo, dest, own_targets):
+    ours = [name for name in TARGETS if name not in own_targets]
+    kept = [name for name in TARGETS if name in own_targets]
+    note = (f"# This project has its own {', '.join(kept)}: the convention's run as "
+            f"{', '.join('make bootstrap-' + name for name in kept)}.\n" if kept else "")
+    block = ("# The offline-bootstrap convention (bootstrap.mk, brought by `make adopt`; `make help` lists it).\n"
+             + note + f"BOOTSTRAP_TARGETS := {' '.join(ours)}\ninclude bootstrap.mk\n")
+    path = dest / "Makefile"
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        undo.write("Makefile", text + ("" if text.endswith("\n") else "\n") + "\n" + block)
+    else:
+        undo.write("Makefile", "# This project's Makefile; `make` alone lists the targets.\n" + block)
+
+
+def wire_gitignore(undo, dest):
+    path = dest / ".gitignore"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    present = {line.strip() for line in text.splitlines()}
+    missing = [line for line in GITIGNORE if line not in present]
+    if missing:
+        block = "# offline-bootstrap convention: the ve, its build slots and build leftovers\n" + "\n".join(missing)
+        undo.write(".gitignore", text + ("\n" if text and not text.endswith("\n") else "") + block + "\n")
+
+
+def project_env():
+    return {key: value for key, value in os.environ.items() if key not in PARENT_MAKE}
+
+
+def first_freeze(dest, args, constrained):
+    step(f"first `make freeze` in {dest} (the index is needed this once)")
+    argv = ["make", "--no-print-directory", "-C", str(dest), "freeze"]
+    if args.index_url:
+        argv.append(f"INDEX_URL={args.index_url}")
+    if args.targets:
+        argv.append(f"TARGET_PYTHONS={args.targets}")
+    if constrained:
+        argv.append(f"CONSTRAINTS={BUILD}/adopt-constraints.txt")
+    process = subprocess.Popen(argv, env=project_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in process.stdout:  # progress as it comes; the report compares with the starting lock, not shown
+        output.append(line.rstrip("\n"))
+        if line.startswith("==> "):
+            print(f"    {line}", end="", flush=True)
+    if process.wait() != 0:
+        print("".join(f"    {line}\n" for line in output if not line.startswith("==> ")), end="", file=sys.stderr)
+        errors = [line[len("ERROR:"):].strip() for line in output if line.startswith("ERROR:")]
+        cause = errors[-1] if errors else f"exit {process.returncode}"
+        raise ToolError(f"the first `make freeze` in {dest} failed: {cause} Everything adopt wrote there was put "
+                        f"back; fix the cause and run `make adopt` again.")
+
+
+def clean_ve(dest):
+    if (dest / "bootstrap.py").exists():
+        subprocess.run([sys.executable, "-I", "-S", str(dest / "bootstrap.py"), "--ve", str(dest / "ve"), "--clean"],
+                       env=project_env(), stdin=subprocess.DEVNULL, capture_output=True)
+
+
+# ---------------------------------------------------------------- upgrade
+
+
+def upgrade(dest, version):
+    """Copy this version's convention files over DEST's; touch nothing else; return what changed."""
+    step(f"upgrading the convention in {dest}: bootstrap.mk version {version} -> {version_of(ROOT)}")
+    before = snapshot(dest)
+    theirs = {relative for relative in convention_files(dest)}
+    ours = convention_files(ROOT)
+    for relative, path in ours.items():
+        target = dest / relative
+        if not target.exists() or target.read_bytes() != path.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.part")
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
+    for relative in sorted(theirs - set(ours)):
+        (dest / relative).unlink()  # a convention file this version no longer has
+    return describe_changes(before, snapshot(dest), set(), None, None)
+
+
+# ---------------------------------------------------------------- report
+
+
+def snapshot(dest):
+    """{relative path: bytes digest} of DEST's files, without .git, the ve, its slots and the build area."""
+    skip = {".git", "ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp", "ve.switching", BUILD}
+    files = {}
+    for directory, dirnames, filenames in os.walk(dest):
+        relative_dir = Path(directory).relative_to(dest)
+        dirnames[:] = sorted(name for name in dirnames
+                             if name != "__pycache__" and not (relative_dir == Path(".") and name in skip))
+        for name in filenames:
+            relative = (relative_dir / name).as_posix()
+            if relative_dir == Path(".") and name in skip:
+                continue
+            files[relative] = lockfile.sha256(Path(directory) / name)
+    return files
+
+
+def describe_changes(before, after, own_targets, source, test_tools):
+    why = {
+        "Makefile": "`include bootstrap.mk` added" + (
+            f"; your own {', '.join(sorted(own_targets & set(TARGETS)))} kept (the convention's: make bootstrap-...)"
+            if own_targets & set(TARGETS) else ""),
+        ".gitignore": "the ve, its slots and .bootstrap/ ignored",
+        "requirements.in": ((f"from {source}" if source else "new") + ", plus pip-tools"
+                            + (", pytest and flake8 (for make test)" if test_tools else "")),
+        "requirements.txt": "now the hashed lock (your exact pins were its constraints: no version moved)"
+                            if source == "requirements.txt" else "the hashed lock",
+        "requirements.pins": "the lock without hashes, one pin a line, for review",
+        "requirements": "every artifact the lock pins",
+    }
+    changes = []
+    for path in sorted(before.keys() | after.keys()):
+        if before.get(path) == after.get(path):
+            continue
+        mark = "+" if path not in before else "-" if path not in after else "~"
+        top = path.split("/", 1)[0]
+        changes.append((mark, path, why.get(path) or why.get(top) or ("the convention's" if top in CONVENTION else "")))
+    return changes
+
+
+def print_changes(dest, changes, first):
+    if not changes:
+        print(f"No file changed: {dest} already has this version of the convention.")
+        return
+    print(f"Changed in {dest} ({len(changes)} files):")
+    grouped = {}
+    for mark, path, why in changes:
+        top = path.split("/", 1)[0]
+        if "/" in path and top in ("requirements", "virtualenv_support", TOOLS):
+            grouped.setdefault((top, mark, why), []).append(path)
+        else:
+            print(f"  {mark} {path}" + (f": {why}" if why else ""))
+    for (top, mark, why), paths in sorted(grouped.items()):
+        print(f"  {mark} {top}/ ({len(paths)} files)" + (f": {why}" if why else ""))
+    paths = sorted({path.split("/", 1)[0] for _, path, _ in changes})
+    print("Next steps:")
+    print(f"  cd {shlex.quote(str(dest))}")
+    print(f"  git add {' '.join(map(shlex.quote, paths))}")
+    print("  git commit -m " + shlex.quote("Adopt the offline-bootstrap convention" if first
+                                           else "Upgrade the offline-bootstrap convention"))
+    print("  make ve      # offline from here on")
+    print("  make check   # or `make test` when the convention runs your tests")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

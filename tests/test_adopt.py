@@ -1,0 +1,211 @@
+"""`make adopt DEST=...` as a maintainer of an existing project meets it, against a local index in tmp_path.
+
+Three fixture projects (each a git work tree): a Flask-style app with a pinned requirements.txt, its own Makefile
+with `test` and `clean`, and a `tools/` folder of its own; a library with only a pyproject.toml and a dependency
+group; a bare project with no Makefile. Each is adopted once per module; a fresh clone of it must then build its ve
+offline and pass `make check`, and its own targets must run unchanged. Nothing here needs the network.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import (
+    REPO, TIMEOUT, assert_one_error, assert_ok, built, describe, diff_digests, make_env, run_make, tree_digest,
+    unshare_or_skip,
+)
+from index_helpers import Index
+from bootstrap_tools import lockfile
+
+slow = pytest.mark.slow
+THIS_PYTHON = "%d.%d" % sys.version_info[:2]
+TOOLS = "bootstrap_tools"
+
+
+def git(directory, *args):
+    return subprocess.run(["git", "-C", str(directory), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def make_project(path, files):
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "init", "-q")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "the project before adoption")
+    return path
+
+
+FLASK_MAKEFILE = """\
+.PHONY: test clean run
+test:
+\t@echo "own test ran"
+clean:
+\t@echo "own clean ran"
+run:
+\t@echo "own run ran"
+"""
+
+PROJECTS = {
+    "app": {
+        "requirements.txt": "# the app's pins\nalpha==1.0\nbeta==1.0\n-e .\n",
+        "Makefile": FLASK_MAKEFILE,
+        "tools/deploy.sh": "echo deploying\n",
+        "app.py": "print('app')\n",
+    },
+    "lib": {
+        "pyproject.toml": ('[project]\nname = "lib"\nversion = "0.1"\ndependencies = ["alpha"]\n\n'
+                           '[dependency-groups]\ndev = ["gamma"]\n'),
+    },
+    "bare": {
+        "README.txt": "a project with nothing but this file\n",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    """The project's own wheels (pip-tools, pytest, flake8 and theirs) plus alpha 1.0 and 2.0, beta, gamma."""
+    index = Index(tmp_path_factory.mktemp("adopt-index"))
+    for wheel in sorted((REPO / "requirements").glob("*.whl")):
+        index.add_file(wheel)
+    index.add("alpha", "1.0")
+    index.add("alpha", "2.0")
+    index.add("beta", "1.0")
+    index.add("gamma", "1.0")
+    return index
+
+
+def adopt(dest, index, *args, env=None):
+    return run_make(REPO, "adopt", f"DEST={dest}", f"INDEX_URL={index.url}", f"TARGET_PYTHONS={THIS_PYTHON}", *args,
+                    env=env)
+
+
+@pytest.fixture(scope="module")
+def adopted(tmp_path_factory, index):
+    """{name: (project path, adopt result)}: each fixture project adopted once and committed."""
+    root = tmp_path_factory.mktemp("adopted")
+    projects = {}
+    for name, files in PROJECTS.items():
+        path = make_project(root / name, files)
+        extra = ["ADOPT_ARGS=--group dev"] if name == "lib" else []
+        result = adopt(path, index, *extra)
+        assert_ok(result)
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", "adopt")
+        projects[name] = path, result
+    return projects
+
+
+def fresh_clone(path, tmp_path):
+    clone = tmp_path / f"clone-of-{path.name}"
+    subprocess.run(["git", "clone", "-q", str(path), str(clone)], check=True)
+    return clone
+
+
+@slow
+@pytest.mark.parametrize("name", sorted(PROJECTS))
+def test_a_clone_of_an_adopted_project_bootstraps_offline_and_passes_check(adopted, tmp_path, name):
+    unshare_or_skip("-n")
+    path, result = adopted[name]
+    assert "Next steps:" in result.stdout and "git add" in result.stdout, describe(result)
+    clone = fresh_clone(path, tmp_path)
+    built(run_make(clone, "ve", prefix=["unshare", "-n"]))
+    assert_ok(run_make(clone, "check", prefix=["unshare", "-n"]))
+    assert (clone / TOOLS / "freeze.py").is_file()
+    for absent in ("tests", "bench", "docs"):
+        assert not (clone / absent).exists(), f"adopt copied this repository's {absent}/"
+    pins = {pin.name: pin.version for pin in lockfile.parse((clone / "requirements.txt").read_text())[0]}
+    assert "pip-tools" in pins
+    if name == "app":
+        assert pins["alpha"] == "1.0", "the app's exact pin moved on the first freeze"
+        assert "pytest" not in pins, "the app runs its own tests: no pytest for the convention's make test"
+    if name == "lib":
+        assert pins["alpha"] == "2.0" and "gamma" in pins and "pytest" in pins
+    imported = subprocess.run([str(clone / "ve" / "bin" / "python"), "-c", "import piptools"], env=make_env(),
+                              capture_output=True, text=True, timeout=TIMEOUT)
+    assert imported.returncode == 0, describe(imported)
+
+
+@slow
+def test_the_projects_own_targets_and_files_are_kept(adopted):
+    path, result = adopted["app"]
+    for target in ("test", "clean", "run"):
+        own = assert_ok(run_make(path, target))
+        assert f"own {target} ran" in own.stdout, describe(own)
+        assert "warning" not in own.stderr.lower(), describe(own)
+    assert (path / "tools" / "deploy.sh").read_text() == "echo deploying\n"
+    assert_ok(run_make(path, "bootstrap-clean"))
+    built(run_make(path, "ve"))
+    requirements_in = (path / "requirements.in").read_text()
+    assert "alpha\n" in requirements_in and "beta\n" in requirements_in and "-e" not in requirements_in
+    assert "left out of requirements.in: `-e .`" in result.stdout, describe(result)
+    gitignore = (path / ".gitignore").read_text().splitlines()
+    assert "/ve" in gitignore and "/.ve-a/" in gitignore
+
+
+@slow
+def test_adopting_again_changes_only_the_conventions_files(adopted):
+    path, _ = adopted["bare"]
+    before = tree_digest(path / ".git")
+    result = assert_ok(adopt(path, Index(path.parent / "no-index")))
+    assert "No file changed" in result.stdout, describe(result)
+    assert "version" in result.stdout
+    mk = path / "bootstrap.mk"
+    text = mk.read_text()
+    mk.write_text(text.replace("BOOTSTRAP_MK_VERSION := ", "BOOTSTRAP_MK_VERSION := 0.old-"))
+    (path / TOOLS / "check.py").write_text("# an older check\n")
+    git(path, "commit", "-q", "-am", "pretend an older convention")
+    result = assert_ok(adopt(path, Index(path.parent / "no-index")))
+    assert "0.old-" in result.stdout and "->" in result.stdout, describe(result)
+    assert "~ bootstrap.mk" in result.stdout and f"{TOOLS}/" in result.stdout, describe(result)
+    changed = git(path, "status", "--porcelain").split()
+    assert set(changed) - {"M"} == {"bootstrap.mk", f"{TOOLS}/check.py"}, changed
+    assert before != {}
+
+
+@slow
+def test_an_adopted_project_upgrades_its_own_pins(adopted, index, tmp_path):
+    path, _ = adopted["app"]
+    clone = fresh_clone(path, tmp_path)
+    built(run_make(clone, "ve"))
+    requirements_in = clone / "requirements.in"
+    requirements_in.write_text(requirements_in.read_text() + "gamma\n")
+    assert_ok(run_make(clone, "freeze", f"INDEX_URL={index.url}", f"TARGET_PYTHONS={THIS_PYTHON}"))
+    pins = {pin.name: pin.version for pin in lockfile.parse((clone / "requirements.txt").read_text())[0]}
+    assert pins["gamma"] == "1.0" and pins["alpha"] == "1.0", "freeze keeps pins"
+    assert_ok(run_make(clone, "check"))
+
+
+def test_a_dirty_tree_or_a_non_git_directory_is_refused(tmp_path, index):
+    dirty = make_project(tmp_path / "dirty", {"a.txt": "a\n"})
+    (dirty / "a.txt").write_text("changed\n")
+    assert_one_error(adopt(dirty, index), "uncommitted changes", "--force")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert_one_error(adopt(plain, index), "not the top of a git work tree")
+    assert sorted(path.name for path in dirty.iterdir()) == [".git", "a.txt"]
+
+
+def test_the_projects_own_files_where_the_convention_goes_are_never_overwritten(tmp_path, index):
+    project = make_project(tmp_path / "taken", {"bootstrap.py": "# the project's own bootstrap\n",
+                                                "requirements/base.txt": "alpha\n"})
+    before = tree_digest(project)
+    assert_one_error(adopt(project, index), "bootstrap.py", "requirements/ (base.txt)", "Nothing was changed")
+    assert diff_digests(before, tree_digest(project)) == []
+
+
+@slow
+def test_conflicting_pins_fail_the_adoption_and_leave_the_project_as_it_was(tmp_path, index):
+    index.add("delta", "1.0", requires=["alpha>=2"])
+    project = make_project(tmp_path / "conflict", {"requirements.txt": "alpha==1.0\ndelta==1.0\n",
+                                                   "Makefile": "all:\n\t@echo own\n"})
+    before = tree_digest(project)
+    result = adopt(project, index)
+    assert_one_error(result, "first `make freeze`", "put back")
+    assert "alpha" in result.stderr, describe(result)
+    assert diff_digests(before, tree_digest(project)) == []
+    assert git(project, "status", "--porcelain", "--ignored") == ""
