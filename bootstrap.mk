@@ -7,11 +7,14 @@ BOOTSTRAP_MK_VERSION := 3
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL CONSTRAINTS ACCEPT_CHANGED_HASHES
+BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
-# The interpreter the ve is built for, and where the ve lives (a symlink to .ve-a or .ve-b beside it).
+# The interpreter the ve is built for: PYTHON on the command line (or in the Makefile), else the version named in
+# .python-version (pyenv's and uv's file) when there is one, else python3. Where the ve lives: VE, a symlink to
+# .ve-a or .ve-b beside it (for VE=.venv: .venv-a, .venv-b).
+BOOTSTRAP_FOLLOW_PYTHON_VERSION := $(if $(filter undefined,$(origin PYTHON)),--follow-python-version)
 PYTHON ?= python3
 VE ?= ve
 # FORCE=1 rebuilds the ve even when nothing it is built from has changed.
@@ -24,11 +27,13 @@ TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
 INDEX_URL ?=
 # ACCEPT_CHANGED_HASHES=1: `make freeze*` accepts other bytes for a version already in the lock (the report lists them).
 ACCEPT_CHANGED_HASHES ?=
+# PACKAGES="django celery": `make freeze-upgrade` moves only these (and what they need), not the seed or virtualenv.py.
+PACKAGES ?=
 # A constraints file for `make freeze*` (pins pip-compile must keep), e.g. an organisation-wide one.
 CONSTRAINTS ?=
 # The convention's targets, each also reachable as bootstrap-<name>. A project with a target of its own by one
 # of these names drops the name from this list (before the include) and keeps its own, without make warnings.
-BOOTSTRAP_TARGETS ?= help ve test check freeze freeze-upgrade clean adopt
+BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade clean adopt
 
 # Where the convention keeps its maintainer tooling and its build area (staging, caches, reports).
 BOOTSTRAP_TOOLS := bootstrap_tools
@@ -40,7 +45,8 @@ FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" $(if $(INDEX_URL),--index-url "$(IND
 BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
-BOOTSTRAP_FLAKE8_EXCLUDE = $(VE_NAME),.$(VE_NAME)-a,.$(VE_NAME)-b,.$(VE_NAME).tmp,$(BOOTSTRAP_BUILD),virtualenv.py,requirements,virtualenv_support
+VE_BASE = $(or $(patsubst .%,%,$(VE_NAME)),$(VE_NAME))
+BOOTSTRAP_FLAKE8_EXCLUDE = $(VE_NAME),.$(VE_BASE)-a,.$(VE_BASE)-b,.$(VE_BASE).tmp,$(BOOTSTRAP_BUILD),virtualenv.py,requirements,virtualenv_support
 
 ifeq ($(.DEFAULT_GOAL),)
 .DEFAULT_GOAL := $(if $(filter help,$(BOOTSTRAP_TARGETS)),help,bootstrap-help)
@@ -50,7 +56,8 @@ $(foreach name,$(BOOTSTRAP_TARGETS),$(eval .PHONY: $(name))$(eval $(name): boots
 
 .PHONY: bootstrap-help  ## show this help
 bootstrap-help:
-	@echo "Targets (variables: PYTHON=$(PYTHON) VE=$(VE); FORCE=1 forces a rebuild):"
+	@echo "Targets (variables: PYTHON=$(PYTHON) VE=$(VE); FORCE=1 forces a rebuild; PYTEST_ARGS=... and"
+	@echo "FLAKE8_ARGS=... narrow make test; PACKAGES=... limits freeze-upgrade; INDEX_URL=... for freeze*):"
 	@awk -F '## ' -v short=" $(BOOTSTRAP_TARGETS) " '/^\.PHONY: [a-z-]+ +## / { \
 		sub(/^\.PHONY: /, "", $$1); sub(/ +$$/, "", $$1); name = $$1; \
 		if (name ~ /^bootstrap-/ && index(short, " " substr(name, 11) " ")) name = substr(name, 11); \
@@ -59,13 +66,17 @@ bootstrap-help:
 # Always runs bootstrap.py: it decides by content (not mtimes) whether anything changed, in milliseconds.
 .PHONY: bootstrap-ve  ## build ./ve from the checkout alone, offline (a no-op when nothing changed)
 bootstrap-ve:
-	@$(BOOTSTRAP) $(if $(FORCE),--force)
+	@$(BOOTSTRAP) $(if $(FORCE),--force) $(BOOTSTRAP_FOLLOW_PYTHON_VERSION)
 
 .PHONY: bootstrap-test  ## make check, flake8, then pytest, inside ./ve (builds it first)
 bootstrap-test: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check
 	$(VE_PYTHON) -m flake8 --extend-exclude "$(BOOTSTRAP_FLAKE8_EXCLUDE)" $(FLAKE8_ARGS)
 	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
+
+.PHONY: bootstrap-verify  ## offline: every file in ./ve against its RECORD hash; names what was changed by hand
+bootstrap-verify:
+	@$(BOOTSTRAP) --verify
 
 # Not `check: ve`: a broken lock or seed would stop `make ve` at its first error, and check lists them all.
 # Without a ve, bootstrap.py --check (stdlib only) lists what it can see first; the full check runs in the ve.
@@ -78,9 +89,10 @@ bootstrap-check:
 bootstrap-freeze: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze $(FREEZE_ARGS)
 
-.PHONY: bootstrap-freeze-upgrade  ## like freeze, with every pin, the seed pip and virtualenv.py at their newest
+.PHONY: bootstrap-freeze-upgrade  ## like freeze, every pin, the seed and virtualenv.py at their newest (or PACKAGES=...)
 bootstrap-freeze-upgrade: bootstrap-ve
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze --upgrade $(FREEZE_ARGS)
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze \
+		$(if $(PACKAGES),$(foreach name,$(PACKAGES),--upgrade-package $(name)),--upgrade) $(FREEZE_ARGS)
 
 # Through bootstrap.py: it removes only what it made, never through the ve link (VE=ve/ included).
 .PHONY: bootstrap-clean  ## remove ./ve, both of its build slots and the convention's build area

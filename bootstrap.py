@@ -71,26 +71,43 @@ def main(argv):
         return clean(ve, args.ve)
     if args.check:
         return check_inputs()
-    key = input_key(ve)
+    if args.follow_python_version:
+        follow_python_version(argv)
+    if args.verify:
+        return verify(ve, args.ve)
+    inputs = read_inputs(ve)
+    key = digest_of(inputs)
+    warn_if_requirements_in_changed()
     try:
         # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
-        if not args.force and current_key(ve) == key:
+        if not args.force and is_current(ve, key):
             return report_up_to_date(args.ve)
         stop_on_signals()
         with exclusive_lock(ve):
-            if not args.force and current_key(ve) == key:  # built meanwhile by a concurrent `make ve`
+            if not args.force and is_current(ve, key):  # built meanwhile by a concurrent `make ve`
                 return report_up_to_date(args.ve)
-            count = build(ve, key)
+            reason = rebuild_reason(ve, inputs, args.force)
+            ready = None if args.force else finished_slot(ve, key)
+            if ready:
+                switch(ve, ready)
+                step(f"switched {args.ve} to {os.path.basename(ready)}, which already holds the build for "
+                     f"these inputs ({reason}); nothing rebuilt")
+                return 0
+            check_interpreter(read_targets())
+            step(f"building {args.ve}: {reason}")
+            count, pins = build(ve, key, inputs)
     except KeyboardInterrupt:
         error(f"interrupted; {describe_ve(ve, args.ve)}. Run `make ve` again.")
     except PermissionError as exc:
         error(permission_message(exc, ve))
+    except BrokenPipeError:
+        error(f"the output was closed (piped into `head`?), so the build stopped; {describe_ve(ve, args.ve)}.")
     except OSError as exc:  # a read-only or full file system, a path that is not a directory
         where = exc.filename or ve
         error(f"cannot write {where}: {exc.strerror}. Make {os.path.dirname(where)} writable or pick another VE=...")
     seconds = time.monotonic() - started
-    step(f"done: {args.ve} ready, Python {python_version()} ({sys.executable}), "
-         f"{count} packages installed, {seconds:.1f} s")
+    step(f"done: {args.ve} ready, Python {python_version()} ({sys.executable}), {count} packages installed "
+         f"(of the lock's {pins} pins, those for this Python), {seconds:.1f} s")
     return 0
 
 
@@ -101,7 +118,7 @@ def report_up_to_date(ve):
 
 class Args:
     ve = os.path.join(ROOT, "ve")
-    force = clean = check = False
+    force = clean = check = verify = follow_python_version = False
 
 
 def parse_args(argv):
@@ -109,20 +126,57 @@ def parse_args(argv):
     args, rest = Args(), list(argv)
     while rest:
         arg = rest.pop(0)
-        if arg in ("--force", "--clean", "--check"):
-            setattr(args, arg[2:], True)
+        if arg in ("--force", "--clean", "--check", "--verify", "--follow-python-version"):
+            setattr(args, arg[2:].replace("-", "_"), True)
         elif arg == "--ve" and rest:
             args.ve = rest.pop(0)
         elif arg in ("-h", "--help"):
             print(__doc__)
             sys.exit(0)
         else:
-            error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] [--force | --clean | --check]")
+            error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] "
+                  "[--force | --clean | --check | --verify] [--follow-python-version]")
     return args
 
 
 def python_version():
     return ".".join(map(str, sys.version_info[:3]))
+
+
+def follow_python_version(argv):
+    """Without PYTHON on the make command line, `.python-version` (pyenv's and uv's file) picks the interpreter."""
+    import re
+
+    try:
+        with open(os.path.join(ROOT, ".python-version"), encoding="utf-8") as handle:
+            wanted = handle.read().split()
+    except OSError:
+        return
+    match = re.match(r"(?:cpython-)?(\d+)\.(\d+)", wanted[0]) if wanted else None
+    if not match or "%d.%d" % sys.version_info[:2] == "%s.%s" % match.groups():
+        return
+    version = "%s.%s" % match.groups()
+    found = find_python(version)
+    if found is None:
+        error(f".python-version asks for Python {version}, which is not installed here (looked for python{version} "
+              "on PATH and under pyenv). Install it, or run `make ve PYTHON=<path of a Python>`.")
+    rest = [arg for arg in argv if arg != "--follow-python-version"]
+    os.execv(found, [found, "-I", "-S", os.path.abspath(__file__), *rest])
+
+
+def find_python(version):
+    """A CPython `version` (X.Y): pyenv's versions first (their shims may refuse to run), then PATH; or None."""
+    import glob
+    import shutil
+
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")),
+                   key=lambda path: [int(part) if part.isdigit() else -1
+                                     for part in path.split(os.sep)[-3].split(".")], reverse=True)
+    on_path = shutil.which(f"python{version}")
+    if on_path and f"{os.sep}shims{os.sep}" not in on_path:
+        found.append(on_path)
+    return next((path for path in found if os.access(path, os.X_OK)), None)
 
 
 def resolve_ve(value):
@@ -154,17 +208,24 @@ def resolve_ve(value):
     return ve
 
 
+def beside(ve, suffix):
+    """A hidden name beside the ve: `.ve-a` for `ve`, and `.venv-a` (not `..venv-a`) for `.venv`."""
+    name = os.path.basename(ve)
+    return os.path.join(os.path.dirname(ve), "." + (name[1:] if name.startswith(".") and name != "." else name)
+                        + suffix)
+
+
 def slot_path(ve, slot):
-    return os.path.join(os.path.dirname(ve), f".{os.path.basename(ve)}-{slot}")
+    return beside(ve, f"-{slot}")
 
 
 def scratch_path(ve):
     """Private HOME, TMPDIR and app-data of a build, beside the ve: a killed build's leftovers are found again."""
-    return os.path.join(os.path.dirname(ve), f".{os.path.basename(ve)}.tmp")
+    return beside(ve, ".tmp")
 
 
 def lock_path(ve):
-    return os.path.join(os.path.dirname(ve), f".{os.path.basename(ve)}.lock")
+    return beside(ve, ".lock")
 
 
 def exclusive_lock(ve):
@@ -234,19 +295,26 @@ def permission_message(exc, ve):
             "or pick another VE=...")
 
 
-def input_key(ve):
-    """A digest of everything that decides what ends up in the ve: content, never mtimes.
+def read_inputs(ve):
+    """[(label, value)]: everything that decides what ends up in the ve, by content, never by mtime.
 
-    The ve's own resolved path is part of it: a virtualenv embeds its path, so a moved or copied checkout
+    The ve's own resolved path is among them: a virtualenv embeds its path, so a moved or copied checkout
     rebuilds instead of running the tools of the place it came from.
     """
-    digest = hashlib.sha256()
-    digest.update(f"{sys.version}\0{os.path.realpath(sys.executable)}\0{ve}\0".encode())
+    inputs = [("python", f"{python_version()} {os.path.realpath(sys.executable)} {' '.join(sys.version.split())}"),
+              ("ve", ve)]
     for path in [LOCK, os.path.abspath(__file__), VIRTUALENV_PY] + list_files(SEEDS):
-        digest.update(os.path.relpath(path, ROOT).encode() + b"\0")
         content = "dir" if os.path.isdir(path) else file_sha256(path, missing=b"missing")
-        digest.update(content.encode() + b"\0")
-    return digest.hexdigest()
+        inputs.append((os.path.relpath(path, ROOT), content))
+    return inputs
+
+
+def digest_of(inputs):
+    return hashlib.sha256("".join(f"{label}\0{value}\0" for label, value in inputs).encode()).hexdigest()
+
+
+def input_key(ve):
+    return digest_of(read_inputs(ve))
 
 
 def list_files(directory):
@@ -287,15 +355,162 @@ def is_ours(slot):
             and (os.path.isfile(os.path.join(slot, MARKER)) or os.path.isfile(os.path.join(slot, STAMP))))
 
 
+def read_stamp(path):
+    """{"key", "inputs": {label: value}, "dists": [dist-info names] or None} of a finished build, or None.
+
+    The stamp is the last file a build writes: its key first (all the no-op check needs), then what the key was
+    made of (to say why a rebuild happens) and the distributions installed (to notice a ve changed by hand).
+    """
+    try:
+        with open(os.path.join(path, STAMP), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    stamp = {"key": lines[0].strip() if lines else "", "inputs": {}, "dists": None}
+    for line in lines[1:]:
+        fields = line.split("\t")
+        if fields[0] == "input" and len(fields) == 3:
+            stamp["inputs"][fields[1]] = fields[2]
+        elif fields[0] == "dists":
+            stamp["dists"] = fields[1:]
+    return stamp
+
+
 def current_key(ve):
     """The input key of the build `ve` points at, or None if there is no finished build of ours."""
+    stamp = read_stamp(ve) if is_our_link(ve) else None
+    return stamp["key"] if stamp else None
+
+
+def installed_dists(path):
+    """The dist-info directory names in a ve's site-packages, sorted: what a `pip install` or `uninstall` changes."""
     try:
-        if os.path.basename(os.readlink(ve)) not in {os.path.basename(slot_path(ve, s)) for s in SLOTS}:
-            return None
-        with open(os.path.join(ve, STAMP)) as handle:
-            return handle.read().strip()
+        return sorted(name for name in os.listdir(built_site_packages(path)) if name.endswith(".dist-info"))
     except OSError:
-        return None
+        return []
+
+
+def built_site_packages(path):
+    """site-packages of the ve at `path`, whichever Python it was built for (lib/ holds one pythonX.Y)."""
+    versions = [name for name in os.listdir(os.path.join(path, "lib")) if name.startswith("python")]
+    return os.path.join(path, "lib", versions[0] if versions else "python", "site-packages")
+
+
+def drift(path, stamp):
+    """`+added -removed` distributions since the build (empty when none, or when the stamp predates the record)."""
+    if stamp is None or stamp["dists"] is None:
+        return ""
+    now, then = installed_dists(path), stamp["dists"]
+    if now == then:
+        return ""
+    return " ".join([f"+{name[:-10]}" for name in now if name not in then]
+                    + [f"-{name[:-10]}" for name in then if name not in now])
+
+
+def is_current(ve, key):
+    """`ve` is our finished build for `key`, unchanged by hand: the no-op check (a stamp read and one listdir)."""
+    stamp = read_stamp(ve) if is_our_link(ve) else None
+    return stamp is not None and stamp["key"] == key and not drift(ve, stamp)
+
+
+def finished_slot(ve, key):
+    """The other slot, if it holds our finished, unchanged build for `key` (after `make ve PYTHON=...` and back)."""
+    current = os.path.realpath(ve) if os.path.islink(ve) else None
+    for slot in (slot_path(ve, slot) for slot in SLOTS):
+        stamp = read_stamp(slot) if is_ours(slot) and os.path.realpath(slot) != current else None
+        if stamp and stamp["key"] == key and not drift(slot, stamp):
+            return slot
+    return None
+
+
+def rebuild_reason(ve, inputs, force):
+    """Why `ve` is (re)built, in words: the first line a user reads when `make ve` does more than nothing."""
+    if force:
+        return "FORCE=1"
+    if not os.path.lexists(ve):
+        return "there is no ve yet"
+    stamp = read_stamp(ve) if our_slot(ve) else None
+    if stamp is None:
+        return "it holds no finished build of make ve"
+    if not stamp["inputs"]:
+        return "it was built by an older bootstrap.py"
+    reasons = []
+    for label, value in inputs:
+        was = stamp["inputs"].get(label)
+        if was == value:
+            continue
+        if label == "python":
+            reasons.append(f"interpreter {' '.join((was or '?').split()[:2])} -> {' '.join(value.split()[:2])}")
+        elif label == "ve":
+            reasons.append(f"the checkout was moved or copied (the ve was built at {was})")
+        elif was is None:
+            reasons.append(f"{label} added")
+        elif value == "missing":
+            reasons.append(f"{label} removed")
+        else:
+            reasons.append(f"{label} changed")
+    reasons += [f"{label} removed" for label in stamp["inputs"] if label not in dict(inputs)]
+    changed = drift(ve, stamp)
+    if changed:
+        reasons.append(f"packages were installed or removed inside it by hand ({changed}); add what you need to "
+                       "requirements.in and run `make freeze` instead")
+    return "; ".join(reasons) or "its build did not finish"
+
+
+def warn_if_requirements_in_changed():
+    """One line when requirements.in no longer matches the sha256 the lock records for it (no rebuild for that)."""
+    try:
+        with open(LOCK, encoding="utf-8-sig") as handle:
+            header = [line for line, _ in zip(handle, range(5)) if line.startswith("# requirements.in sha256:")]
+    except (OSError, UnicodeDecodeError):
+        return
+    if header and header[0].split(":", 1)[1].strip() != file_sha256(os.path.join(ROOT, "requirements.in"), b"-"):
+        print("WARNING: requirements.in changed since requirements.txt was made; the ve is built from the lock as it "
+              "is. Run `make freeze` to lock the change.", file=sys.stderr)
+
+
+def verify(ve, name):
+    """`make verify`: every installed file against its RECORD hash, and the distributions against the build's."""
+    import base64
+    import csv
+
+    slot = our_slot(ve)
+    stamp = read_stamp(slot) if slot else None
+    if stamp is None:
+        error(f"{name} holds no finished build of make ve to verify. Run `make ve` first.")
+    site = built_site_packages(slot)
+    problems, checked = [], 0
+    changed = drift(slot, stamp)
+    if changed:
+        problems.append(f"distributions installed or removed by hand since the build: {changed}")
+    for dist in installed_dists(slot):
+        try:
+            with open(os.path.join(site, dist, "RECORD"), encoding="utf-8", newline="") as handle:
+                rows = list(csv.reader(handle))
+        except OSError as exc:
+            problems.append(f"{dist}/RECORD cannot be read: {exc.strerror}")
+            continue
+        for row in rows:
+            if len(row) < 2 or not row[1].startswith("sha256="):
+                continue
+            path = os.path.normpath(os.path.join(site, row[0]))
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                problems.append(f"{os.path.relpath(path, slot)} is missing (listed by {dist})")
+                continue
+            checked += 1
+            actual = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            if actual != row[1][len("sha256="):]:
+                problems.append(f"{os.path.relpath(path, slot)} was changed (its RECORD in {dist} says otherwise)")
+    for problem in problems:
+        print(f"  - {problem}")
+    if problems:
+        error(f"{name} differs from its build in {len(problems)} place(s), listed above. Never change the ve by "
+              "hand: `make ve FORCE=1` rebuilds it from the lock.")
+    step(f"verify: {checked} files of {len(installed_dists(slot))} distributions in {name} match their RECORD")
+    return 0
 
 
 def describe_ve(ve, name):
@@ -308,9 +523,9 @@ def describe_ve(ve, name):
     return f"there is no {name} yet"
 
 
-def build(ve, key):
+def build(ve, key, inputs):
+    """Build into the free slot and switch `ve` to it; return (packages installed, pins in the lock)."""
     pins, seed, problems = verify_inputs()
-    check_interpreter(read_targets())
     if problems:
         more = len(problems) - 1
         error(problems[0] + (f" ({more} more problem(s): `make check` lists them all.)" if more else ""))
@@ -323,9 +538,10 @@ def build(ve, key):
         check_env(slot, env)
     finally:
         remove(scratch)
-    write_stamp(slot, key)
+    write_stamp(slot, key, inputs)
     switch(ve, slot)
-    return count_installed(slot)
+    exclude_from_git(ve)
+    return len(installed_dists(slot)), len(pins)
 
 
 def verify_inputs():
@@ -472,10 +688,18 @@ def read_targets():
 
 def check_interpreter(targets):
     running = "%d.%d" % sys.version_info[:2]
-    if targets is not None and running not in targets:
-        error(f"Python {running} ({sys.executable}) is not a target of requirements.txt "
-              f"(targets: {' '.join(targets)}). Run `make ve PYTHON=<path of a Python {targets[-1]}>`, "
-              "or add the version to TARGET_PYTHONS and run `make freeze`.")
+    if targets is None or running in targets:
+        return
+    found = [(version, find_python(version)) for version in targets]
+    found = [f"{version} ({path})" for version, path in found if path]
+    use = (f"Found here: {', '.join(found)}; run `make ve PYTHON=<one of those paths>`" if found else
+           f"No Python {' or '.join(targets)} was found here (PATH, pyenv): install one, then run "
+           f"`make ve PYTHON=<its path>`")
+    if sys.version_info < (3, 10):
+        error(f"Python {running} ({sys.executable}) is too old for this convention (virtualenv.py and pip need "
+              f"3.10 or newer) and not a target of requirements.txt (targets: {' '.join(targets)}). {use}.")
+    error(f"Python {running} ({sys.executable}) is not a target of requirements.txt (targets: {' '.join(targets)}). "
+          f"{use}, or add {running} to TARGET_PYTHONS and run `make freeze`.")
 
 
 def check_seed(pins):
@@ -798,16 +1022,33 @@ def check_env(slot, env):
         env, "pip check")
 
 
-def count_installed(slot):
-    """Distributions in the new ve; lock lines whose markers exclude this Python are not among them."""
-    lib = os.path.join(slot, "lib")
-    return sum(name.endswith(".dist-info") for version in os.listdir(lib)
-               for name in os.listdir(os.path.join(lib, version, "site-packages")))
+def write_stamp(slot, key, inputs):
+    """Written last: a slot with a stamp is a finished build (see read_stamp for the format)."""
+    lines = [key] + [f"input\t{label}\t{value}" for label, value in inputs]
+    lines.append("\t".join(["dists", *installed_dists(slot)]))
+    with open(os.path.join(slot, STAMP), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
-def write_stamp(slot, key):
-    with open(os.path.join(slot, STAMP), "w") as handle:
-        handle.write(key + "\n")
+def exclude_from_git(ve):
+    """Keep the ve, its slots, lock and scratch out of `git status`, whatever VE is called (.venv included):
+    .git/info/exclude is git's own place for a checkout's local ignores, never committed."""
+    root = os.path.realpath(ROOT)
+    exclude = os.path.join(root, ".git", "info", "exclude")
+    if not ve.startswith(root + os.sep) or not os.path.isdir(os.path.dirname(exclude)):
+        return
+    names = [ve, f"{ve}.switching", lock_path(ve), scratch_path(ve)] + [slot_path(ve, slot) for slot in SLOTS]
+    wanted = ["/" + os.path.relpath(name, root) for name in names]
+    try:
+        with open(exclude, encoding="utf-8") as handle:
+            present = set(handle.read().splitlines())
+    except (OSError, UnicodeDecodeError):
+        present = set()
+    missing = [line for line in wanted if line not in present]
+    if missing:
+        with open(exclude, "a", encoding="utf-8") as handle:
+            handle.write("# the ve of `make ve` (bootstrap.py), its slots, lock and scratch\n"
+                         + "".join(f"{line}\n" for line in missing))
 
 
 def switch(ve, slot):

@@ -159,15 +159,17 @@ def requirements_in_problems(root, pins, targets):
             problems.append(f"requirements.in line `{line}` is not a requirement ({exc}): fix the line")
             continue
         name = canonicalize_name(requirement.name)
+        unmet = {}  # what the lock pins instead -> the targets where that falls short
         for target in targets:
             if requirement.marker and not requirement.marker.evaluate(
                     {"python_version": target, "python_full_version": f"{target}.0"}):
                 continue
             pinned = [pin.version for pin in pins if pin.name == name and pin.applies_to(target)]
             if not pinned or not requirement.specifier.contains(pinned[0], prereleases=True):
-                problems.append(f"requirements.in asks for `{line}` but the lock pins "
-                                f"{name + '==' + pinned[0] if pinned else 'nothing'} for Python {target}: {FREEZE}")
-                break
+                unmet.setdefault(name + "==" + pinned[0] if pinned else "nothing", []).append(target)
+        for instead, where in unmet.items():
+            scope = "any target" if where == list(targets) else "Python " + " ".join(where)
+            problems.append(f"requirements.in asks for `{line}` but the lock pins {instead} for {scope}: {FREEZE}")
     return problems
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from bootstrap_tools import lockfile, pins_file, report, seeds, targets
+from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin, unfit_reason
 
@@ -73,6 +74,9 @@ def parse_args(argv):
     parser.add_argument("--targets", default="3.10 3.11 3.12 3.13", type=str.split,
                         help="the Python versions (X.Y) the lock must fit, space-separated")
     parser.add_argument("--constraint", default="", help="a constraints file pip-compile must satisfy")
+    parser.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
+                        help="upgrade only this package and what it needs (repeatable); the seed and virtualenv.py "
+                             "stay as they are")
     parser.add_argument("--accept-changed-hashes", action="store_true",
                         help="accept other bytes for a version already in the lock (reported); never by default")
     return parser.parse_args(argv)
@@ -87,17 +91,26 @@ def fresh_dir(path):
 
 def compile_lock(staging, env, args, previous_text):
     """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock."""
-    step("locking requirements.in with pip-compile for Python " + " ".join(args.targets)
-         + (" (upgrading every pin)" if args.upgrade else ""))
+    missing = [target for target in args.targets
+               if target != targets.running_target() and find_python(target, staging / "home") is None]
+    if missing:
+        raise ToolError(f"no CPython {' '.join(missing)} found here (python3.X on PATH or under pyenv), and the lock "
+                        "must fit every target: install it, or drop it from TARGET_PYTHONS.")
+    upgrade = args.upgrade or tuple(args.upgrade_package)
+    step(f"locking requirements.in with pip-compile for Python {' '.join(args.targets)}, against "
+         f"{targets.index_name(args.index_url)}"
+         + (" (upgrading every pin)" if args.upgrade else f" (upgrading {' '.join(upgrade)} and what they need)"
+            if upgrade else ""))
     lock_pins = lockfile.parse(previous_text)[0]
     # Pins are kept only for the targets they were resolved for: seeding a new target with another
     # Python's pins turns them into constraints that pip-compile satisfies with ancient releases.
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in lockfile.targets(previous_text)}
     constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
-    body = targets.compile_all(ROOT, args.targets, staging, env, args.upgrade, args.index_url, previous, lock_pins,
+    body = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous, lock_pins,
                                constraints)
-    return lockfile.HEADER.format(targets=" ".join(args.targets)) + body
+    header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
+    return header + body
 
 
 def parse_lock(lock_text):

@@ -157,13 +157,34 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{target}",
             "--output-file", output, *index_args(index_url),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
-    if upgrade:
+    if upgrade is True:
         argv.append("--upgrade")
+    elif upgrade:  # only these packages (and what they need) may move
+        argv += [arg for name in upgrade for arg in ("--upgrade-package", name)]
     print(f"==> pip-compile for Python {target}", flush=True)
-    run_step(argv, f"pip-compile for Python {target}",
-             "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
-             + ") and run `make freeze` again.", cwd=root, env=env)
+    try:
+        run(argv, cwd=root, env=env)
+    except ToolError as exc:
+        unreachable = [line.strip() for line in (exc.output or "").splitlines() if any(
+            sign in line for sign in ("NewConnectionError", "Failed to establish", "Max retries exceeded",
+                                      "Could not fetch URL", "Temporary failure in name resolution"))]
+        if unreachable:
+            raise ToolError(f"the index ({index_name(index_url)}) cannot be reached from here ({unreachable[-1]}): "
+                            "check the network or INDEX_URL, then run `make freeze` again.") from None
+        run_step(argv, f"pip-compile for Python {target}",
+                 "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
+                 + ") and run `make freeze` again.", cwd=root, env=env)
     return output.read_text(encoding="utf-8")
+
+
+def index_name(index_url):
+    """How a report names the index: never its URL's credentials, and pip's default as such."""
+    if not index_url:
+        return "pip's default index"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(index_url)
+    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme != "file" else index_url
 
 
 # ---------------------------------------------------------------- merge

@@ -88,7 +88,8 @@ def test_fresh_build_with_no_network_at_all(checkout):
     result = run_make(checkout, "ve", prefix=["unshare", "-n"])
     summary = built(result)
     assert os.readlink(checkout / "ve") == ".ve-a"
-    assert re.fullmatch(r"==> done: ve ready, Python \d+\.\d+\.\d+ \(/.+\), \d+ packages installed, [\d.]+ s",
+    assert re.fullmatch(r"==> done: ve ready, Python \d+\.\d+\.\d+ \(/.+\), \d+ packages installed "
+                        r"\(of the lock's \d+ pins, those for this Python\), [\d.]+ s",
                         summary), summary
     steps = [line for line in result.stdout.splitlines() if line.startswith("==> ")]
     assert len(steps) >= 3, describe(result)  # one per step (create, install, check) and the summary

@@ -301,14 +301,17 @@ def test_check_artifacts_names_a_tampered_artifact_with_both_sha256s(project):
     assert sha256_file(made["beta-thing-two"]) in problem
 
 
-def test_check_interpreter(capsys):
+def test_check_interpreter(capsys, monkeypatch):
     running = "%d.%d" % sys.version_info[:2]
     bootstrap.check_interpreter([running, "9.99"])
     bootstrap.check_interpreter(None)
     error = refused(capsys, bootstrap.check_interpreter, ["9.98", "9.99"])
     assert f"Python {running}" in error
     assert "targets: 9.98 9.99" in error
-    assert "PYTHON=<path of a Python 9.99>" in error
+    assert "No Python 9.98 or 9.99 was found here" in error and "add " + running + " to TARGET_PYTHONS" in error
+    monkeypatch.setattr(bootstrap, "find_python", lambda version: "/opt/python9.99" if version == "9.99" else None)
+    error = refused(capsys, bootstrap.check_interpreter, ["9.98", "9.99"])
+    assert "Found here: 9.99 (/opt/python9.99)" in error
 
 
 @pytest.fixture
@@ -495,7 +498,7 @@ def test_current_key(tmp_path):
     (tmp_path / ".ve-a").mkdir()
     os.symlink(".ve-a", ve)
     assert bootstrap.current_key(str(ve)) is None
-    bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64)
+    bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [])
     assert bootstrap.current_key(str(ve)) == "k" * 64
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / bootstrap.STAMP).write_text("k" * 64)
@@ -507,7 +510,7 @@ def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys,
     ve = tmp_path / "ve"
     (tmp_path / ".ve-a").mkdir()
     os.symlink(".ve-a", ve)
-    bootstrap.write_stamp(str(tmp_path / ".ve-a"), bootstrap.input_key(str(ve)))
+    bootstrap.write_stamp(str(tmp_path / ".ve-a"), bootstrap.input_key(str(ve)), [])
 
     def no_build(*args):
         raise AssertionError("built although nothing changed")
@@ -525,7 +528,7 @@ def test_main_reports_an_interrupt_in_one_line_saying_what_ve_is(key_inputs, mon
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
     assert "interrupted" in error and "there is no" in error
     our_slot_dir(tmp_path / ".ve-a")
-    bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64)
+    bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [])
     os.symlink(".ve-a", tmp_path / "ve")
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
     assert "still points at the previous finished build (.ve-a)" in error
@@ -537,3 +540,102 @@ def test_script_header_uses_a_shell_trampoline_where_a_shebang_cannot_work():
         header = bootstrap.script_header(python)
         assert header.startswith("#!/bin/sh\n")
         compile(header + "print(1)\n", "script", "exec")  # the shell lines are a Python string literal
+
+
+# --- daily use: why a rebuild happens, drift, the other slot, dotted names ----------------------------------------
+
+
+def fake_build(slot, dists, key="k" * 64, inputs=(("python", "3.11.7 /py"), ("requirements.txt", "aa"))):
+    """A finished slot with `dists` installed (empty dist-info directories) and a stamp."""
+    site = slot / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    for name in dists:
+        (site / f"{name}.dist-info").mkdir()
+    (slot / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    bootstrap.write_stamp(str(slot), key, list(inputs))
+    return site
+
+
+def test_the_stamp_records_inputs_and_installed_distributions(tmp_path):
+    fake_build(tmp_path / ".ve-a", ["alpha-1.0", "beta-2.0"])
+    stamp = bootstrap.read_stamp(str(tmp_path / ".ve-a"))
+    assert stamp == {"key": "k" * 64, "inputs": {"python": "3.11.7 /py", "requirements.txt": "aa"},
+                     "dists": ["alpha-1.0.dist-info", "beta-2.0.dist-info"]}
+
+
+def test_a_ve_changed_by_hand_is_not_current_and_the_reason_says_so(tmp_path):
+    site = fake_build(tmp_path / ".ve-a", ["alpha-1.0", "beta-2.0"])
+    os.symlink(".ve-a", tmp_path / "ve")
+    ve = str(tmp_path / "ve")
+    inputs = [("python", "3.11.7 /py"), ("requirements.txt", "aa")]
+    assert bootstrap.is_current(ve, "k" * 64)
+    (site / "beta-2.0.dist-info").rmdir()
+    (site / "gamma-3.0.dist-info").mkdir()
+    assert not bootstrap.is_current(ve, "k" * 64)
+    reason = bootstrap.rebuild_reason(ve, inputs, force=False)
+    assert "+gamma-3.0 -beta-2.0" in reason and "requirements.in" in reason
+
+
+@pytest.mark.parametrize("inputs,expected", [
+    ([("python", "3.12.1 /py12"), ("requirements.txt", "aa")], "interpreter 3.11.7 /py -> 3.12.1 /py12"),
+    ([("python", "3.11.7 /py"), ("requirements.txt", "bb")], "requirements.txt changed"),
+    ([("python", "3.11.7 /py"), ("requirements.txt", "aa"), ("virtualenv_support/x.whl", "cc")],
+     "virtualenv_support/x.whl added"),
+    ([("python", "3.11.7 /py"), ("requirements.txt", "missing")], "requirements.txt removed"),
+    ([("python", "3.11.7 /py"), ("requirements.txt", "aa"), ("ve", "/new/ve")], "the checkout was moved or copied"),
+])
+def test_the_rebuild_reason_names_what_changed(tmp_path, inputs, expected):
+    fake_build(tmp_path / ".ve-a", ["alpha-1.0"])
+    os.symlink(".ve-a", tmp_path / "ve")
+    assert expected in bootstrap.rebuild_reason(str(tmp_path / "ve"), inputs, force=False)
+
+
+def test_the_rebuild_reason_for_force_and_for_no_ve(tmp_path):
+    assert bootstrap.rebuild_reason(str(tmp_path / "ve"), [], force=True) == "FORCE=1"
+    assert bootstrap.rebuild_reason(str(tmp_path / "ve"), [], force=False) == "there is no ve yet"
+
+
+def test_the_other_slot_with_the_same_key_is_reused(tmp_path):
+    fake_build(tmp_path / ".ve-a", ["alpha-1.0"], key="a" * 64)
+    fake_build(tmp_path / ".ve-b", ["alpha-1.0"], key="b" * 64)
+    os.symlink(".ve-a", tmp_path / "ve")
+    ve = str(tmp_path / "ve")
+    assert bootstrap.finished_slot(ve, "b" * 64) == str(tmp_path / ".ve-b")
+    assert bootstrap.finished_slot(ve, "a" * 64) is None, "never the slot ve points at"
+    (tmp_path / ".ve-b" / "lib" / "python3.11" / "site-packages" / "alpha-1.0.dist-info").rmdir()
+    assert bootstrap.finished_slot(ve, "b" * 64) is None, "never a build changed by hand"
+
+
+@pytest.mark.parametrize("name,slot,lock", [
+    ("ve", ".ve-a", ".ve.lock"), (".venv", ".venv-a", ".venv.lock"), ("my.env", ".my.env-a", ".my.env.lock")])
+def test_names_beside_the_ve_never_double_a_dot(tmp_path, name, slot, lock):
+    ve = str(tmp_path / name)
+    assert os.path.basename(bootstrap.slot_path(ve, "a")) == slot
+    assert os.path.basename(bootstrap.lock_path(ve)) == lock
+
+
+def test_the_lock_records_requirements_in_and_make_ve_warns_when_it_changed(project, capsys):
+    (project / "requirements.in").write_text("alpha\n")
+    digest = sha256_file(project / "requirements.in")
+    (project / "requirements.txt").write_text(f"# Generated\n# targets: 3.11\n# requirements.in sha256: {digest}\n")
+    bootstrap.warn_if_requirements_in_changed()
+    assert capsys.readouterr().err == ""
+    (project / "requirements.in").write_text("alpha\nrequests\n")
+    bootstrap.warn_if_requirements_in_changed()
+    assert "requirements.in changed since requirements.txt was made" in capsys.readouterr().err
+
+
+def test_python_version_file_is_followed_by_exec(project, monkeypatch, capsys):
+    monkeypatch.setattr(bootstrap, "ROOT", str(project))
+    running = "%d.%d" % sys.version_info[:2]
+    (project / ".python-version").write_text(running + "\n")
+    bootstrap.follow_python_version([])  # already the right one: nothing happens
+    (project / ".python-version").write_text("9.99.1\n")
+    error = refused(capsys, bootstrap.follow_python_version, [])
+    assert "Python 9.99" in error and ".python-version" in error
+    calls = []
+    monkeypatch.setattr(bootstrap, "find_python", lambda version: "/some/python" + version)
+    monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, argv)))
+    bootstrap.follow_python_version(["--ve", "ve", "--follow-python-version"])
+    own = os.path.abspath(bootstrap.__file__)
+    assert calls == [("/some/python9.99", ["/some/python9.99", "-I", "-S", own, "--ve", "ve"])]
