@@ -66,7 +66,8 @@ bootstrap-help:
 # Always runs bootstrap.py: it decides by content (not mtimes) whether anything changed, in milliseconds.
 .PHONY: bootstrap-ve  ## build ./ve from the checkout alone, offline (a no-op when nothing changed)
 bootstrap-ve:
-	@$(BOOTSTRAP) $(if $(FORCE),--force) $(BOOTSTRAP_FOLLOW_PYTHON_VERSION)
+	@$(BOOTSTRAP) $(if $(FORCE),--force) $(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
+		$(if $(filter %freeze %freeze-upgrade %adopt,$(MAKECMDGOALS)),--freezing)
 
 .PHONY: bootstrap-test  ## make check, flake8, then pytest, inside ./ve (builds it first)
 bootstrap-test: bootstrap-ve

@@ -77,7 +77,8 @@ def main(argv):
         return verify(ve, args.ve)
     inputs = read_inputs(ve)
     key = digest_of(inputs)
-    warn_if_requirements_in_changed()
+    if not args.freezing:
+        warn_if_requirements_in_changed()
     try:
         # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
         if not args.force and is_current(ve, key):
@@ -118,7 +119,8 @@ def report_up_to_date(ve):
 
 class Args:
     ve = os.path.join(ROOT, "ve")
-    force = clean = check = verify = follow_python_version = False
+    # --freezing: `make freeze` runs us first; telling it to run `make freeze` would be noise.
+    force = clean = check = verify = follow_python_version = freezing = False
 
 
 def parse_args(argv):
@@ -126,7 +128,7 @@ def parse_args(argv):
     args, rest = Args(), list(argv)
     while rest:
         arg = rest.pop(0)
-        if arg in ("--force", "--clean", "--check", "--verify", "--follow-python-version"):
+        if arg in ("--force", "--clean", "--check", "--verify", "--follow-python-version", "--freezing"):
             setattr(args, arg[2:].replace("-", "_"), True)
         elif arg == "--ve" and rest:
             args.ve = rest.pop(0)

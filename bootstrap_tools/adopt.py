@@ -170,6 +170,7 @@ def adopt(dest, args):
     wanted = with_tools(wanted, test_tools)
     before = snapshot(dest)
     undo = Undo(dest)
+    undo.remember(".git/info/exclude")  # make ve adds the ve's names there
     try:
         step(f"copying the convention (bootstrap.mk version {version_of(ROOT)}) into {dest}")
         for relative, path in convention_files(ROOT).items():
@@ -469,7 +470,7 @@ def describe_changes(before, after, own_targets, source, test_tools):
         ".gitignore": "the ve, its slots and .bootstrap/ ignored",
         "requirements.in": ((f"from {source}" if source else "new") + ", plus pip-tools"
                             + (", pytest and flake8 (for make test)" if test_tools else "")),
-        "requirements.txt": "now the hashed lock (your exact pins were its constraints: no version moved)"
+        "requirements.txt": "now the hashed lock; your exact pins were the first freeze's constraints"
                             if source == "requirements.txt" else "the hashed lock",
         "requirements.pins": "the lock without hashes, one pin a line, for review",
         "requirements": "every artifact the lock pins",

@@ -48,11 +48,22 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
     of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files.
     """
-    results = {}
+    results, unconstrained = {}, {}
     for target in targets:
         python = tool_python(root, target, staging, env, lock_pins)
-        results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins,
-                                      constraints)
+        try:
+            results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins,
+                                          constraints)
+        except ToolError as exc:
+            # Pins frozen on one Python (an adopted project's requirements.txt) may not all exist for another:
+            # they hold where they can; a target where they cannot is resolved on its own, and said so.
+            if not constraints or exc.output is None:
+                raise
+            unconstrained[target] = exc
+            print(f"==> the constraints cannot all hold for Python {target}; resolving it without them", flush=True)
+            results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins)
+    if unconstrained and len(unconstrained) == len(targets):
+        raise next(iter(unconstrained.values()))
     return merge(results, targets)
 
 
