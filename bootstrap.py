@@ -888,7 +888,12 @@ def switch_lock(root, shared):
     path = os.path.join(root, SWITCH_LOCK)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     handle = open(path, "a")
-    fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        step(f"waiting for {SWITCH_LOCK}: a `make freeze` is switching the lock, or a build is reading it")
+        fcntl.flock(handle, mode)
     return handle
 
 

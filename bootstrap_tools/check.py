@@ -33,8 +33,13 @@ def main(argv):
     root = Path(argv[0]) if argv else ROOT
     # A switch a killed `make freeze` left is completed first (and says so); the switch lock keeps a running one
     # from moving files while they are checked.
-    with bootstrap.settled_inputs(str(root)):
-        problems = find_problems(root)
+    try:
+        with bootstrap.settled_inputs(str(root)):
+            problems = find_problems(root)
+    except KeyboardInterrupt:
+        print("ERROR: make check was interrupted; run it again (it completes an interrupted switch first).",
+              file=sys.stderr)
+        return 1
     for problem in problems:
         print(f"  - {problem}")
     seconds = time.monotonic() - started

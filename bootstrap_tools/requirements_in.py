@@ -6,6 +6,8 @@ pip-compile but not by the download step; `-e` and `-r` cannot be locked by hash
 requirements (no index serves them, so no pin of them can be refetched or checked).
 """
 
+import re
+
 from packaging.requirements import InvalidRequirement, Requirement
 
 INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--no-index")
@@ -50,7 +52,8 @@ def read(path):
         return [], [problem]
     requirements, problems = [], []
     for number, line in numbered_lines(text):
-        where = f"{path.name} line {number} `{line}`"
+        shown = re.sub(r"//[^/@\s]*@", "//***@", line)  # an index URL's credentials are never echoed
+        where = f"{path.name} line {number} `{shown}`"
         why = refusal(line)
         if why:
             problems.append(f"{where} {why}")
