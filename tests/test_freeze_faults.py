@@ -44,8 +44,8 @@ def switch_state(root):
     root = Path(root)
     digests = {}
     for path, digest in tree_digest(root).items():
-        if (any(path == name or path.startswith(name + os.sep) for name in MANAGED) or path == JOURNAL
-                or path.endswith(".switch-new")):
+        managed = any(path == name or path.startswith(name + os.sep) for name in MANAGED)
+        if digest != "dir" and (managed or path == JOURNAL or path.endswith(".switch-new")):
             digests[path] = digest
     return digests
 
@@ -312,21 +312,44 @@ def test_item3_two_freezes_and_a_make_ve_at_once_take_turns(project, tmp_path):
     assert_ok(project.make("check"))
 
 
+@pytest.fixture(scope="module")
+def shared(base, tmp_path_factory, payload_wheels):
+    """One built copy of `base` for the scenarios that must change nothing (each restores what it edits)."""
+    root = tmp_path_factory.mktemp("shared")
+    path = root / "checkout"
+    shutil.copytree(base, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(base) else [])
+    project = Project(path, make_index(root / "index", payload_wheels))
+    built(project.make("ve"))
+    return project
+
+
+@pytest.fixture
+def requirements_in_restored(shared):
+    saved = (shared.path / "requirements.in").read_bytes()
+    yield shared
+    (shared.path / "requirements.in").write_bytes(saved)
+
+
 # --- items 4, 5: what would stop the switch half-way is found before it starts -------------------------------------
 
 
 @slow
-def test_item4_a_directory_in_requirements_is_reported_by_check_and_refused_by_freeze(project):
+def test_item4_a_directory_in_requirements_is_reported_by_check_and_refused_by_freeze(requirements_in_restored):
+    project = requirements_in_restored
     stray = project.path / "requirements" / "unpacked"
     stray.mkdir()
-    (stray / "file.txt").write_text("x")
-    result = project.make("check")
-    assert_one_error(result, "1 problem(s)")
-    assert "requirements/unpacked is a directory" in result.stdout, describe(result)
-    project.requirements_in(remove=["alpha"])
-    before = switch_state(project.path)
-    assert_one_error(project.freeze(), "requirements/unpacked is a directory", "move it out", "Nothing was changed")
-    assert switch_state(project.path) == before
+    try:
+        (stray / "file.txt").write_text("x")
+        result = project.make("check")
+        assert_one_error(result, "1 problem(s)")
+        assert "requirements/unpacked is a directory" in result.stdout, describe(result)
+        project.requirements_in(remove=["alpha"])
+        before = switch_state(project.path)
+        assert_one_error(project.freeze(), "requirements/unpacked is a directory", "move it out",
+                         "Nothing was changed")
+        assert switch_state(project.path) == before
+    finally:
+        shutil.rmtree(stray)
 
 
 def in_mount_namespace(project, setup, *args):
@@ -342,7 +365,9 @@ def in_mount_namespace(project, setup, *args):
 
 @slow
 @pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_item5_a_read_only_or_full_requirements_dir_fails_before_the_switch(project, tmp_path, fault):
+def test_item5_a_read_only_or_full_requirements_dir_fails_before_the_switch(requirements_in_restored, tmp_path,
+                                                                            fault):
+    project = requirements_in_restored
     big = build_wheel(tmp_path / "big", "bigpkg", "1.0", content=os.urandom(300_000).hex())
     project.index.add_file(big)
     project.requirements_in(add=["bigpkg"])
@@ -371,7 +396,8 @@ def test_item5_a_read_only_or_full_requirements_dir_fails_before_the_switch(proj
 
 
 @slow
-def test_item7_targets_without_the_ves_python_are_refused_with_advice_that_works(project):
+def test_item7_targets_without_the_ves_python_are_refused_with_advice_that_works(shared):
+    project = shared
     other = "3.12" if THIS_PYTHON != "3.12" else "3.11"
     before = switch_state(project.path)
     error = assert_one_error(project.make("freeze", f"INDEX_URL={project.index.url}", f"TARGET_PYTHONS={other}"),
@@ -409,24 +435,6 @@ UNSUPPORTED = {
     "./localpkg": "is a path",
     "-r other.in": "copy its requirements here",
 }
-
-
-@pytest.fixture(scope="module")
-def shared(base, tmp_path_factory, payload_wheels):
-    """One built copy of `base` for the scenarios that must change nothing (each restores what it edits)."""
-    root = tmp_path_factory.mktemp("shared")
-    path = root / "checkout"
-    shutil.copytree(base, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(base) else [])
-    project = Project(path, make_index(root / "index", payload_wheels))
-    built(project.make("ve"))
-    return project
-
-
-@pytest.fixture
-def requirements_in_restored(shared):
-    saved = (shared.path / "requirements.in").read_bytes()
-    yield shared
-    (shared.path / "requirements.in").write_bytes(saved)
 
 
 @slow
