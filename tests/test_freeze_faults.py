@@ -78,8 +78,10 @@ def start(checkout, *args, stop_at=None, log=None):
     if stop_at is not None:
         env[HOOK] = f"{stop_at}:{log}"
     out = open(Path(log or checkout / ".." / "run").with_suffix(".out"), "w+")
+    # Ctrl-C as at a terminal: a runner started in the background (`make test &`) passes SIGINT down ignored.
     process = subprocess.Popen(make_argv(*args), cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     process.out = out
     return process
 
