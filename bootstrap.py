@@ -81,10 +81,12 @@ def main(argv):
         warn_if_requirements_in_changed()
     try:
         # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
-        if not args.force and is_current(ve, key):
+        if not args.force and is_current(ve, key) and not switch_pending():
             return report_up_to_date(args.ve)
         stop_on_signals()
-        with exclusive_lock(ve):
+        with exclusive_lock(ve), settled_inputs():
+            inputs = read_inputs(ve)  # again: a switch completed meanwhile changes the inputs
+            key = digest_of(inputs)
             if not args.force and is_current(ve, key):  # built meanwhile by a concurrent `make ve`
                 return report_up_to_date(args.ve)
             reason = rebuild_reason(ve, inputs, args.force)
@@ -555,7 +557,8 @@ def verify_inputs():
 
 def check_inputs():
     """`make check` without a ve: list every problem bootstrap.py can see, with the fix for each."""
-    _, _, problems = verify_inputs()
+    with settled_inputs():
+        _, _, problems = verify_inputs()
     for problem in problems:
         print(f"  - {problem}")
     if problems:
@@ -701,7 +704,8 @@ def check_interpreter(targets):
         error(f"Python {running} ({sys.executable}) is too old for this convention (virtualenv.py and pip need "
               f"3.10 or newer) and not a target of requirements.txt (targets: {' '.join(targets)}). {use}.")
     error(f"Python {running} ({sys.executable}) is not a target of requirements.txt (targets: {' '.join(targets)}). "
-          f"{use}, or add {running} to TARGET_PYTHONS and run `make freeze`.")
+          f"{use}; or add {running} to the targets with a ve that runs: `make freeze PYTHON=<a target's Python> "
+          f"TARGET_PYTHONS=\"{' '.join(sorted(targets + [running], key=release_key))}\"`.")
 
 
 def check_seed(pins):
@@ -1079,7 +1083,7 @@ def is_our_link(path):
 def clean(ve, name):
     """`make clean`: remove the ve link, its slots, scratch and lock if they are ours; never through the link."""
     removed, kept = [], []
-    with exclusive_lock(ve):
+    with exclusive_lock(ve), settled_inputs():  # `make clean` removes .bootstrap/: finish a pending switch first
         try:
             for path in [ve, f"{ve}.switching"] + [slot_path(ve, slot) for slot in SLOTS] + [scratch_path(ve)]:
                 if not os.path.lexists(path):
@@ -1097,6 +1101,114 @@ def clean(ve, name):
     if kept:
         print(f"kept {', '.join(kept)}: not made by make ve (delete it yourself if you no longer need it)")
     return 0
+
+
+def release_key(version):
+    """"3.10" -> (3, 10), so targets sort as versions."""
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+# ---------------------------------------------------------------- the switch of `make freeze`
+# `make freeze` (bootstrap_tools/switch.py) stages each new file beside its destination, writes this journal, and
+# only then renames the staged files into place and deletes what the new lock no longer needs. Whoever finds the
+# journal (the next make ve, make check, make freeze or make clean) completes those moves under the switch lock:
+# a build holds that lock shared while it reads its inputs, a switch holds it exclusive, so no build ever reads a
+# half-switched tree, and a killed switch is finished by the next command instead of being left half-done.
+
+SWITCH_JOURNAL = os.path.join(".bootstrap", "switch-journal.json")
+SWITCH_DONE = os.path.join(".bootstrap", "switch-done.json")
+SWITCH_LOCK = os.path.join(".bootstrap", "switch.lock")
+# Tests only: "<move number or all>:<file>" stops this process (SIGSTOP) before that move of a switch, after
+# appending "<pid> <number> <path>" to the file, so a test can kill it at that exact point.
+TEST_STOP_HOOK = "BOOTSTRAP_TEST_STOP_IN_SWITCH"
+
+
+def switch_pending(root=ROOT):
+    return os.path.exists(os.path.join(root, SWITCH_JOURNAL))
+
+
+def switch_lock(root, shared):
+    """The switch lock of checkout `root`, held (shared: reading the inputs; exclusive: switching them)."""
+    path = os.path.join(root, SWITCH_LOCK)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle = open(path, "a")
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        step(f"waiting for {SWITCH_LOCK}: a `make freeze` is switching the lock, or a build is reading it")
+        fcntl.flock(handle, mode)
+    return handle
+
+
+def settled_inputs(root=ROOT):
+    """The shared switch lock, held (close the returned file to release it), after completing a pending switch."""
+    while True:
+        try:
+            handle = switch_lock(root, shared=True)
+        except OSError:
+            if switch_pending(root):
+                raise
+            return open(os.devnull)  # a read-only checkout: nobody can be switching it
+        if not switch_pending(root):
+            return handle
+        handle.close()
+        with switch_lock(root, shared=False):
+            complete_switch(root)
+
+
+def complete_switch(root=ROOT, resumed=True):
+    """Do the journal's moves that are not done yet, under the exclusive switch lock; return how many were left.
+
+    Each move can be repeated: a put renames its staged file (checked against the journal's sha256) over the
+    destination, so once done its staged file is gone and the destination has that hash; a delete removes the
+    file if it is still there. The journal is then kept as switch-done.json: what the tree was before the switch,
+    which the next `make freeze` reports against.
+    """
+    import json
+
+    journal = os.path.join(root, SWITCH_JOURNAL)
+    try:
+        with open(journal, encoding="utf-8") as handle:
+            moves = json.load(handle)["moves"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as exc:
+        error(f"cannot read {SWITCH_JOURNAL} ({exc}), the journal of an interrupted `make freeze`. Restore the "
+              "tree with `git checkout -- requirements.txt requirements.pins requirements virtualenv_support "
+              f"virtualenv.py bootstrap_tools/virtualenv.txt`, delete {SWITCH_JOURNAL} and run `make freeze`.")
+    left = 0
+    for number, move in enumerate(moves):
+        stop_for_test(number, move["path"])
+        target = os.path.join(root, move["path"])
+        if "staged" not in move:
+            if os.path.lexists(target):
+                os.unlink(target)
+                left += 1
+            continue
+        staged = os.path.join(root, move["staged"])
+        if os.path.lexists(staged) and file_sha256(staged) == move["sha256"]:
+            os.replace(staged, target)
+            left += 1
+        elif file_sha256(target, missing=b"missing") != move["sha256"]:
+            error(f"cannot complete the interrupted `make freeze` recorded in {SWITCH_JOURNAL}: {move['staged']} "
+                  f"is missing or changed and {move['path']} does not have sha256 {move['sha256']}. Restore the "
+                  "tree with `git checkout -- .`, delete the journal and run `make freeze` again.")
+    os.replace(journal, os.path.join(root, SWITCH_DONE))
+    if resumed:
+        step(f"completed the switch of an interrupted `make freeze` ({left} of its {len(moves)} file moves were "
+             "left); the next `make freeze` reports against the tree before it")
+    return left
+
+
+def stop_for_test(number, path):
+    wanted = os.environ.get(TEST_STOP_HOOK)
+    if wanted and wanted.partition(":")[0] in ("all", str(number)):
+        import signal
+
+        with open(wanted.partition(":")[2], "a") as handle:
+            handle.write(f"{os.getpid()} {number} {path}\n")
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bootstrap_tools import lockfile, pins_file, virtualenv_py
+import bootstrap
+from bootstrap_tools import lockfile, pins_file, requirements_in, switch, virtualenv_py
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, run
 from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
@@ -30,7 +31,15 @@ RESTORE = "restore it with `git checkout -- {path}` or run `make freeze`"
 def main(argv):
     started = time.monotonic()
     root = Path(argv[0]) if argv else ROOT
-    problems = find_problems(root)
+    # A switch a killed `make freeze` left is completed first (and says so); the switch lock keeps a running one
+    # from moving files while they are checked.
+    try:
+        with bootstrap.settled_inputs(str(root)):
+            problems = find_problems(root)
+    except KeyboardInterrupt:
+        print("ERROR: make check was interrupted; run it again (it completes an interrupted switch first).",
+              file=sys.stderr)
+        return 1
     for problem in problems:
         print(f"  - {problem}")
     seconds = time.monotonic() - started
@@ -46,7 +55,9 @@ def find_problems(root):
     lock_path = root / "requirements.txt"
     if not lock_path.exists():
         return [f"requirements.txt is missing: {FREEZE}"]
-    text = lock_path.read_text(encoding="utf-8")
+    text, problem = requirements_in.decoded(lock_path.read_bytes(), "requirements.txt")
+    if problem:
+        return [f"{problem}, or restore it with `git checkout -- requirements.txt` (never edit the lock)"]
     pins, bad_lines = lockfile.parse(text)
     problems = [f"requirements.txt line `{bad.line.partition(' --hash')[0]}` {bad.message}: {FREEZE} "
                 "(never edit the lock)" for bad in bad_lines]
@@ -96,6 +107,9 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
     wheelhouse = root / "requirements"
     files = {path.name: lockfile.sha256(path) for path in sorted(wheelhouse.glob("*")) if path.is_file()}
     problems, needed, claimed = [], {}, set()
+    for path in switch.irregular_entries(wheelhouse):
+        problems.append(f"requirements/{path.name} is a {switch.kind(path)}; requirements/ holds only the lock's "
+                        f"artifacts (`make freeze` refuses to run): move it out of requirements/")
     for pin in pins:
         matches = [name for name, digest in files.items() if is_artifact_of(name, digest, pin)]
         if not matches:
@@ -139,7 +153,7 @@ def for_targets(pin, targets):
 def pins_file_problems(root, pins):
     path = root / pins_file.NAME
     expected = pins_file.render(pins)
-    if not path.exists() or path.read_text(encoding="utf-8") != expected:
+    if not path.exists() or path.read_bytes() != expected.encode("utf-8"):
         return [f"{pins_file.NAME} does not list the lock's pins: {FREEZE}"]
     return []
 
@@ -149,15 +163,8 @@ def requirements_in_problems(root, pins, targets):
     path = root / "requirements.in"
     if not path.exists():
         return ["requirements.in is missing: restore it with `git checkout -- requirements.in`"]
-    problems = []
-    for line in lockfile.logical_lines(path.read_text(encoding="utf-8")):
-        if line.startswith("-"):
-            continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement as exc:
-            problems.append(f"requirements.in line `{line}` is not a requirement ({exc}): fix the line")
-            continue
+    requirements, problems = requirements_in.read(path)
+    for _, line, requirement in requirements:
         name = canonicalize_name(requirement.name)
         unmet = {}  # what the lock pins instead -> the targets where that falls short
         for target in targets:
@@ -179,6 +186,9 @@ def seed_problems(root, pins=(), targets=()):
     fix = "restore it with `git checkout -- virtualenv_support` or run `make freeze-upgrade`"
     if not sums_path.exists():
         return [f"virtualenv_support/SHA256SUMS is missing: {fix}"]
+    _, problem = requirements_in.decoded(sums_path.read_bytes(), "virtualenv_support/SHA256SUMS")
+    if problem:
+        return [f"{problem}: {fix}"]
     recorded, bad = read_sums(sums_path)
     problems = [f"virtualenv_support/SHA256SUMS line `{line}` is not `SHA256  FILE`: {fix}" for line in bad]
     for name, digest in sorted(recorded.items()):
@@ -225,8 +235,13 @@ def virtualenv_py_problems(root):
           "`make freeze-upgrade`"
     if not path.exists():
         return [f"virtualenv.py is missing: {fix}"]
-    problems = virtualenv_py.authenticity_problems(path.read_text(encoding="utf-8"),
-                                                   root / "bootstrap_tools" / "virtualenv.txt")
+    text, problem = requirements_in.decoded(path.read_bytes(), "virtualenv.py")
+    lock = root / "bootstrap_tools" / "virtualenv.txt"
+    if not problem and lock.exists():
+        problem = requirements_in.decoded(lock.read_bytes(), "bootstrap_tools/virtualenv.txt")[1]
+    if problem:
+        return [f"{problem}, or {fix}"]
+    problems = virtualenv_py.authenticity_problems(text, lock)
     return [f"virtualenv.py: {problem} (was it edited?): {fix}" for problem in problems]
 
 

@@ -12,7 +12,6 @@ is known and wanted; new hashes beside the old ones, dropped hashes and accepted
 """
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from bootstrap_tools import lockfile, pins_file, report, seeds, targets
+import bootstrap
+from bootstrap_tools import lockfile, pins_file, report, requirements_in, seeds, switch, targets
 from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin, unfit_reason
@@ -39,32 +39,68 @@ def step(message):
 
 def main(argv):
     args = parse_args(argv)
+    bootstrap.stop_on_signals()  # SIGTERM and SIGHUP unwind like Ctrl-C: staged files removed, one ERROR line
     started = time.monotonic()
+    what = "make freeze-upgrade" if args.upgrade else "make freeze"
     try:
-        staging = fresh_dir(BUILD / "freeze")
-        env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
-        previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
-        lock_text = compile_lock(staging, env, args, previous_text)
-        pins = parse_lock(lock_text)
-        hash_lines = trust_on_first_use(lockfile.parse(previous_text)[0], pins, args.accept_changed_hashes)
-        staged = fetch(pins, staging, env, args)
-        verify(pins, staged, args.targets)
-        seed = virtualenv_py = None
-        if args.upgrade:
-            seed = stage_seed(pins, staged, staging, env, args.index_url)
-            virtualenv_py = stage_virtualenv_py(staging, env, args.index_url)
-        before = previous_text, report.snapshot(ROOT)
-        apply(lock_text, pins, staged, seed, virtualenv_py)
-        shutil.rmtree(staging)
+        with switch.freeze_lock(ROOT, what):
+            # A switch a killed freeze left is completed first; the report then compares with the tree before it.
+            switch.settle(ROOT)
+            before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
+            check_preconditions(args)
+            staging = fresh_dir(BUILD / "freeze")
+            env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
+            previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
+            lock_text = compile_lock(staging, env, args, previous_text)
+            pins = parse_lock(lock_text)
+            hash_lines = trust_on_first_use(lockfile.parse(previous_text)[0], pins, args.accept_changed_hashes)
+            staged = fetch(pins, staging, env, args)
+            verify(pins, staged, args.targets)
+            seed = virtualenv_py = None
+            if args.upgrade:
+                seed = stage_seed(pins, staged, staging, env, args.index_url)
+                virtualenv_py = stage_virtualenv_py(staging, env, args.index_url)
+            hash_lines = old_hash_lines + hash_lines
+            apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines)
+            text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines, note)
+            REPORT.write_text(text, encoding="utf-8")
+            switch.forget_baseline(ROOT)
+            shutil.rmtree(staging)
     except ToolError as exc:
         fail(f"{exc} Nothing was changed: the lock, requirements/, virtualenv_support/ and virtualenv.py "
              "are as they were.")
-    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT), hash_lines)
-    REPORT.write_text(text, encoding="utf-8")
+    except switch.Incomplete as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        if bootstrap.switch_pending(str(ROOT)):
+            fail(f"`{what}` was interrupted during its switch. Run `make check` (or make freeze, make ve): it "
+                 f"completes the switch from {bootstrap.SWITCH_JOURNAL}, and the next freeze reports against the "
+                 "tree before it.")
+        fail(f"`{what}` was interrupted before its switch. Nothing was changed: run it again.")
     step(f"done: {len(pins)} pins, {len(set().union(*staged.values()))} artifacts, {time.monotonic() - started:.1f} s "
          f"(report also in {REPORT.relative_to(ROOT)})")
     print(text, end="")
     return 0
+
+
+def check_preconditions(args):
+    """What the convention refuses before any work: unsupported requirements.in lines, a wheelhouse holding
+    other things than files, and targets without the Python the tools run on."""
+    problems = requirements_in.problems(REQUIREMENTS_IN)
+    if problems:
+        if len(problems) > 1:
+            print("".join(f"  - {problem}\n" for problem in problems), end="", file=sys.stderr)
+        raise ToolError(problems[0] + (f" ({len(problems) - 1} more, listed above.)" if len(problems) > 1 else ""))
+    for path in switch.irregular_entries(WHEELHOUSE):
+        raise ToolError(f"{path.relative_to(ROOT)} is a {switch.kind(path)}; requirements/ holds only the lock's "
+                        "artifacts (files): move it out of requirements/ and run `make freeze` again.")
+    running = targets.running_target()
+    if running not in args.targets:
+        wanted = " ".join(args.targets)
+        raise ToolError(f"TARGET_PYTHONS=\"{wanted}\" leaves out Python {running}, which ./ve runs, and the freeze "
+                        "tools run in ./ve (the next `make freeze` could not build it). Drop it with a ve on a "
+                        f"target you keep: `make freeze PYTHON=<path of a Python {args.targets[-1]}> "
+                        f"TARGET_PYTHONS=\"{wanted}\"`.")
 
 
 def parse_args(argv):
@@ -214,36 +250,30 @@ def stage_virtualenv_py(staging, env, index_url):
     return lock_file, output
 
 
-def replace_file(source, target):
-    """Copy source over target so that a reader sees the old file or the new one, never half of one."""
-    partial = target.with_name(f".{target.name}.part")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_lines):
+    """Switch to the new lock, artifacts and seeds: journaled, so the next command completes a killed switch.
 
-
-def write_file(target, text):
-    partial = target.with_name(f".{target.name}.part")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, target)
-
-
-def apply(lock_text, pins, staged, seed, virtualenv_py):
-    """Add new artifacts, switch each file atomically, and prune only after everything new is in place."""
-    WHEELHOUSE.mkdir(exist_ok=True)
+    New artifacts first, the seed and virtualenv.py next, the lock and its pins after them, and only then the
+    deletions: unreferenced artifacts and the old seed.
+    """
     keep = {path.name for paths in staged.values() for path in paths}
-    for path in {path for paths in staged.values() for path in paths}:
-        if path.parent != WHEELHOUSE:
-            replace_file(path, WHEELHOUSE / path.name)
+    puts = [(path, Path("requirements") / path.name) for path in sorted({p for ps in staged.values() for p in ps})
+            if path.parent != WHEELHOUSE]
+    deletes = []
     if seed:
-        seeds.install(seed)
+        sums = staging / "SHA256SUMS"
+        sums.write_text(seeds.SUMS_HEADER + f"{lockfile.sha256(seed)}  {seed.name}\n", encoding="utf-8")
+        puts += [(seed, Path("virtualenv_support") / seed.name), (sums, Path("virtualenv_support") / "SHA256SUMS")]
+        deletes += [Path("virtualenv_support") / path.name for path in sorted(seeds.SEEDS.iterdir())
+                    if path.name not in (seed.name, "SHA256SUMS") and not path.name.startswith(".")]
     if virtualenv_py:
-        replace_file(virtualenv_py[0], ROOT / "bootstrap_tools" / "virtualenv.txt")
-        replace_file(virtualenv_py[1], ROOT / "virtualenv.py")
-    write_file(LOCK, lock_text)
-    write_file(ROOT / pins_file.NAME, pins_file.render(pins))
-    for path in WHEELHOUSE.glob("*"):
-        if path.name not in keep:
-            path.unlink()
+        puts += [(virtualenv_py[0], Path("bootstrap_tools") / "virtualenv.txt"),
+                 (virtualenv_py[1], Path("virtualenv.py"))]
+    (staging / "requirements.txt").write_text(lock_text, encoding="utf-8")
+    (staging / pins_file.NAME).write_text(pins_file.render(pins), encoding="utf-8")
+    puts += [(staging / "requirements.txt", Path("requirements.txt")), (staging / pins_file.NAME, Path(pins_file.NAME))]
+    deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.glob("*")) if path.name not in keep]
+    switch.switch(ROOT, puts, deletes, before, hash_lines)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,22 @@ def versions_by_target(lock_text, targets):
 def pin_changes(before_lock, after_lock):
     """[(label, text)]: one line per package change, with the targets it holds for when not all of them."""
     old_targets, new_targets = lockfile.targets(before_lock), lockfile.targets(after_lock)
-    targets = sorted(set(old_targets) | set(new_targets), key=Version) or [None]
-    old, new = versions_by_target(before_lock, targets), versions_by_target(after_lock, targets)
+    # Pins move only for the targets the new lock has: a dropped target upgrades nothing; what only it needed
+    # is listed as removed for it.
+    targets = sorted(new_targets or old_targets, key=Version) or [None]
+    dropped = sorted(set(old_targets) - set(new_targets), key=Version) if new_targets else []
+    old, new = versions_by_target(before_lock, targets + dropped), versions_by_target(after_lock, targets)
     changes = {}
     for target in targets:
         for name in old[target].keys() | new[target].keys():
             was, now = old[target].get(name), new[target].get(name)
             if was != now:
                 changes.setdefault((name, was, now), []).append(target)
+    still_pinned = set().union(*(new[target] for target in targets))
+    for target in dropped:
+        for name, was in old[target].items():
+            if name not in still_pinned:
+                changes.setdefault((name, was, None), []).append(target)
     lines = []
     if old_targets and new_targets and old_targets != new_targets:
         lines.append(("targets", f"{' '.join(old_targets)} -> {' '.join(new_targets)}"))
@@ -46,15 +54,19 @@ def pin_changes(before_lock, after_lock):
             label, text = ("added", f"{name} {now}") if now else ("removed", f"{name} {was}")
         if where != targets:
             text += f" (Python {' '.join(where)})"
+        if set(where) <= set(dropped):
+            text = text[:-1] + ", a dropped target)" if text.endswith(")") else text
         lines.append((label, text))
     order = ["targets", "upgraded", "downgraded", "added", "removed"]
     return sorted(lines, key=lambda line: order.index(line[0]))
 
 
-def render(before_lock, after_lock, before_files, after_files, hash_lines=()):
+def render(before_lock, after_lock, before_files, after_files, hash_lines=(), note=None):
     """The report; `hash_lines` [(label, text)] are the hash changes of versions already locked (freeze's
-    trust on first use), shown only when there are any."""
-    lines = ["Pins (requirements.txt):"]
+    trust on first use), shown only when there are any; `note` says what it compares with when that is not the
+    tree as this run found it."""
+    lines = [f"({note})"] if note else []
+    lines.append("Pins (requirements.txt):")
     changes = pin_changes(before_lock, after_lock)
     lines += [f"  {label + ':':10} {text}" for label, text in changes] or ["  no change"]
     if hash_lines:

@@ -1,5 +1,6 @@
 """The one place the maintainer tools start subprocesses, with a hermetic environment."""
 
+import re
 import shlex
 import subprocess
 import sys
@@ -52,19 +53,47 @@ def run(argv, *, env=None, cwd=None, capture=True):
     return result.stdout or ""
 
 
-def run_step(argv, what, fix, **kwargs):
-    """run(argv); if it fails, show its output (tracebacks folded away) and raise one line: what, why, the fix."""
+def run_step(argv, what, fix, index=None, **kwargs):
+    """run(argv); if it fails, show its output (tracebacks folded away) and raise one line: what, why, the fix.
+
+    `index` (the INDEX_URL of a step that reads the index, "" for pip's default) turns pip's hash mismatch into
+    a line that blames the index and names the file, not the maintainer's files.
+    """
     try:
         return run(argv, **kwargs)
     except ToolError as exc:
         if exc.output is None:
             raise
+        if index is not None and index_mismatch(exc.output, index):
+            raise ToolError(index_mismatch(exc.output, index), output=exc.output) from None
         shown = without_tracebacks(exc.output)
         if shown:
             # On stderr, indented: the tool's own `ERROR:` line stays the only one that starts a line.
             print(f"    {what} failed; its output (tracebacks left out):", file=sys.stderr, flush=True)
             print("".join(f"      {line}\n" for line in shown), end="", file=sys.stderr, flush=True)
         raise ToolError(f"{what} failed: {failure_cause(shown)}; {fix}", output=exc.output) from None
+
+
+def index_name(index_url):
+    """The index as a message names it: its URL without credentials, or pip's default."""
+    if not index_url:
+        return "pip's default index"
+    scheme, _, rest = index_url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else index_url
+
+
+def index_mismatch(output, index_url):
+    """One line for pip's `Expected sha256 X / Got Y` about a file from the index, or None."""
+    match = re.search(r"^\s*(\S+) from (\S+?)(?: \(from [^\n]*\))?:\s*\n\s*Expected sha256 ([0-9a-f]{64})\s*\n"
+                      r"\s*Got\s+([0-9a-f]{64})", output, flags=re.MULTILINE)
+    if not match:
+        return None
+    requirement, url, expected, got = match.groups()
+    filename = url.split("#", 1)[0].rstrip("/").rpartition("/")[2]
+    return (f"the index {index_name(index_url)} served {filename} (for {requirement}) with sha256 {got}, but "
+            f"{expected} was expected (what the index advertises for it, or what the lock pins): a corrupted or "
+            "replaced file on the index or a broken mirror, not a problem of requirements.in. Report it to whoever "
+            "runs the index or use another INDEX_URL, then run `make freeze` again.")
 
 
 def without_tracebacks(output):

@@ -15,13 +15,13 @@ import re
 import shutil
 import sys
 
-from packaging.markers import InvalidMarker, default_environment
+from packaging.markers import InvalidMarker, Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bootstrap_tools import lockfile
-from bootstrap_tools.pythons import find_python, marker_for
+from bootstrap_tools.pythons import find_python, marker_applies, marker_for
 from bootstrap_tools.run import ToolError, index_args, run, run_step
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
@@ -184,7 +184,7 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
                             "check the network or INDEX_URL, then run `make freeze` again.") from None
         run_step(argv, f"pip-compile for Python {target}",
                  "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
-                 + ") and run `make freeze` again.", cwd=root, env=env)
+                 + ") and run `make freeze` again.", index=index_url, cwd=root, env=env)
     return output.read_text(encoding="utf-8")
 
 
@@ -231,12 +231,19 @@ def merge(results, targets):
     ordered = sorted(entries.items(), key=lambda item: (item[0][0], Version(item[0][1])))
     for (name, version, own_marker), entry in ordered:
         python_marker = marker_for(entry["targets"], targets)
+        if python_marker and own_marker and selects(own_marker, targets) == entry["targets"]:
+            python_marker = None  # requirements.in's own marker already says which targets: not twice
         markers = [f"({m})" if " or " in m else m for m in (own_marker, python_marker) if m]
         requirement = str(entry["pin"]) + (f" ; {' and '.join(markers)}" if markers else "")
         hashes = sorted(entry["hashes"])
         out.append(f"{requirement} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n")
         out.extend(f"{line}\n" for line in entry["via"])
     return MERGE_NOTE + "".join(out)
+
+
+def selects(marker, targets):
+    """The targets `marker` holds for (other variables as on this machine, where pip-compile evaluated it)."""
+    return [target for target in targets if marker_applies(Marker(marker), target)]
 
 
 # ---------------------------------------------------------------- fetch
@@ -285,7 +292,7 @@ def download(pin, target, downloads, env, index_url):
     except ToolError:
         run_step(common, f"pip download of {pin} for Python {target}",
                  "a pin with no wheel (only wheels are supported for now), or the index is unreachable or lost "
-                 "a file: fix the cause and run `make freeze` again.", env=env)
+                 "a file: fix the cause and run `make freeze` again.", index=index_url, env=env)
 
     def ours(paths):
         return [path for path in sorted(paths) if is_artifact_of(path.name, lockfile.sha256(path), pin)]

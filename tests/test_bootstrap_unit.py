@@ -308,7 +308,7 @@ def test_check_interpreter(capsys, monkeypatch):
     error = refused(capsys, bootstrap.check_interpreter, ["9.98", "9.99"])
     assert f"Python {running}" in error
     assert "targets: 9.98 9.99" in error
-    assert "No Python 9.98 or 9.99 was found here" in error and "add " + running + " to TARGET_PYTHONS" in error
+    assert "No Python 9.98 or 9.99 was found here" in error and f"add {running} to the targets" in error
     monkeypatch.setattr(bootstrap, "find_python", lambda version: "/opt/python9.99" if version == "9.99" else None)
     error = refused(capsys, bootstrap.check_interpreter, ["9.98", "9.99"])
     assert "Found here: 9.99 (/opt/python9.99)" in error
