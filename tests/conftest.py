@@ -71,6 +71,15 @@ def make_env(**extra):
     return env
 
 
+def default_signals():
+    """preexec_fn: the signals a test sends act as at a terminal, even when `make test` itself runs in the
+    background (a shell without job control starts it with SIGINT ignored, and children inherit that)."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def make_argv(*args):
     return ["make", "--no-print-directory", *args]
 

@@ -21,8 +21,9 @@ from bootstrap_tools import lockfile
 
 from conftest import (
     SUMMARY_PREFIX, TIMEOUT, artifact, assert_one_error, assert_ok, assert_pip_check_clean, assert_ve_works, built,
-    copy_checkout, describe, diff_digests, leftovers, make_argv, make_env, make_wheel, pinned_version, python_or_skip,
-    run_make, sha256_file, tree_digest, unshare_or_skip, up_to_date, ve_python, ve_state,
+    copy_checkout, default_signals, describe, diff_digests, leftovers, make_argv, make_env, make_wheel,
+    pinned_version, python_or_skip, run_make, sha256_file, tree_digest, unshare_or_skip, up_to_date, ve_python,
+    ve_state,
 )
 
 slow = pytest.mark.slow
@@ -307,7 +308,8 @@ def signal_mid_pip(checkout, signum, new_slot):
     """Start `make ve FORCE=1` in its own process group, send signum to the group while pip installs into new_slot."""
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(make_argv("ve", "FORCE=1"), cwd=checkout, env=make_env(), stdin=subprocess.DEVNULL,
-                                   stdout=stdout, stderr=stderr, text=True, start_new_session=True)
+                                   stdout=stdout, stderr=stderr, text=True, start_new_session=True,
+                                   preexec_fn=default_signals)
 
         def pip_is_installing():
             stdout.seek(0)  # the seed's own dist-info is unpacked before; any other one is pip installing the lock

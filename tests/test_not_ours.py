@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    TIMEOUT, artifact, assert_one_error, assert_ok, assert_ve_works, built, copy_checkout, describe, diff_digests,
-    make_argv, make_env, run_make, sha256_file, tree_digest, up_to_date, ve_python,
+    TIMEOUT, artifact, assert_one_error, assert_ok, assert_ve_works, built, copy_checkout, default_signals, describe,
+    diff_digests, make_argv, make_env, run_make, sha256_file, tree_digest, up_to_date, ve_python,
 )
 
 slow = pytest.mark.slow
@@ -121,7 +121,8 @@ def test_a_colon_in_the_path_gets_one_clear_error(tmp_path, where):
 def start_build(checkout, env):
     log = tempfile.TemporaryFile("w+")
     process = subprocess.Popen(make_argv("ve", "FORCE=1"), cwd=checkout, env=env, stdin=subprocess.DEVNULL,
-                               stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=default_signals)
     return process, log
 
 
