@@ -88,5 +88,6 @@ def render(before_lock, after_lock, before_files, after_files, hash_lines=(), no
     if not changed:
         lines.append("  no change")
     net = sum(size for size, _ in after_files.values()) - sum(size for size, _ in before_files.values())
-    lines.append(f"  net change in repository bytes: {net:+,} ({len(before_files)} -> {len(after_files)} files)")
+    lines.append(f"  net change in repository bytes: {net:+,} (files in requirements/, virtualenv_support/ and "
+                 f"virtualenv.py: {len(before_files)} -> {len(after_files)})")
     return "\n".join(lines) + "\n"

@@ -591,7 +591,8 @@ def test_report_lists_upgraded_added_removed_and_sizes():
         "  - requirements/beta-1.0-py3-none-any.whl (2,500 bytes)\n"
         "  + requirements/gamma-1.0-py3-none-any.whl (50 bytes)\n"
         "  ~ virtualenv.py (10,000 -> 12,345 bytes)\n"
-        "  net change in repository bytes: +95 (4 -> 4 files)\n"
+        "  net change in repository bytes: +95 (files in requirements/, virtualenv_support/ and virtualenv.py: "
+        "4 -> 4)\n"
     )
 
 
@@ -600,13 +601,15 @@ def test_report_of_no_change_says_so():
     files = {"requirements/alpha-1.0-py3-none-any.whl": (1000, "a1")}
     assert report.render(lock, lock, files, dict(files)) == (
         "Pins (requirements.txt):\n  no change\nArtifacts:\n  no change\n"
-        "  net change in repository bytes: +0 (1 -> 1 files)\n"
+        "  net change in repository bytes: +0 (files in requirements/, virtualenv_support/ and virtualenv.py: 1 -> 1)\n"
     )
 
 
 def test_report_of_a_first_freeze_lists_everything_added():
     text = report.render("", lock_text("alpha==1.0"), {}, {"requirements/alpha-1.0-py3-none-any.whl": (10, "a")})
-    assert "  added:     alpha 1.0\n" in text and "net change in repository bytes: +10 (0 -> 1 files)" in text
+    assert "  added:     alpha 1.0\n" in text
+    assert "net change in repository bytes: +10 (files in requirements/, virtualenv_support/ and virtualenv.py: " \
+           "0 -> 1)" in text
 
 
 def test_lockfile_parse_reads_pins_and_lists_bad_lines():
