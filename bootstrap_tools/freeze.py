@@ -20,7 +20,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from bootstrap_tools import lockfile, pins_file, report, seeds, targets
+from bootstrap_tools import lockfile, pins_file, report, sdists, seeds, targets
 from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin, unfit_reason
@@ -44,22 +44,32 @@ def main(argv):
         staging = fresh_dir(BUILD / "freeze")
         env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
         previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
-        lock_text = compile_lock(staging, env, args, previous_text)
+        no_binary = set()  # names with no wheel, resolved from sdists (bootstrap_tools/sdists.py)
+        lock_text = compile_lock(staging, env, args, previous_text, no_binary)
         pins = parse_lock(lock_text)
-        hash_lines = trust_on_first_use(lockfile.parse(previous_text)[0], pins, args.accept_changed_hashes)
-        staged = fetch(pins, staging, env, args)
+        previous_pins = sdists.without_built_hashes(ROOT, lockfile.parse(previous_text)[0])
+        hash_lines = trust_on_first_use(previous_pins, pins, args.accept_changed_hashes)
+        built = sdists.prepare(ROOT, pins, no_binary, args.targets, staging, env, args.index_url,
+                               args.upgrade or tuple(args.upgrade_package))
+        hash_lines += trust_on_first_use(sdists.build_pins_of(ROOT), built.build_pins, args.accept_changed_hashes)
+        lock_text = sdists.add_hashes(lock_text, built.hashes)
+        pins = parse_lock(lock_text)
+        staged = fetch(pins, staging, env, args, built.candidates())
+        built.add_to(staged, pins)
         verify(pins, staged, args.targets)
+        verify(built.build_pins, staged, args.targets)
         seed = virtualenv_py = None
         if args.upgrade:
             seed = stage_seed(pins, staged, staging, env, args.index_url)
             virtualenv_py = stage_virtualenv_py(staging, env, args.index_url)
         before = previous_text, report.snapshot(ROOT)
         apply(lock_text, pins, staged, seed, virtualenv_py)
+        sdists.apply(ROOT, built, write_file)
         shutil.rmtree(staging)
     except ToolError as exc:
         fail(f"{exc} Nothing was changed: the lock, requirements/, virtualenv_support/ and virtualenv.py "
              "are as they were.")
-    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT), hash_lines)
+    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT), hash_lines, built.report)
     REPORT.write_text(text, encoding="utf-8")
     step(f"done: {len(pins)} pins, {len(set().union(*staged.values()))} artifacts, {time.monotonic() - started:.1f} s "
          f"(report also in {REPORT.relative_to(ROOT)})")
@@ -89,7 +99,7 @@ def fresh_dir(path):
     return path
 
 
-def compile_lock(staging, env, args, previous_text):
+def compile_lock(staging, env, args, previous_text, no_binary=None):
     """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock."""
     missing = [target for target in args.targets
                if target != targets.running_target() and find_python(target, staging / "home") is None]
@@ -107,8 +117,10 @@ def compile_lock(staging, env, args, previous_text):
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in lockfile.targets(previous_text)}
     constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
+    if no_binary is not None and not args.upgrade:  # an upgrade asks again: a new release may have wheels
+        no_binary |= sdists.known_names(ROOT, lock_pins)
     body = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous, lock_pins,
-                               constraints)
+                               constraints, no_binary)
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
     return header + body
 
@@ -166,12 +178,14 @@ def trust_on_first_use(previous_pins, pins, accept_changed):
     return lines
 
 
-def fetch(pins, staging, env, args):
+def fetch(pins, staging, env, args, extra=None):
     """{pin: [artifacts]}: for every target a pin applies to, one verified artifact that fits it.
 
-    Artifacts already in requirements/ are reused when their hash fits; the rest are downloaded.
+    Artifacts already in requirements/ (and `extra`, {path: sha256} of wheels built from sdists) are reused
+    when their hash fits; the rest are downloaded.
     """
     existing = {path: lockfile.sha256(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
+    existing.update(extra or {})
     return targets.fetch_for_targets(pins, args.targets, existing, staging / "downloads", env, args.index_url)
 
 

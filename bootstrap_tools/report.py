@@ -4,7 +4,7 @@ from packaging.version import Version
 
 from bootstrap_tools import lockfile
 
-MANAGED = ("requirements", "virtualenv_support", "virtualenv.py")
+MANAGED = ("requirements", "virtualenv_support", "virtualenv.py", "requirements-build.txt", "requirements-built.json")
 
 
 def snapshot(root):
@@ -51,15 +51,19 @@ def pin_changes(before_lock, after_lock):
     return sorted(lines, key=lambda line: order.index(line[0]))
 
 
-def render(before_lock, after_lock, before_files, after_files, hash_lines=()):
+def render(before_lock, after_lock, before_files, after_files, hash_lines=(), source_lines=()):
     """The report; `hash_lines` [(label, text)] are the hash changes of versions already locked (freeze's
-    trust on first use), shown only when there are any."""
+    trust on first use), shown only when there are any; `source_lines` [(label, text)] the packages built
+    from sdists (bootstrap_tools/sdists.py), likewise."""
     lines = ["Pins (requirements.txt):"]
     changes = pin_changes(before_lock, after_lock)
     lines += [f"  {label + ':':10} {text}" for label, text in changes] or ["  no change"]
     if hash_lines:
         lines.append("Hashes of versions already locked:")
         lines += [f"  {label + ':':10} {text}" for label, text in hash_lines]
+    if source_lines:
+        lines.append("Built from source (requirements-build.txt, requirements-built.json):")
+        lines += [f"  {label + ':':10} {text}" for label, text in source_lines]
     lines.append("Artifacts:")
     changed = False
     for path in sorted(before_files.keys() | after_files.keys()):

@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bootstrap_tools import lockfile
+from bootstrap_tools import lockfile, sdists
 from bootstrap_tools.pythons import find_python, marker_for
 from bootstrap_tools.run import ToolError, index_args, run, run_step
 from bootstrap_tools.seeds import read_sums
@@ -42,17 +42,22 @@ def running_target():
 # ---------------------------------------------------------------- compile
 
 
-def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=()):
+def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=(),
+                no_binary=None):
     """pip-compile requirements.in under each target; return the merged lock body (without our header).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
-    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files.
+    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files;
+    no_binary: a set of names that have no wheel, resolved from their sdists (sdists.py; names found missing a
+    wheel are added to it).
     """
     results = {}
+    no_binary = set() if no_binary is None else no_binary
     for target in targets:
         python = tool_python(root, target, staging, env, lock_pins)
-        results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins,
-                                      constraints)
+        results[target] = sdists.compile_allowing_sdists(
+            lambda names: compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins,
+                                      constraints, names), no_binary)
     return merge(results, targets)
 
 
@@ -64,6 +69,9 @@ def tool_python(root, target, staging, env, lock_pins=()):
     """
     if target == running_target():
         return sys.executable
+    dest = staging / "envs" / target
+    if (dest / ".pip-tools-ready").exists():  # made earlier in this freeze: the sdists' build lock reuses it
+        return dest / "bin" / "python"
     base = find_python(target, staging / "home")
     if base is None:
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
@@ -73,7 +81,6 @@ def tool_python(root, target, staging, env, lock_pins=()):
     wanted = staging / f"pip-tools-{target}.txt"
     wanted.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
                               for pin in tool_pins(root, target, lock_pins)), encoding="utf-8")
-    dest = staging / "envs" / target
     run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
               "--no-venv-redirect", "--app-data", staging / "app-data", dest],
              f"creating a Python {target} environment for pip-compile", fix, env=env)
@@ -82,6 +89,7 @@ def tool_python(root, target, staging, env, lock_pins=()):
               root / "requirements", "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
               "-r", wanted],
              f"installing pip-tools for Python {target} from requirements/ (hashes required)", fix, env=env)
+    (dest / ".pip-tools-ready").touch()
     return python
 
 
@@ -149,11 +157,15 @@ def tool_pins(root, target, lock_pins):
     return sorted(chosen.values(), key=lambda pin: pin.name)
 
 
-def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=()):
-    """pip-compile for one target, seeded with that target's previous pins so they are kept."""
+def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=(), no_binary=()):
+    """pip-compile for one target, seeded with that target's previous pins so they are kept.
+
+    Wheels only, except for the names in `no_binary` (no wheel exists for them: their sdists are resolved).
+    Raises sdists.NoWheel naming requirements that have no wheel but might have an sdist.
+    """
     output = staging / f"requirements-{target}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [python, "-I", "-m", "piptools", "compile", *COMPILE_FLAGS,
+    argv = [python, "-I", "-m", "piptools", "compile", *sdists.compile_flags(COMPILE_FLAGS, no_binary),
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{target}",
             "--output-file", output, *index_args(index_url),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
@@ -171,6 +183,7 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
         if unreachable:
             raise ToolError(f"the index ({index_name(index_url)}) cannot be reached from here ({unreachable[-1]}): "
                             "check the network or INDEX_URL, then run `make freeze` again.") from None
+        sdists.raise_for_missing_wheels(exc.output, no_binary)
         run_step(argv, f"pip-compile for Python {target}",
                  "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
                  + ") and run `make freeze` again.", cwd=root, env=env)
@@ -273,7 +286,8 @@ def download(pin, target, downloads, env, index_url):
         run([*common, "--implementation", "py", "--abi", "none", "--platform", "any"], env=env)
     except ToolError:
         run_step(common, f"pip download of {pin} for Python {target}",
-                 "a pin with no wheel (only wheels are supported for now), or the index is unreachable or lost "
+                 "a pin with no wheel (its sdist is built only for names that have no wheel at all), or the index "
+                 "is unreachable or lost "
                  "a file: fix the cause and run `make freeze` again.", env=env)
 
     def ours(paths):
