@@ -282,7 +282,9 @@ def fetch_sdist(root, pin, staging, env, index_url):
     wanted = staging / "sdist-requests" / f"{pin.name}.txt"
     wanted.parent.mkdir(parents=True, exist_ok=True)
     wanted.write_text(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
-    run([sys.executable, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--no-binary=:all:",
+    # --only-binary before --no-binary=NAME: the sdist for this name, wheels for its build isolation's backend.
+    run([sys.executable, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
+         f"--no-binary={pin.name}",
          "--require-hashes", "--dest", dest, *index_args(index_url), "-r", wanted], env=env)
     found = [path for path in sorted(dest.glob("*"))
              if is_sdist(path.name) and is_artifact_of(path.name, lockfile.sha256(path), pin)]
