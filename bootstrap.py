@@ -27,6 +27,8 @@ WHEELHOUSE = os.path.join(ROOT, "requirements")
 VIRTUALENV_PY = os.path.join(ROOT, "virtualenv.py")
 SEEDS = os.path.join(ROOT, "virtualenv_support")
 SEED_SUMS = os.path.join(SEEDS, "SHA256SUMS")
+# The build lock of the pins built from sdists (bootstrap_tools/sdists.py); only a fallback build reads it.
+BUILD_LOCK = os.path.join(ROOT, "requirements-build.txt")
 STAMP = "bootstrap-stamp.txt"
 # Written into a slot before anything else: the proof that the directory is ours to wipe.
 MARKER = ".bootstrap-slot"
@@ -307,7 +309,7 @@ def read_inputs(ve):
     """
     inputs = [("python", f"{python_version()} {os.path.realpath(sys.executable)} {' '.join(sys.version.split())}"),
               ("ve", ve)]
-    for path in [LOCK, os.path.abspath(__file__), VIRTUALENV_PY] + list_files(SEEDS):
+    for path in [LOCK, os.path.abspath(__file__), VIRTUALENV_PY] + build_lock_input() + list_files(SEEDS):
         content = "dir" if os.path.isdir(path) else file_sha256(path, missing=b"missing")
         inputs.append((os.path.relpath(path, ROOT), content))
     return inputs
@@ -552,7 +554,7 @@ def verify_inputs():
     """(pins, seed wheel, problems): everything a build trusts, checked before anything is touched."""
     pins, problems = read_lock()
     seed, seed_problems = check_seed(pins)
-    return pins, seed, problems + seed_problems + check_artifacts(pins)
+    return pins, seed, problems + seed_problems + check_artifacts(pins) + source_problems(pins)
 
 
 def check_inputs():
@@ -936,14 +938,132 @@ def install(slot, seed, pins, scratch, env):
     with open(requirements, "w", encoding="utf-8") as handle:
         for pin in pins:
             handle.write(f"{pin.line} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
+    source = from_source(slot, env, pins)
     step(f"installing requirements.txt ({len(pins)} pins, those for this Python) from requirements/ "
          "(offline, hashes required)")
-    run([python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
+    (source_build(source) if source else run)(
+        [python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
          "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
-         "--no-input", "--quiet", "--no-compile", "-r", requirements], env, "pip install")
+         "--no-input", "--quiet", "--no-compile", *source_args(source, scratch), "-r", requirements],
+        env, "pip install")
     # The seed is compiled already, unless the lock pinned another pip and pip replaced it.
     seed_dir = os.path.join(site_packages(slot), "pip") + os.sep
     compile_bytecode(slot, env, skip=re.escape(seed_dir) if os.path.exists(seed_record) else None)
+
+
+def build_lock_input():
+    """The build lock is an input of the ve (a fallback build uses it) when there is one; [] keeps old keys."""
+    return [BUILD_LOCK] if os.path.exists(BUILD_LOCK) else []
+
+
+def sdist_wheels(pins):
+    """{pin: [its wheel files]} for the pins that have an sdist in requirements/ (built at freeze time)."""
+    by_pin = {}
+    for path in list_files(WHEELHOUSE):
+        key = artifact_pin(os.path.basename(path))
+        if key:
+            by_pin.setdefault(key, []).append(path)
+    found = {}
+    for pin in pins:
+        paths = by_pin.get((pin.name, release(pin.version)), [])
+        if any(not path.endswith(".whl") for path in paths):
+            found[pin] = [path for path in paths if path.endswith(".whl")]
+    return found
+
+
+def source_problems(pins):
+    """Problems of what a build from source needs: the build lock and its artifacts, and the prebuilt wheels.
+
+    A tampered prebuilt wheel would otherwise pass beside its good sdist (one allowed artifact per pin is enough
+    for check_artifacts), and pip would only stop at its hash.
+    """
+    wheels = sdist_wheels(pins)
+    if not wheels:
+        return []
+    problems = []
+    for pin, paths in wheels.items():
+        for path in paths:
+            fix = f"restore it with `git checkout -- requirements/{os.path.basename(path)}`"
+            problems += filter(None, [verify_file(path, pin.hashes, f"the hashes of {pin} in requirements.txt", fix)])
+    restore = "Restore it with `git checkout -- requirements-build.txt`, or run `make freeze`."
+    try:
+        with open(BUILD_LOCK, encoding="utf-8-sig") as handle:
+            build_pins, bad = parse_lock(handle.read())
+    except (OSError, UnicodeDecodeError):
+        return problems + [f"requirements-build.txt is missing or unreadable, and {next(iter(wheels))} is built "
+                           f"from its sdist where no wheel fits. {restore}"]
+    problems += [f"requirements-build.txt line `{line}` {reason}. {restore}" for line, reason in bad]
+    return problems + [problem.replace("in requirements.txt", "in requirements-build.txt")
+                       for problem in check_artifacts(build_pins)]
+
+
+# Run by the new ve's Python with the seed pip's own `packaging`: the tags and markers pip itself will use.
+FITS_HERE = """
+import json, sys
+from pip._vendor.packaging.requirements import Requirement
+from pip._vendor.packaging.tags import sys_tags
+from pip._vendor.packaging.utils import parse_wheel_filename
+here, out = set(sys_tags()), []
+for line, wheels in json.loads(sys.argv[1]).items():
+    marker = Requirement(line).marker
+    if (marker is None or marker.evaluate()) and not any(set(parse_wheel_filename(w)[3]) & here for w in wheels):
+        out.append(line)
+print(json.dumps(out))
+"""
+
+
+def from_source(slot, env, pins):
+    """The pins this Python must build from their sdists: no prebuilt wheel in requirements/ fits here."""
+    import json
+
+    wheels = sdist_wheels(pins)
+    if not wheels:
+        return []
+    query = {pin.line: [os.path.basename(path) for path in paths] for pin, paths in wheels.items()}
+    lines = json.loads(run([python_in(slot), "-I", "-c", FITS_HERE, json.dumps(query)], env, "checking wheel tags"))
+    return [pin for pin in wheels if pin.line in lines]
+
+
+def source_args(source, scratch):
+    """pip's options to build `source` from sdists, offline, with the build lock as a hashed build constraint.
+
+    --no-binary after --only-binary=:all: narrows it to these names; every other pin stays wheels only, and
+    pip's build isolation installs the backends from requirements/ only, each with the build lock's hash.
+    """
+    if not source:
+        return []
+    with open(BUILD_LOCK, encoding="utf-8-sig") as handle:
+        build_pins, _ = parse_lock(handle.read())
+    constraints = os.path.join(scratch, "requirements-build.txt")
+    with open(constraints, "w", encoding="utf-8") as handle:
+        for pin in build_pins:  # rebuilt from the parsed fields, like the lock pip gets
+            handle.write(f"{pin.line} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
+    names = ", ".join(f"{pin.name} {pin.version}" for pin in source)
+    step(f"building from source, offline: {names} (no prebuilt wheel in requirements/ fits this Python and "
+         "platform; their sdists are built with the backends pinned in requirements-build.txt)")
+    return ["--no-binary=" + ",".join(pin.name for pin in source), "--build-constraint", constraints]
+
+
+def source_build(source):
+    """run(), for a pip install that builds `source`: a failed build ends in one ERROR naming the package."""
+    import re
+
+    def runner(argv, env, what):
+        returncode, stdout = spawn(argv, env)
+        if returncode == 0:
+            return stdout
+        print("".join(f"    {line}\n" for line in stdout.rstrip().splitlines()), end="", file=sys.stderr)
+        failed = re.findall(r"Failed to build '?([A-Za-z0-9._-]+)", stdout)
+        named = [pin for pin in source if failed and canonical_name(failed[-1]) == pin.name] or source
+        # The build's own last words: the lines before pip's last "[end of output]", else pip's last lines.
+        lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+        ends = [number for number, line in enumerate(lines) if line == "[end of output]"]
+        last = lines[max(0, ends[-1] - 3):ends[-1]] if ends else lines[-3:]
+        error(f"building {' or '.join(f'{pin.name} {pin.version}' for pin in named)} from its sdist failed "
+              f"(no prebuilt wheel fits this Python and platform): {' | '.join(last) or 'no output'}. Fix: install "
+              "what the build needs (a C compiler, a C library's headers) and run `make ve` again, or run "
+              "`make freeze` on this platform to store a prebuilt wheel. The previous ve is untouched.")
+    return runner
 
 
 def site_packages(slot):

@@ -18,7 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import bootstrap
-from bootstrap_tools import lockfile, pins_file, requirements_in, switch, virtualenv_py
+from bootstrap_tools import lockfile, pins_file, requirements_in, sdists, switch, virtualenv_py
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, run
 from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
@@ -64,7 +64,9 @@ def find_problems(root):
     targets = lockfile.targets(text)
     if not targets:
         problems.append(f"requirements.txt has no `# targets:` header line: {FREEZE}")
-    problems += artifact_problems(root, pins, targets, names_of(bad_lines))
+    # The build lock's artifacts (backends for the sdists built from source) belong in requirements/ too.
+    problems += artifact_problems(root, pins + sdists.build_pins_of(root), targets, names_of(bad_lines))
+    problems += sdists.check_problems(root, pins, targets)
     problems += pins_file_problems(root, pins)
     problems += requirements_in_problems(root, pins, targets or ["3"])
     problems += seed_problems(root, pins, targets)

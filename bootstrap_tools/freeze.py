@@ -12,6 +12,7 @@ is known and wanted; new hashes beside the old ones, dropped hashes and accepted
 """
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -20,9 +21,9 @@ from pathlib import Path
 from packaging.version import Version
 
 import bootstrap
-from bootstrap_tools import lockfile, pins_file, report, requirements_in, seeds, switch, targets
+from bootstrap_tools import lockfile, pins_file, report, requirements_in, sdists, seeds, switch, targets
 from bootstrap_tools.pythons import find_python
-from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run_step
+from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,18 +52,31 @@ def main(argv):
             staging = fresh_dir(BUILD / "freeze")
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
-            lock_text = compile_lock(staging, env, args, previous_text)
+            no_binary = set()  # names with no wheel, resolved from sdists (bootstrap_tools/sdists.py)
+            lock_text = compile_lock(staging, env, args, previous_text, no_binary)
             pins = parse_lock(lock_text)
-            hash_lines = trust_on_first_use(lockfile.parse(previous_text)[0], pins, args.accept_changed_hashes)
-            staged = fetch(pins, staging, env, args)
+            previous_pins = sdists.without_built_hashes(ROOT, lockfile.parse(previous_text)[0])
+            hash_lines = trust_on_first_use(previous_pins, pins, args.accept_changed_hashes)
+            built = sdists.prepare(ROOT, pins, no_binary, args.targets, staging, env, args.index_url,
+                                   args.upgrade or tuple(args.upgrade_package))
+            hash_lines += trust_on_first_use(sdists.build_pins_of(ROOT), built.build_pins, args.accept_changed_hashes)
+            lock_text = sdists.add_hashes(lock_text, built.hashes)
+            pins = parse_lock(lock_text)
+            staged = fetch(pins, staging, env, args, built.candidates())
+            built.add_to(staged, pins)
             verify(pins, staged, args.targets)
+            verify(built.build_pins, staged, args.targets)
             seed = virtualenv_py = None
             if args.upgrade:
                 seed = stage_seed(pins, staged, staging, env, args.index_url)
                 virtualenv_py = stage_virtualenv_py(staging, env, args.index_url)
             hash_lines = old_hash_lines + hash_lines
             apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines)
-            text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines, note)
+            # The build lock and manifest follow the journaled switch; a kill between them is repaired by the
+            # next freeze, which rewrites both from the same inputs (make check names them meanwhile).
+            sdists.apply(ROOT, built, write_file)
+            text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
+                                 built.report, note)
             REPORT.write_text(text, encoding="utf-8")
             switch.forget_baseline(ROOT)
             shutil.rmtree(staging)
@@ -125,7 +139,7 @@ def fresh_dir(path):
     return path
 
 
-def compile_lock(staging, env, args, previous_text):
+def compile_lock(staging, env, args, previous_text, no_binary=None):
     """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock."""
     missing = [target for target in args.targets
                if target != targets.running_target() and find_python(target, staging / "home") is None]
@@ -134,7 +148,7 @@ def compile_lock(staging, env, args, previous_text):
                         "must fit every target: install it, or drop it from TARGET_PYTHONS.")
     upgrade = args.upgrade or tuple(args.upgrade_package)
     step(f"locking requirements.in with pip-compile for Python {' '.join(args.targets)}, against "
-         f"{targets.index_name(args.index_url)}"
+         f"{index_name(args.index_url)}"
          + (" (upgrading every pin)" if args.upgrade else f" (upgrading {' '.join(upgrade)} and what they need)"
             if upgrade else ""))
     lock_pins = lockfile.parse(previous_text)[0]
@@ -143,8 +157,10 @@ def compile_lock(staging, env, args, previous_text):
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in lockfile.targets(previous_text)}
     constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
+    if no_binary is not None and not args.upgrade:  # an upgrade asks again: a new release may have wheels
+        no_binary |= sdists.known_names(ROOT, lock_pins)
     body = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous, lock_pins,
-                               constraints)
+                               constraints, no_binary)
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
     return header + body
 
@@ -202,12 +218,14 @@ def trust_on_first_use(previous_pins, pins, accept_changed):
     return lines
 
 
-def fetch(pins, staging, env, args):
+def fetch(pins, staging, env, args, extra=None):
     """{pin: [artifacts]}: for every target a pin applies to, one verified artifact that fits it.
 
-    Artifacts already in requirements/ are reused when their hash fits; the rest are downloaded.
+    Artifacts already in requirements/ (and `extra`, {path: sha256} of wheels built from sdists) are reused
+    when their hash fits; the rest are downloaded.
     """
     existing = {path: lockfile.sha256(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
+    existing.update(extra or {})
     return targets.fetch_for_targets(pins, args.targets, existing, staging / "downloads", env, args.index_url)
 
 
@@ -248,6 +266,13 @@ def stage_virtualenv_py(staging, env, index_url):
     run_step([*tool, "build", *common, "--output", output],
              "building virtualenv.py (bootstrap_tools.virtualenv_py build)", fix, cwd=ROOT, env=env)
     return lock_file, output
+
+
+def write_file(target, text):
+    """Replace `target` by `text` so that a reader sees the old file or the new one, never half of one."""
+    partial = target.with_name(f".{target.name}.part")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, target)
 
 
 def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_lines):

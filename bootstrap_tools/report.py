@@ -4,7 +4,7 @@ from packaging.version import Version
 
 from bootstrap_tools import lockfile
 
-MANAGED = ("requirements", "virtualenv_support", "virtualenv.py")
+MANAGED = ("requirements", "virtualenv_support", "virtualenv.py", "requirements-build.txt", "requirements-built.json")
 
 
 def snapshot(root):
@@ -61,9 +61,10 @@ def pin_changes(before_lock, after_lock):
     return sorted(lines, key=lambda line: order.index(line[0]))
 
 
-def render(before_lock, after_lock, before_files, after_files, hash_lines=(), note=None):
+def render(before_lock, after_lock, before_files, after_files, hash_lines=(), source_lines=(), note=None):
     """The report; `hash_lines` [(label, text)] are the hash changes of versions already locked (freeze's
-    trust on first use), shown only when there are any; `note` says what it compares with when that is not the
+    trust on first use), shown only when there are any; `source_lines` [(label, text)] the packages built
+    from sdists (bootstrap_tools/sdists.py), likewise; `note` says what it compares with when that is not the
     tree as this run found it."""
     lines = [f"({note})"] if note else []
     lines.append("Pins (requirements.txt):")
@@ -72,6 +73,9 @@ def render(before_lock, after_lock, before_files, after_files, hash_lines=(), no
     if hash_lines:
         lines.append("Hashes of versions already locked:")
         lines += [f"  {label + ':':10} {text}" for label, text in hash_lines]
+    if source_lines:
+        lines.append("Built from source (requirements-build.txt, requirements-built.json):")
+        lines += [f"  {label + ':':10} {text}" for label, text in source_lines]
     lines.append("Artifacts:")
     changed = False
     for path in sorted(before_files.keys() | after_files.keys()):

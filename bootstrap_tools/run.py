@@ -62,16 +62,32 @@ def run_step(argv, what, fix, index=None, **kwargs):
     try:
         return run(argv, **kwargs)
     except ToolError as exc:
-        if exc.output is None:
-            raise
-        if index is not None and index_mismatch(exc.output, index):
-            raise ToolError(index_mismatch(exc.output, index), output=exc.output) from None
-        shown = without_tracebacks(exc.output)
-        if shown:
-            # On stderr, indented: the tool's own `ERROR:` line stays the only one that starts a line.
-            print(f"    {what} failed; its output (tracebacks left out):", file=sys.stderr, flush=True)
-            print("".join(f"      {line}\n" for line in shown), end="", file=sys.stderr, flush=True)
-        raise ToolError(f"{what} failed: {failure_cause(shown)}; {fix}", output=exc.output) from None
+        raise step_failure(exc, what, fix, index) from None
+
+
+def step_failure(exc, what, fix, index=None):
+    """The one-line ToolError for a failed step (run_step's, for callers that inspect the failure first)."""
+    if exc.output is None:
+        return exc
+    if index is not None and unreachable(exc.output):
+        return ToolError(f"the index ({index_name(index)}) cannot be reached from here ({unreachable(exc.output)}): "
+                         "check the network or INDEX_URL, then run `make freeze` again.", output=exc.output)
+    if index is not None and index_mismatch(exc.output, index):
+        return ToolError(index_mismatch(exc.output, index), output=exc.output)
+    shown = without_tracebacks(exc.output)
+    if shown:
+        # On stderr, indented: the tool's own `ERROR:` line stays the only one that starts a line.
+        print(f"    {what} failed; its output (tracebacks left out):", file=sys.stderr, flush=True)
+        print("".join(f"      {line}\n" for line in shown), end="", file=sys.stderr, flush=True)
+    return ToolError(f"{what} failed: {failure_cause(shown)}; {fix}", output=exc.output)
+
+
+def unreachable(output):
+    """pip's last line saying it could not connect to the index, or None."""
+    signs = ("NewConnectionError", "Failed to establish", "Max retries exceeded", "Could not fetch URL",
+             "Temporary failure in name resolution")
+    lines = [line.strip() for line in (output or "").splitlines() if any(sign in line for sign in signs)]
+    return lines[-1] if lines else None
 
 
 def index_name(index_url):

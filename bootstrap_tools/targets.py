@@ -20,9 +20,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bootstrap_tools import lockfile
+from bootstrap_tools import lockfile, sdists
 from bootstrap_tools.pythons import find_python, marker_applies, marker_for
-from bootstrap_tools.run import ToolError, index_args, run, run_step
+from bootstrap_tools.run import ToolError, index_args, run, run_step, step_failure, unreachable
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
 
@@ -42,18 +42,26 @@ def running_target():
 # ---------------------------------------------------------------- compile
 
 
-def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=()):
+def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=(),
+                no_binary=None):
     """pip-compile requirements.in under each target; return the merged lock body (without our header).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
-    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files.
+    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files;
+    no_binary: a set of names that have no wheel, resolved from their sdists (sdists.py; names found missing a
+    wheel are added to it).
     """
     results, unconstrained = {}, {}
+    no_binary = set() if no_binary is None else no_binary
     for target in targets:
         python = tool_python(root, target, staging, env, lock_pins)
+
+        def compile_target(names, constraints=constraints):
+            return compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints,
+                               names)
+
         try:
-            results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins,
-                                          constraints)
+            results[target] = sdists.compile_allowing_sdists(compile_target, no_binary)
         except ToolError as exc:
             # Pins frozen on one Python (an adopted project's requirements.txt) may not all exist for another:
             # they hold where they can; a target where they cannot is resolved on its own, and said so.
@@ -61,7 +69,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
                 raise
             unconstrained[target] = exc
             print(f"==> the constraints cannot all hold for Python {target}; resolving it without them", flush=True)
-            results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins)
+            results[target] = sdists.compile_allowing_sdists(lambda names: compile_target(names, ()), no_binary)
     if unconstrained and len(unconstrained) == len(targets):
         raise next(iter(unconstrained.values()))
     return merge(results, targets)
@@ -75,6 +83,9 @@ def tool_python(root, target, staging, env, lock_pins=()):
     """
     if target == running_target():
         return sys.executable
+    dest = staging / "envs" / target
+    if (dest / ".pip-tools-ready").exists():  # made earlier in this freeze: the sdists' build lock reuses it
+        return dest / "bin" / "python"
     base = find_python(target, staging / "home")
     if base is None:
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
@@ -84,7 +95,6 @@ def tool_python(root, target, staging, env, lock_pins=()):
     wanted = staging / f"pip-tools-{target}.txt"
     wanted.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
                               for pin in tool_pins(root, target, lock_pins)), encoding="utf-8")
-    dest = staging / "envs" / target
     run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
               "--no-venv-redirect", "--app-data", staging / "app-data", dest],
              f"creating a Python {target} environment for pip-compile", fix, env=env)
@@ -93,6 +103,7 @@ def tool_python(root, target, staging, env, lock_pins=()):
               root / "requirements", "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
               "-r", wanted],
              f"installing pip-tools for Python {target} from requirements/ (hashes required)", fix, env=env)
+    (dest / ".pip-tools-ready").touch()
     return python
 
 
@@ -160,11 +171,15 @@ def tool_pins(root, target, lock_pins):
     return sorted(chosen.values(), key=lambda pin: pin.name)
 
 
-def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=()):
-    """pip-compile for one target, seeded with that target's previous pins so they are kept."""
+def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=(), no_binary=()):
+    """pip-compile for one target, seeded with that target's previous pins so they are kept.
+
+    Wheels only, except for the names in `no_binary` (no wheel exists for them: their sdists are resolved).
+    Raises sdists.NoWheel naming requirements that have no wheel but might have an sdist.
+    """
     output = staging / f"requirements-{target}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [python, "-I", "-m", "piptools", "compile", *COMPILE_FLAGS,
+    argv = [python, "-I", "-m", "piptools", "compile", *sdists.compile_flags(COMPILE_FLAGS, no_binary),
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{target}",
             "--output-file", output, *index_args(index_url),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
@@ -176,26 +191,12 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     try:
         run(argv, cwd=root, env=env)
     except ToolError as exc:
-        unreachable = [line.strip() for line in (exc.output or "").splitlines() if any(
-            sign in line for sign in ("NewConnectionError", "Failed to establish", "Max retries exceeded",
-                                      "Could not fetch URL", "Temporary failure in name resolution"))]
-        if unreachable:
-            raise ToolError(f"the index ({index_name(index_url)}) cannot be reached from here ({unreachable[-1]}): "
-                            "check the network or INDEX_URL, then run `make freeze` again.") from None
-        run_step(argv, f"pip-compile for Python {target}",
-                 "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
-                 + ") and run `make freeze` again.", index=index_url, cwd=root, env=env)
+        if exc.output is not None and not unreachable(exc.output):
+            sdists.raise_for_missing_wheels(exc.output, no_binary)
+        raise step_failure(exc, f"pip-compile for Python {target}",
+                           "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
+                           + ") and run `make freeze` again.", index=index_url) from None
     return output.read_text(encoding="utf-8")
-
-
-def index_name(index_url):
-    """How a report names the index: never its URL's credentials, and pip's default as such."""
-    if not index_url:
-        return "pip's default index"
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(index_url)
-    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme != "file" else index_url
 
 
 # ---------------------------------------------------------------- merge
@@ -291,8 +292,8 @@ def download(pin, target, downloads, env, index_url):
         run([*common, "--implementation", "py", "--abi", "none", "--platform", "any"], env=env)
     except ToolError:
         run_step(common, f"pip download of {pin} for Python {target}",
-                 "a pin with no wheel (only wheels are supported for now), or the index is unreachable or lost "
-                 "a file: fix the cause and run `make freeze` again.", index=index_url, env=env)
+                 "a pin with no wheel (its sdist is built only for names that have no wheel at all), or the index "
+                 "is unreachable or lost a file: fix the cause and run `make freeze` again.", index=index_url, env=env)
 
     def ours(paths):
         return [path for path in sorted(paths) if is_artifact_of(path.name, lockfile.sha256(path), pin)]

@@ -17,7 +17,9 @@ import zipfile
 
 from packaging import tags
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename, InvalidWheelFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from bootstrap_tools.pythons import find_python
@@ -95,7 +97,7 @@ def unfit_reason(path, target):
     try:
         _, _, _, wheel_tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename:
-        return "not a wheel (only wheels are supported for now)"
+        return "an sdist, not a wheel (freeze builds a wheel from it)" if is_sdist(path.name) else "not a wheel"
     if not wheel_tags & target_tags(target):
         return f"its tags {', '.join(sorted(map(str, wheel_tags)))} are not supported there"
     try:
@@ -119,12 +121,20 @@ def _wheel_metadata(path, size, mtime_ns):
 
 
 def name_version(filename):
-    """(canonical name, Version) from a wheel's file name, or None for anything that is not a wheel name."""
+    """(canonical name, Version) from a wheel's or an sdist's file name, or None for anything else."""
     try:
-        name, version, _, _ = parse_wheel_filename(filename)
-    except (InvalidWheelFilename, InvalidVersion):
+        if is_sdist(filename):
+            name, version = parse_sdist_filename(filename)
+        else:
+            name, version, _, _ = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
         return None
     return canonicalize_name(name), version
+
+
+def is_sdist(filename):
+    """Whether `filename` is named like a source distribution (what pip accepts from a wheelhouse: .tar.gz, .zip)."""
+    return filename.endswith((".tar.gz", ".zip"))
 
 
 def is_artifact_of(filename, digest, pin):
@@ -133,7 +143,7 @@ def is_artifact_of(filename, digest, pin):
 
 
 def names_pin(filename, pin):
-    """Whether `filename` is a wheel name of the pin's project and version (whatever its hash)."""
+    """Whether `filename` is a wheel or sdist name of the pin's project and version (whatever its hash)."""
     parsed = name_version(filename)
     try:
         return parsed is not None and parsed == (canonicalize_name(pin.name), Version(pin.version))

@@ -153,4 +153,4 @@ def test_freeze_names_an_unreachable_index_and_a_missing_target_python_first(che
     assert "pip-compile for Python" not in missing.stdout, describe(missing)
     unreachable = run_make(checkout, "freeze", "INDEX_URL=http://127.0.0.1:9/simple/",
                            f"TARGET_PYTHONS={THIS_PYTHON}")
-    assert_one_error(unreachable, "the index (http://127.0.0.1/simple/) cannot be reached")
+    assert_one_error(unreachable, "the index (http://127.0.0.1:9/simple/) cannot be reached")

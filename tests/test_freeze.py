@@ -373,18 +373,19 @@ def test_freeze_reports_new_hashes_beside_the_locked_ones(project, tmp_path):
 
 
 @slow
-def test_freeze_never_runs_an_sdists_setup_py(project, tmp_path):
+def test_freeze_never_runs_the_setup_py_of_an_sdist_whose_project_has_a_wheel(project, tmp_path):
+    # Resolution is wheels only; only a name with no wheel at all is resolved from its sdist (tests/test_sdists.py).
     planted = tmp_path / "setup-py-ran"
-    project.index.add_file(build_sdist(tmp_path / "sdists", "sourceonly", "1.0",
+    project.index.add_file(build_sdist(tmp_path / "sdists", "withwheel", "1.0",
                                        f"import pathlib\npathlib.Path({str(planted)!r}).write_text('ran')\n"
-                                       "from setuptools import setup\nsetup(name='sourceonly', version='1.0')\n"))
-    project.index.write_pages()
-    project.requirements_in(add=["sourceonly"])
-    before = managed_digest(project.path)
-    result = project.freeze()
-    assert_one_error(result, "sourceonly", "Nothing was changed")
+                                       "from setuptools import setup\nsetup(name='withwheel', version='1.0')\n"))
+    project.index.add("withwheel", "1.0")
+    project.requirements_in(add=["withwheel"])
+    result = assert_ok(project.freeze())
     assert not planted.exists(), "pip-compile ran the sdist's setup.py"
-    assert diff_digests(before, managed_digest(project.path)) == []
+    assert "withwheel-1.0-py3-none-any.whl" in project.artifacts(), describe(result)
+    assert not [name for name in project.artifacts() if name.endswith(".tar.gz")]
+    assert not (project.path / "requirements-build.txt").exists()
 
 
 @slow
