@@ -706,7 +706,8 @@ def check_interpreter(targets):
         error(f"Python {running} ({sys.executable}) is too old for this convention (virtualenv.py and pip need "
               f"3.10 or newer) and not a target of requirements.txt (targets: {' '.join(targets)}). {use}.")
     error(f"Python {running} ({sys.executable}) is not a target of requirements.txt (targets: {' '.join(targets)}). "
-          f"{use}; or add {running} to the targets with a ve that runs: `make freeze PYTHON=<a target's Python> "
+          f"{use}; or add {running} to the targets with a ve that runs: `make freeze PYTHON=<path of a Python "
+          f"{targets[-1]}> "
           f"TARGET_PYTHONS=\"{' '.join(sorted(targets + [running], key=release_key))}\"`.")
 
 
