@@ -809,19 +809,13 @@ def release(version):
 def pick_slot(ve):
     """The slot `ve` does not resolve to, emptied: ours is wiped, anything else there is moved aside."""
     current = os.path.realpath(ve) if os.path.islink(ve) else None
-    path = next(path for path in (slot_path(ve, slot) for slot in SLOTS) if os.path.realpath(path) != current)
-    if is_ours(path):
-        remove(path)
-    elif os.path.lexists(path):
-        move_aside(path)
-    os.mkdir(path)
-    with open(os.path.join(path, MARKER), "w") as handle:
-        handle.write(MARKER_TEXT)
-    return path
+    free = next(path for path in (slot_path(ve, slot) for slot in SLOTS) if os.path.realpath(path) != current)
+    return fresh_dir(free)
 
 
 def fresh_dir(path):
-    """Our scratch directory, emptied of a killed run's leftovers (it carries our marker, like a slot)."""
+    """An empty directory of ours at `path` (a slot, the scratch dir), carrying our marker from its first moment:
+    a previous one of ours is wiped, anything else there is moved aside."""
     if is_ours(path):
         remove(path)
     elif os.path.lexists(path):
