@@ -44,7 +44,7 @@ def main(argv):
         staging = fresh_dir(BUILD / "freeze")
         env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
         previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
-        lock_text = compile_lock(staging, env, args, previous_text)
+        lock_text, splits = compile_lock(staging, env, args, previous_text)
         pins = parse_lock(lock_text)
         hash_lines = trust_on_first_use(lockfile.parse(previous_text)[0], pins, args.accept_changed_hashes)
         staged = fetch(pins, staging, env, args)
@@ -59,7 +59,7 @@ def main(argv):
     except ToolError as exc:
         fail(f"{exc} Nothing was changed: the lock, requirements/, virtualenv_support/ and virtualenv.py "
              "are as they were.")
-    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT), hash_lines)
+    text = report.render(before[0], lock_text, before[1], report.snapshot(ROOT), hash_lines, splits)
     REPORT.write_text(text, encoding="utf-8")
     step(f"done: {len(pins)} pins, {len(set().union(*staged.values()))} artifacts, {time.monotonic() - started:.1f} s "
          f"(report also in {REPORT.relative_to(ROOT)})")
@@ -73,6 +73,9 @@ def parse_args(argv):
     parser.add_argument("--index-url", default="", help="package index to use (default: pip's own default)")
     parser.add_argument("--targets", default="3.10 3.11 3.12 3.13", type=str.split,
                         help="the Python versions (X.Y) the lock must fit, space-separated")
+    parser.add_argument("--resolution", choices=targets.unify.STRATEGIES, default="fewest",
+                        help="fewest: one version of each package for every target where one fits (default); "
+                             "newest: each target its own newest")
     parser.add_argument("--constraint", default="", help="a constraints file pip-compile must satisfy")
     parser.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
                         help="upgrade only this package and what it needs (repeatable); the seed and virtualenv.py "
@@ -90,7 +93,9 @@ def fresh_dir(path):
 
 
 def compile_lock(staging, env, args, previous_text):
-    """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock."""
+    """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock.
+
+    Returns (lock text, splits): splits as targets.compile_all gives them, for the report."""
     missing = [target for target in args.targets
                if target != targets.running_target() and find_python(target, staging / "home") is None]
     if missing:
@@ -107,10 +112,10 @@ def compile_lock(staging, env, args, previous_text):
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in lockfile.targets(previous_text)}
     constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
-    body = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous, lock_pins,
-                               constraints)
+    body, splits = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous,
+                                       lock_pins, constraints, args.resolution)
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
-    return header + body
+    return header + body, splits
 
 
 def parse_lock(lock_text):

@@ -4,6 +4,8 @@ pip-compile resolves only for the interpreter that runs it, and silently drops d
 not hold there (pytest needs tomli only below 3.11). So `make freeze` runs it once per target, under that
 target's own interpreter, and merges the results: a line that holds for every target stays plain, the others
 carry a python_version marker. Artifacts are then fetched per target, preferring pure-Python wheels.
+Under RESOLUTION=fewest (the default) the targets are then brought to one version of each package wherever one
+fits them all (unify.py); RESOLUTION=newest keeps each target's own newest.
 
 Nothing unpinned runs: resolution is wheels only (`--only-binary=:all:` reaches pip-compile's pip, so no
 sdist's setup.py is run to read its metadata), and a throwaway environment for another target runs the seed
@@ -20,9 +22,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bootstrap_tools import lockfile
+from bootstrap_tools import lockfile, unify
 from bootstrap_tools.pythons import find_python, marker_for
-from bootstrap_tools.run import ToolError, index_args, run, run_step
+from bootstrap_tools.run import ToolError, failure_cause, index_args, run, run_step, without_tracebacks
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
 
@@ -42,18 +44,52 @@ def running_target():
 # ---------------------------------------------------------------- compile
 
 
-def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=()):
-    """pip-compile requirements.in under each target; return the merged lock body (without our header).
+def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=(),
+                resolution="fewest"):
+    """pip-compile requirements.in under each target; return (merged lock body without our header, splits).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
-    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files.
+    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files;
+    resolution: "fewest" (one version of each package for every target where one fits, see unify.py) or
+    "newest" (each target its own newest). splits: {name: [why no single version fits]} for the packages left
+    with more than one version under "fewest"; None under "newest", which does not try.
     """
-    results = {}
+    results, pythons = {}, {}
     for target in targets:
-        python = tool_python(root, target, staging, env, lock_pins)
-        results[target] = compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins,
-                                      constraints)
-    return merge(results, targets)
+        pythons[target] = tool_python(root, target, staging, env, lock_pins)
+        results[target] = compile_one(root, pythons[target], target, staging, env, upgrade, index_url,
+                                      previous_pins, constraints)
+    splits = None
+    if resolution == "fewest":
+        def attempt(target, proposal, text):
+            # Never --upgrade here: the first pass already moved what was asked, and its choices are the pins.
+            seed = {target: unify.seed_lines(text, proposal)}
+            return compile_one(root, pythons[target], target, staging, env, False, index_url, seed, constraints,
+                               tentative=True)
+
+        def diagnose(target, name, version, cause):
+            return why_not(pythons[target], target, name, version, cause, staging, env, index_url)
+
+        results, splits = unify.unify(results, targets, attempt, diagnose,
+                                      step=lambda text: print(f"==> {text}", flush=True))
+    return merge(results, targets), splits
+
+
+def why_not(python, target, name, version, cause, staging, env, index_url):
+    """Why `name==version` cannot be one of Python `target`'s pins: pip's own answer for that version alone."""
+    argv = [python, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
+            "--no-cache-dir", "--dest", staging / "why-not" / target, *index_args(index_url), f"{name}=={version}"]
+    try:
+        run(argv, env=env)
+        output = ""
+    except ToolError as exc:
+        output = exc.output or ""
+    found = unify.reason_from_download(output, name, version, target)
+    if found:
+        return found
+    # It installs there alone: what excludes it is the rest of that target's requirements.
+    return (f"{name} {version} does not resolve together with the other requirements on Python {target}"
+            + (f" ({cause})" if cause else ""))
 
 
 def tool_python(root, target, staging, env, lock_pins=()):
@@ -149,8 +185,12 @@ def tool_pins(root, target, lock_pins):
     return sorted(chosen.values(), key=lambda pin: pin.name)
 
 
-def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=()):
-    """pip-compile for one target, seeded with that target's previous pins so they are kept."""
+def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=(),
+                tentative=False):
+    """pip-compile for one target, seeded with that target's previous pins so they are kept.
+
+    tentative: a failure raises unify.Unresolvable (the caller tries something else) instead of ending the freeze.
+    """
     output = staging / f"requirements-{target}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
     argv = [python, "-I", "-m", "piptools", "compile", *COMPILE_FLAGS,
@@ -171,6 +211,8 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
         if unreachable:
             raise ToolError(f"the index ({index_name(index_url)}) cannot be reached from here ({unreachable[-1]}): "
                             "check the network or INDEX_URL, then run `make freeze` again.") from None
+        if tentative:
+            raise unify.Unresolvable(failure_cause(without_tracebacks(exc.output or ""))) from None
         run_step(argv, f"pip-compile for Python {target}",
                  "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
                  + ") and run `make freeze` again.", cwd=root, env=env)
