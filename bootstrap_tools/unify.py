@@ -102,10 +102,11 @@ def unify(results, targets, attempt, diagnose, step=print):
         if not failures:
             results = attempts
             continue
-        for target, missed in failures.items():
+        for target, missed in sorted(failures.items(), key=lambda item: Version(item[0])):
             for name, cause in missed.items():
-                version = proposal[name]
-                ruled_out.setdefault(name, {}).setdefault(version, diagnose(target, name, version, cause))
+                known = ruled_out.setdefault(name, {})
+                if proposal[name] not in known:  # one reason is enough: the first target that cannot take it
+                    known[proposal[name]] = diagnose(target, name, proposal[name], cause)
     per_target = {target: versions(results[target]) for target in targets}
     reasons = {name: sorted(ruled_out.get(name, {}).values()) for name in spread(per_target, targets)}
     return results, reasons
