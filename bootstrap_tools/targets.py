@@ -67,29 +67,30 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
             return compile_one(root, pythons[target], target, staging, env, False, index_url, seed, constraints,
                                tentative=True)
 
+        def precheck(target, name, version):
+            return download_reason(pythons[target], target, name, version, staging, env, index_url)
+
         def diagnose(target, name, version, cause):
-            return why_not(pythons[target], target, name, version, cause, staging, env, index_url)
+            # It installs there alone (or precheck would have said so): the rest of that target's requirements
+            # exclude it.
+            return (precheck(target, name, version) or f"{name} {version} does not resolve together with the other "
+                    f"requirements on Python {target}" + (f" ({cause})" if cause else ""))
 
         results, splits = unify.unify(results, targets, attempt, diagnose,
-                                      step=lambda text: print(f"==> {text}", flush=True))
+                                      step=lambda text: print(f"==> {text}", flush=True), precheck=precheck)
     return merge(results, targets), splits
 
 
-def why_not(python, target, name, version, cause, staging, env, index_url):
-    """Why `name==version` cannot be one of Python `target`'s pins: pip's own answer for that version alone."""
+def download_reason(python, target, name, version, staging, env, index_url):
+    """Why `name==version` alone cannot install on Python `target` (Requires-Python, no fitting wheel), or None:
+    pip's own answer, asked under that target's interpreter without resolving anything else."""
     argv = [python, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
             "--no-cache-dir", "--dest", staging / "why-not" / target, *index_args(index_url), f"{name}=={version}"]
     try:
         run(argv, env=env)
-        output = ""
+        return None
     except ToolError as exc:
-        output = exc.output or ""
-    found = unify.reason_from_download(output, name, version, target)
-    if found:
-        return found
-    # It installs there alone: what excludes it is the rest of that target's requirements.
-    return (f"{name} {version} does not resolve together with the other requirements on Python {target}"
-            + (f" ({cause})" if cause else ""))
+        return unify.reason_from_download(exc.output or "", name, version, target)
 
 
 def tool_python(root, target, staging, env, lock_pins=()):

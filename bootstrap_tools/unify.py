@@ -61,23 +61,40 @@ def spread(per_target, targets):
     return {name: list(where.items()) for name, where in sorted(found.items()) if len(where) > 1}
 
 
-def unify(results, targets, attempt, diagnose, step=print):
+def unify(results, targets, attempt, diagnose, step=print, precheck=None):
     """Resolve every target again with one shared version of each package the targets disagree on.
 
     results: {target: pip-compile output} of the independent resolutions. attempt(target, {name: version}, text):
     that target's pip-compile output when started from `text`'s pins with the given shared versions (raises
     Unresolvable when pip-compile fails outright). diagnose(target, name, version, cause): why that version
-    cannot be used there. Returns (results, {name: [reasons]}) for the packages that still differ.
+    cannot be used there. precheck(target, name, version): why that version alone cannot install there
+    (Requires-Python, no fitting wheel) or None; it is far cheaper than a resolution, so a version it rules out
+    never costs a round of pip-compile, and a split that stays (every freeze meets it again) costs no round at all.
+    Returns (results, {name: [reasons]}) for the packages that still differ.
     """
     results = dict(results)
     ruled_out = {}  # name -> {version: reason}
+    checked = {}  # (target, name, version) -> precheck's answer, asked once
+
+    def installable(name, version, per_target):
+        for target in by_python(targets):
+            if precheck is None or per_target[target].get(name, version) == version:
+                continue  # it chose that version (or needs no such package): nothing to check
+            if (target, name, version) not in checked:
+                checked[target, name, version] = precheck(target, name, version)
+            reason = checked[target, name, version]
+            if reason:
+                ruled_out.setdefault(name, {})[version] = reason
+                return False
+        return True
     for _ in range(MAX_ROUNDS):
         per_target = {target: versions(results[target]) for target in targets}
         proposal = {}
         for name, choices in spread(per_target, targets).items():
-            left = [version for version, _ in choices if version not in ruled_out.get(name, {})]
-            if left:
-                proposal[name] = left[0]
+            for version, _ in choices:
+                if version not in ruled_out.get(name, {}) and installable(name, version, per_target):
+                    proposal[name] = version
+                    break
         if not proposal:
             break
         step("one version for every target: trying "

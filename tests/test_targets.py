@@ -512,7 +512,7 @@ def test_fewest_reports_every_remaining_split_with_versions_targets_and_why(stor
     assert heading in lines, lines
     listed = lines[lines.index(heading) + 1:lines.index("Artifacts:")]
     assert listed == ["  splitlib 1.0 (Python 3.10 3.11), 2.0 (Python 3.12 3.13): splitlib 1.0 requires Python "
-                      "<3.12,>=3.8, not 3.12; splitlib 2.0 requires Python >=3.12, not 3.10"], lines
+                      ">=3.8,<3.12, not 3.12; splitlib 2.0 requires Python >=3.12, not 3.10"], lines
     assert "  upgraded:  binlib 1.0 -> 2.0 (Python 3.10 3.11)" in lines, lines
     # make check passes, and warns about the split of a package requirements.in names.
     check_result = story.steps["B"]["check"]
@@ -607,6 +607,19 @@ def test_unify_moves_to_the_next_candidate_and_keeps_a_split_with_reasons_when_n
     # Each ruled-out version is diagnosed once, on the first target that could not take it.
     assert sorted(diagnosed) == [("3.10", "splitlib", "2.0"), ("3.12", "splitlib", "1.0"),
                                  ("3.13", "binlib", "1.0")]
+
+
+def test_unify_rules_out_what_precheck_excludes_without_a_round_of_pip_compile():
+    installable = {"3.10": {"splitlib": ["1.0"]}, "3.11": {"splitlib": ["2.0"]}}
+    attempt = fake_compile(installable)
+
+    def precheck(target, name, version):
+        return None if version in installable[target][name] else f"{name} {version} requires another Python"
+
+    results, splits = unify.unify(newest_of(installable), ["3.10", "3.11"], attempt, None, step=lambda text: None,
+                                  precheck=precheck)
+    assert attempt.calls == [] and results == newest_of(installable)
+    assert splits == {"splitlib": ["splitlib 1.0 requires another Python", "splitlib 2.0 requires another Python"]}
 
 
 def test_unify_finds_the_culprit_one_at_a_time_when_pip_compile_fails_outright():
