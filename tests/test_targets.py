@@ -499,9 +499,10 @@ def test_fewest_locks_one_version_of_each_package_wherever_one_fits_every_target
     assert pins["splitlib", "1.0"] == OLD.replace("3.11", "3.12") and pins["splitlib", "2.0"] == NEW.replace(
         "3.11", "3.12")
     stdout = story.steps["B"]["result"].stdout
-    # The oldest target's versions are tried first, then the next candidate of what some target cannot take.
-    assert "==> one version for every target: trying binlib==1.0, pylib==1.0, splitlib==1.0" in stdout, stdout
-    assert "==> one version for every target: trying binlib==2.0, pylib==1.0" in stdout, stdout
+    # The oldest target's versions come first; binlib 1.0 and both splitlibs are ruled out by asking pip for that
+    # version alone under each other target, so one round of pip-compile with the rest is enough.
+    rounds = [line for line in stdout.splitlines() if "one version for every target" in line]
+    assert rounds == ["==> one version for every target: trying binlib==2.0, pylib==1.0"], stdout
     assert_ok(run_make(story.path, "check"))
 
 
@@ -513,7 +514,7 @@ def test_fewest_reports_every_remaining_split_with_versions_targets_and_why(stor
     listed = lines[lines.index(heading) + 1:lines.index("Artifacts:")]
     assert listed == ["  splitlib 1.0 (Python 3.10 3.11), 2.0 (Python 3.12 3.13): splitlib 1.0 requires Python "
                       ">=3.8,<3.12, not 3.12; splitlib 2.0 requires Python >=3.12, not 3.10"], lines
-    assert "  upgraded:  binlib 1.0 -> 2.0 (Python 3.10 3.11)" in lines, lines
+    assert "  upgraded:  binlib 1.0 -> 2.0" in lines, lines
     # make check passes, and warns about the split of a package requirements.in names.
     check_result = story.steps["B"]["check"]
     assert check_result.returncode == 0, describe(check_result)
@@ -531,6 +532,8 @@ def test_fewest_freeze_twice_changes_nothing_and_still_names_the_split(story):
     assert lines[:2] == ["Pins (requirements.txt):", "  no change"], lines
     assert [line for line in lines if line.startswith("  splitlib ")] == [
         line for line in story.report("B") if line.startswith("  splitlib ")], lines
+    # The split that stays is found again by the cheap per-version check: no extra round of pip-compile.
+    assert "one version for every target" not in story.steps["C"]["result"].stdout
 
 
 @slow
