@@ -6,8 +6,9 @@ run another major version of its framework, and nothing would say so. So when th
 every target is resolved again with one shared version of each disagreeing package, tried in the order of the
 oldest target that chose it (the oldest target is the most constrained, so its choice is the one most likely to
 fit the others, and it already resolved together with the rest of that target's pins). A version that some target
-cannot take is ruled out, with the reason, and the next candidate is tried; a package that runs out of candidates
-keeps one version per target, and the reasons go into the freeze report.
+cannot take is ruled out, with the reason, and the next candidate is tried: first by asking pip for that version
+alone under each other target (Requires-Python, wheel tags; no resolution), then by the resolution itself. A
+package that runs out of candidates keeps one version per target, and the reasons go into the freeze report.
 
 The second resolution offers the shared versions as pip-compile's existing pins (the output file it starts from),
 not as a constraints file: pip-compile keeps an existing pin when it can and drops it when it cannot, so one run
@@ -87,6 +88,7 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None):
                 ruled_out.setdefault(name, {})[version] = reason
                 return False
         return True
+
     for _ in range(MAX_ROUNDS):
         per_target = {target: versions(results[target]) for target in targets}
         proposal = {}
