@@ -170,6 +170,7 @@ def adopt(dest, args):
     wanted = with_tools(wanted, test_tools)
     before = snapshot(dest)
     undo = Undo(dest)
+    undo.remember(".git/info/exclude")  # make ve adds the ve's names there
     try:
         step(f"copying the convention (bootstrap.mk version {version_of(ROOT)}) into {dest}")
         for relative, path in convention_files(ROOT).items():
