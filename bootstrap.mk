@@ -7,7 +7,8 @@ BOOTSTRAP_MK_VERSION := 3
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS INDEX_URL CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES
+BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS RESOLUTION INDEX_URL CONSTRAINTS ACCEPT_CHANGED_HASHES \
+  PACKAGES
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -23,6 +24,9 @@ FLAKE8_ARGS ?=
 PYTEST_ARGS ?=
 # The Python versions (X.Y) the lock must fit; `make ve` refuses any other.
 TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
+# How `make freeze*` picks versions across TARGET_PYTHONS: fewest, one version of each package for every target
+# wherever one fits them all (the report names the rest and why); newest, each target its own newest release.
+RESOLUTION ?= fewest
 # The package index for `make freeze*` (empty: pip's own default). Never written into a committed file.
 INDEX_URL ?=
 # ACCEPT_CHANGED_HASHES=1: `make freeze*` accepts other bytes for a version already in the lock (the report lists them).
@@ -40,7 +44,7 @@ BOOTSTRAP_TOOLS := bootstrap_tools
 BOOTSTRAP_BUILD := .bootstrap
 # Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out.
 VE_PYTHON = "$(VE)/bin/python" -E -s
-FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)") \
+FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --resolution "$(RESOLUTION)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)") \
 	$(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes)
 BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).

@@ -18,7 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import bootstrap
-from bootstrap_tools import lockfile, pins_file, requirements_in, sdists, switch, virtualenv_py
+from bootstrap_tools import lockfile, pins_file, requirements_in, sdists, switch, unify, virtualenv_py
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, run
 from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
@@ -42,6 +42,8 @@ def main(argv):
         return 1
     for problem in problems:
         print(f"  - {problem}")
+    for warning in unify.direct_split_warnings(root):
+        print(f"WARNING: {warning}")
     seconds = time.monotonic() - started
     if problems:
         print(f"ERROR: make check found {len(problems)} problem(s), listed above with the command that fixes each.",

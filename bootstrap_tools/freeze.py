@@ -53,7 +53,7 @@ def main(argv):
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
             no_binary = set()  # names with no wheel, resolved from sdists (bootstrap_tools/sdists.py)
-            lock_text = compile_lock(staging, env, args, previous_text, no_binary)
+            lock_text, splits = compile_lock(staging, env, args, previous_text, no_binary)
             pins = parse_lock(lock_text)
             previous_pins = sdists.without_built_hashes(ROOT, lockfile.parse(previous_text)[0])
             hash_lines = trust_on_first_use(previous_pins, pins, args.accept_changed_hashes)
@@ -76,7 +76,7 @@ def main(argv):
             # next freeze, which rewrites both from the same inputs (make check names them meanwhile).
             sdists.apply(ROOT, built, write_file)
             text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
-                                 built.report, note)
+                                 built.report, note, splits)
             REPORT.write_text(text, encoding="utf-8")
             switch.forget_baseline(ROOT)
             shutil.rmtree(staging)
@@ -123,6 +123,9 @@ def parse_args(argv):
     parser.add_argument("--index-url", default="", help="package index to use (default: pip's own default)")
     parser.add_argument("--targets", default="3.10 3.11 3.12 3.13", type=str.split,
                         help="the Python versions (X.Y) the lock must fit, space-separated")
+    parser.add_argument("--resolution", choices=targets.unify.STRATEGIES, default="fewest",
+                        help="fewest: one version of each package for every target where one fits (default); "
+                             "newest: each target its own newest")
     parser.add_argument("--constraint", default="", help="a constraints file pip-compile must satisfy")
     parser.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
                         help="upgrade only this package and what it needs (repeatable); the seed and virtualenv.py "
@@ -140,7 +143,9 @@ def fresh_dir(path):
 
 
 def compile_lock(staging, env, args, previous_text, no_binary=None):
-    """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock."""
+    """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock.
+
+    Returns (lock text, splits): splits as targets.compile_all gives them, for the report."""
     missing = [target for target in args.targets
                if target != targets.running_target() and find_python(target, staging / "home") is None]
     if missing:
@@ -159,10 +164,10 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
     constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
     if no_binary is not None and not args.upgrade:  # an upgrade asks again: a new release may have wheels
         no_binary |= sdists.known_names(ROOT, lock_pins)
-    body = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous, lock_pins,
-                               constraints, no_binary)
+    body, splits = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous,
+                                       lock_pins, constraints, no_binary, args.resolution)
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
-    return header + body
+    return header + body, splits
 
 
 def parse_lock(lock_text):

@@ -2,7 +2,7 @@
 
 from packaging.version import Version
 
-from bootstrap_tools import lockfile
+from bootstrap_tools import lockfile, unify
 
 MANAGED = ("requirements", "virtualenv_support", "virtualenv.py", "requirements-build.txt", "requirements-built.json")
 
@@ -61,15 +61,23 @@ def pin_changes(before_lock, after_lock):
     return sorted(lines, key=lambda line: order.index(line[0]))
 
 
-def render(before_lock, after_lock, before_files, after_files, hash_lines=(), source_lines=(), note=None):
+def render(before_lock, after_lock, before_files, after_files, hash_lines=(), source_lines=(), note=None,
+           splits=None):
     """The report; `hash_lines` [(label, text)] are the hash changes of versions already locked (freeze's
     trust on first use), shown only when there are any; `source_lines` [(label, text)] the packages built
     from sdists (bootstrap_tools/sdists.py), likewise; `note` says what it compares with when that is not the
-    tree as this run found it."""
+    tree as this run found it; `splits` {name: [why]} says why a package still has more than one version across
+    targets (None: RESOLUTION=newest, which does not try)."""
     lines = [f"({note})"] if note else []
     lines.append("Pins (requirements.txt):")
     changes = pin_changes(before_lock, after_lock)
     lines += [f"  {label + ':':10} {text}" for label, text in changes] or ["  no change"]
+    # Every split, changed or not: a reviewer must see each package that runs another version elsewhere.
+    split = unify.split_lines(after_lock, splits)
+    if split:
+        lines.append("More than one version across targets (no single version fits them all):"
+                     if splits is not None else "More than one version across targets (RESOLUTION=newest):")
+        lines += [f"  {line}" for line in split]
     if hash_lines:
         lines.append("Hashes of versions already locked:")
         lines += [f"  {label + ':':10} {text}" for label, text in hash_lines]

@@ -4,6 +4,8 @@ pip-compile resolves only for the interpreter that runs it, and silently drops d
 not hold there (pytest needs tomli only below 3.11). So `make freeze` runs it once per target, under that
 target's own interpreter, and merges the results: a line that holds for every target stays plain, the others
 carry a python_version marker. Artifacts are then fetched per target, preferring pure-Python wheels.
+Under RESOLUTION=fewest (the default) the targets are then brought to one version of each package wherever one
+fits them all (unify.py); RESOLUTION=newest keeps each target's own newest.
 
 Nothing unpinned runs: resolution is wheels only (`--only-binary=:all:` reaches pip-compile's pip, so no
 sdist's setup.py is run to read its metadata), and a throwaway environment for another target runs the seed
@@ -20,9 +22,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bootstrap_tools import lockfile, sdists
+from bootstrap_tools import lockfile, sdists, unify
 from bootstrap_tools.pythons import find_python, marker_applies, marker_for
-from bootstrap_tools.run import ToolError, index_args, run, run_step, step_failure, unreachable
+from bootstrap_tools.run import (
+    ToolError, failure_cause, index_args, run, run_step, step_failure, unreachable, without_tracebacks,
+)
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
 
@@ -43,20 +47,22 @@ def running_target():
 
 
 def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=(),
-                no_binary=None):
-    """pip-compile requirements.in under each target; return the merged lock body (without our header).
+                no_binary=None, resolution="fewest"):
+    """pip-compile requirements.in under each target; return (merged lock body without our header, splits).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
     of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files;
     no_binary: a set of names that have no wheel, resolved from their sdists (sdists.py; names found missing a
-    wheel are added to it).
+    wheel are added to it); resolution: "fewest" (one version of each package for every target where one fits,
+    see unify.py) or "newest" (each target its own newest). splits: {name: [why no single version fits]} for
+    the packages left with more than one version under "fewest"; None under "newest", which does not try.
     """
-    results, unconstrained = {}, {}
+    results, unconstrained, pythons = {}, {}, {}
     no_binary = set() if no_binary is None else no_binary
     for target in targets:
-        python = tool_python(root, target, staging, env, lock_pins)
+        python = pythons[target] = tool_python(root, target, staging, env, lock_pins)
 
-        def compile_target(names, constraints=constraints):
+        def compile_target(names, constraints=constraints, python=python, target=target):
             return compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints,
                                names)
 
@@ -72,7 +78,38 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
             results[target] = sdists.compile_allowing_sdists(lambda names: compile_target(names, ()), no_binary)
     if unconstrained and len(unconstrained) == len(targets):
         raise next(iter(unconstrained.values()))
-    return merge(results, targets)
+    splits = None
+    if resolution == "fewest":
+        def attempt(target, proposal, text):
+            # Never --upgrade here: the first pass already moved what was asked, and its choices are the pins.
+            seed = {target: unify.seed_lines(text, proposal)}
+            return compile_one(root, pythons[target], target, staging, env, False, index_url, seed,
+                               () if target in unconstrained else constraints, sorted(no_binary), tentative=True)
+
+        def precheck(target, name, version):
+            return download_reason(pythons[target], target, name, version, staging, env, index_url)
+
+        def diagnose(target, name, version, cause):
+            # It installs there alone (or precheck would have said so): the rest of that target's requirements
+            # exclude it.
+            return (precheck(target, name, version) or f"{name} {version} does not resolve together with the other "
+                    f"requirements on Python {target}" + (f" ({cause})" if cause else ""))
+
+        results, splits = unify.unify(results, targets, attempt, diagnose,
+                                      step=lambda text: print(f"==> {text}", flush=True), precheck=precheck)
+    return merge(results, targets), splits
+
+
+def download_reason(python, target, name, version, staging, env, index_url):
+    """Why `name==version` alone cannot install on Python `target` (Requires-Python, no fitting wheel), or None:
+    pip's own answer, asked under that target's interpreter without resolving anything else."""
+    argv = [python, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
+            "--no-cache-dir", "--dest", staging / "why-not" / target, *index_args(index_url), f"{name}=={version}"]
+    try:
+        run(argv, env=env)
+        return None
+    except ToolError as exc:
+        return unify.reason_from_download(exc.output or "", name, version, target)
 
 
 def tool_python(root, target, staging, env, lock_pins=()):
@@ -171,11 +208,13 @@ def tool_pins(root, target, lock_pins):
     return sorted(chosen.values(), key=lambda pin: pin.name)
 
 
-def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=(), no_binary=()):
+def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=(), no_binary=(),
+                tentative=False):
     """pip-compile for one target, seeded with that target's previous pins so they are kept.
 
     Wheels only, except for the names in `no_binary` (no wheel exists for them: their sdists are resolved).
     Raises sdists.NoWheel naming requirements that have no wheel but might have an sdist.
+    tentative: a failure raises unify.Unresolvable (the caller tries something else) instead of ending the freeze.
     """
     output = staging / f"requirements-{target}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
@@ -192,6 +231,8 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
         run(argv, cwd=root, env=env)
     except ToolError as exc:
         if exc.output is not None and not unreachable(exc.output):
+            if tentative:
+                raise unify.Unresolvable(failure_cause(without_tracebacks(exc.output))) from None
             sdists.raise_for_missing_wheels(exc.output, no_binary)
         raise step_failure(exc, f"pip-compile for Python {target}",
                            "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")

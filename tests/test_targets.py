@@ -9,7 +9,10 @@ like PyPI's:
 - dualwheel 1.0 has a pure wheel and a cp311-abi3 one: the pure one is preferred and enough for every target.
 
 One checkout (the project's requirements.in plus newlib, fastlib and dualwheel) is frozen once per module for
-3.10-3.13 (about a minute); the scenarios share it. Nothing here needs the network.
+3.10-3.13 with RESOLUTION=newest (about a minute), each target taking its own newest release as every freeze did
+before RESOLUTION=fewest: that its lock is still the one these scenarios describe proves that `newest` reproduces
+it. The scenarios share it. A second checkout lives through a short history under the default RESOLUTION=fewest
+(section 6). Nothing here needs the network.
 """
 
 import html
@@ -29,7 +32,7 @@ from conftest import (
     run_make, sha256_file, ve_python, ve_state,
 )
 from index_helpers import Index, build_wheel
-from bootstrap_tools import check, lockfile, report, targets
+from bootstrap_tools import check, lockfile, report, targets, unify
 from bootstrap_tools.pythons import find_python, marker_for
 from bootstrap_tools.run import ToolError
 from bootstrap_tools.wheels import wheel_metadata
@@ -108,7 +111,8 @@ class Frozen:
 
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory):
-    """A checkout with newlib, fastlib and dualwheel added to requirements.in, frozen for 3.10-3.13."""
+    """A checkout with newlib, fastlib and dualwheel added to requirements.in, frozen for 3.10-3.13 with
+    RESOLUTION=newest (each target its own newest: newlib 1.0 for 3.10, 2.0 for the rest)."""
     root = tmp_path_factory.mktemp("targets")
     pythons = {version: find_python(version, root / "home") for version in TARGETS}
     missing = [version for version, path in pythons.items() if path is None]
@@ -120,7 +124,8 @@ def frozen(tmp_path_factory):
     requirements_in = path / "requirements.in"
     requirements_in.write_text(requirements_in.read_text() + "newlib\nfastlib\ndualwheel\n")
     built(run_make(path, "ve"))
-    result = assert_ok(run_make(path, "freeze", f"INDEX_URL={index.url}", f"TARGET_PYTHONS={' '.join(TARGETS)}"))
+    result = assert_ok(run_make(path, "freeze", f"INDEX_URL={index.url}", f"TARGET_PYTHONS={' '.join(TARGETS)}",
+                                "RESOLUTION=newest"))
     return Frozen(path, index, wheels, pythons, result)
 
 
@@ -198,6 +203,10 @@ def test_freeze_report_shows_what_differs_per_target(frozen):
                      "  added:     oldshim 1.0 (Python 3.10)", "  added:     fastlib 1.0",
                      "  added:     dualwheel 1.0"):
         assert expected in lines, f"{expected!r} not in\n{report_text}"
+    # RESOLUTION=newest leaves the split as it is, and the report names it, without trying to unify it.
+    assert ("  newlib 1.0 (Python 3.10), 2.0 (Python 3.11 3.12 3.13): RESOLUTION=newest: each target takes its "
+            "own newest release") in lines, report_text
+    assert "one version for every target" not in frozen.result.stdout, describe(frozen.result)
     # The project's own pins were kept for every target: only the new packages changed.
     assert not [line for line in lines if line.startswith(("  upgraded:", "  downgraded:", "  removed:"))], report_text
     for target in TARGETS:
@@ -411,3 +420,254 @@ def test_report_names_the_targets_a_change_holds_for():
              + locked(f"tomli==2.5.0 ; {OLD}", "f"))
     assert report.pin_changes(before, after) == [("upgraded", "alpha 1.0 -> 2.0 (Python 3.11)"),
                                                  ("added", "tomli 2.5.0 (Python 3.10)")]
+
+
+# --- 6. RESOLUTION=fewest: one version of each package for every target, unless none fits them all -----------
+#
+# One checkout lives through a short history against its own index (about four minutes in all):
+#   A. locked for 3.10 and 3.11 while binlib 1.0 is the only binlib (binary wheels for cp310, cp311, cp312);
+#   B. binlib 2.0 is published (one cp310-abi3 wheel: 3.10 and later) and 3.12 and 3.13 become targets;
+#   C. the same freeze again; D. freeze-upgrade PACKAGES=pylib; E. pylib 2.1 (for 3.10 and later) is published,
+#      and freeze-upgrade PACKAGES=pylib again.
+# pylib 2.0 needs Python >=3.12 (1.0 supports 3.10 and up); splitlib 1.0 supports only Python <3.12 and 2.0 only
+# >=3.12, so no splitlib fits every target.
+
+
+class Story:
+    def __init__(self, path, steps):
+        self.path, self.steps = path, steps
+
+    def pins(self, step):
+        pins, problems = lockfile.parse(self.steps[step]["lock"])
+        assert problems == [], problems
+        return {(pin.name, pin.version): pin.marker for pin in pins}
+
+    def report(self, step):
+        return self.steps[step]["report"].splitlines()
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fewest")
+    home = root / "home"
+    if [version for version in TARGETS if find_python(version, home) is None]:
+        pytest.skip("needs CPython 3.10, 3.11, 3.12 and 3.13 here (python3.X on PATH or under `pyenv root`)")
+    index = RequiresPythonIndex(root / "index")
+    for wheel in sorted((REPO / "requirements").glob("*.whl")):
+        index.add_file(wheel)
+    made = root / "made"
+    for wheel in (fixture_wheel(made, "pylib", "1.0", requires_python=">=3.10"),
+                  fixture_wheel(made, "pylib", "2.0", requires_python=">=3.12"),
+                  fixture_wheel(made, "splitlib", "1.0", requires_python=">=3.8,<3.12"),
+                  fixture_wheel(made, "splitlib", "2.0", requires_python=">=3.12"),
+                  *[fixture_wheel(made, "binlib", "1.0", tag=f"cp3{minor}-cp3{minor}-{PLATFORM}",
+                                  requires_python=">=3.10") for minor in (10, 11, 12)]):
+        index.add_file(wheel)
+    path = copy_checkout(root / "checkout")
+    requirements_in = path / "requirements.in"
+    requirements_in.write_text(requirements_in.read_text() + "pylib\nbinlib\nsplitlib\n")
+    steps = {}
+
+    def freeze(step, target="freeze", *args, targets=TARGETS):
+        result = assert_ok(run_make(path, target, f"INDEX_URL={index.url}", f"TARGET_PYTHONS={' '.join(targets)}",
+                                    *args))
+        steps[step] = {"result": result, "lock": (path / "requirements.txt").read_text(),
+                       "report": (path / ".bootstrap" / "freeze-report.txt").read_text(),
+                       "artifacts": {p.name: sha256_file(p) for p in (path / "requirements").iterdir()}}
+
+    built(run_make(path, "ve"))
+    freeze("A", targets=("3.10", "3.11"))
+    index.add_file(fixture_wheel(made, "binlib", "2.0", tag=f"cp310-abi3-{PLATFORM}", requires_python=">=3.10"))
+    freeze("B")
+    steps["B"]["check"] = run_make(path, "check")
+    freeze("C")
+    freeze("D", "freeze-upgrade", "PACKAGES=pylib")
+    index.add_file(fixture_wheel(made, "pylib", "2.1", requires_python=">=3.10"))
+    freeze("E", "freeze-upgrade", "PACKAGES=pylib")
+    return Story(path, steps)
+
+
+@slow
+def test_fewest_locks_one_version_of_each_package_wherever_one_fits_every_target(story):
+    assert story.pins("A")[("binlib", "1.0")] == "" and story.pins("A")[("pylib", "1.0")] == ""
+    pins = story.pins("B")
+    # pylib: 2.0 needs 3.12, so 3.12 and 3.13 would take it on their own; 1.0 fits all four and is taken.
+    assert [key for key in pins if key[0] == "pylib"] == [("pylib", "1.0")] and pins["pylib", "1.0"] == ""
+    # binlib: 3.10 and 3.11 kept their 1.0, which has no wheel for 3.13; 2.0, the only one for all, is taken.
+    assert [key for key in pins if key[0] == "binlib"] == [("binlib", "2.0")] and pins["binlib", "2.0"] == ""
+    # splitlib: no version fits every target, so each keeps the one it can install.
+    assert pins["splitlib", "1.0"] == OLD.replace("3.11", "3.12") and pins["splitlib", "2.0"] == NEW.replace(
+        "3.11", "3.12")
+    stdout = story.steps["B"]["result"].stdout
+    # The oldest target's versions come first; binlib 1.0 and both splitlibs are ruled out by asking pip for that
+    # version alone under each other target, so one round of pip-compile with the rest is enough.
+    rounds = [line for line in stdout.splitlines() if "one version for every target" in line]
+    assert rounds == ["==> one version for every target: trying binlib==2.0, pylib==1.0"], stdout
+    assert_ok(run_make(story.path, "check"))
+
+
+@slow
+def test_fewest_reports_every_remaining_split_with_versions_targets_and_why(story):
+    lines = story.report("B")
+    heading = "More than one version across targets (no single version fits them all):"
+    assert heading in lines, lines
+    listed = lines[lines.index(heading) + 1:lines.index("Artifacts:")]
+    assert listed == ["  splitlib 1.0 (Python 3.10 3.11), 2.0 (Python 3.12 3.13): splitlib 1.0 requires Python "
+                      ">=3.8,<3.12, not 3.12; splitlib 2.0 requires Python >=3.12, not 3.10"], lines
+    assert "  upgraded:  binlib 1.0 -> 2.0" in lines, lines
+    # make check passes, and warns about the split of a package requirements.in names.
+    check_result = story.steps["B"]["check"]
+    assert check_result.returncode == 0, describe(check_result)
+    warnings = [line for line in check_result.stdout.splitlines() if line.startswith("WARNING:")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "WARNING: splitlib (named in requirements.in) has more than one version across targets: 1.0 (Python "
+        "3.10 3.11), 2.0 (Python 3.12 3.13)"), describe(check_result)
+
+
+@slow
+def test_fewest_freeze_twice_changes_nothing_and_still_names_the_split(story):
+    assert story.steps["C"]["lock"] == story.steps["B"]["lock"]
+    assert story.steps["C"]["artifacts"] == story.steps["B"]["artifacts"]
+    lines = story.report("C")
+    assert lines[:2] == ["Pins (requirements.txt):", "  no change"], lines
+    assert [line for line in lines if line.startswith("  splitlib ")] == [
+        line for line in story.report("B") if line.startswith("  splitlib ")], lines
+    # The split that stays is found again by the cheap per-version check: no extra round of pip-compile.
+    assert "one version for every target" not in story.steps["C"]["result"].stdout
+
+
+@slow
+def test_fewest_freeze_upgrade_moves_a_package_only_to_a_version_that_fits_every_target(story):
+    # pylib 2.0 fits only 3.12 and 3.13: the upgrade keeps the one pylib every target can run.
+    assert story.steps["D"]["lock"] == story.steps["C"]["lock"], story.steps["D"]["report"]
+    # pylib 2.1 fits all four: it moves, for every target at once.
+    pins = story.pins("E")
+    assert [key for key in pins if key[0] == "pylib"] == [("pylib", "2.1")] and pins["pylib", "2.1"] == ""
+    assert "  upgraded:  pylib 1.0 -> 2.1" in story.report("E"), story.report("E")
+    assert_ok(run_make(story.path, "check"))
+
+
+# --- 7. units: the fewest strategy without pip -----------------------------------------------------------------
+
+
+def fake_compile(installable):
+    """attempt() for unify: each target takes a shared version it can install, else its own newest.
+
+    installable: {target: {name: [versions it can install, oldest first]}}.
+    """
+    calls = []
+
+    def attempt(target, proposal, text):
+        calls.append((target, dict(proposal)))
+        chosen = dict(unify.versions(text))
+        for name, version in proposal.items():
+            if name in installable[target]:
+                chosen[name] = version if version in installable[target][name] else installable[target][name][-1]
+        return compiled(*[(f"{name}=={version}", "a", []) for name, version in sorted(chosen.items())])
+    attempt.calls = calls
+    return attempt
+
+
+def newest_of(installable):
+    return {target: compiled(*[(f"{name}=={versions[-1]}", "a", []) for name, versions in sorted(wanted.items())])
+            for target, wanted in installable.items()}
+
+
+def test_unify_takes_the_oldest_targets_version_when_it_fits_all_and_leaves_the_rest_alone():
+    installable = {"3.10": {"django": ["5.2"], "tomli": ["2.5"]},
+                   "3.11": {"django": ["5.2"]},
+                   "3.12": {"django": ["5.2", "6.1"]},
+                   "3.13": {"django": ["5.2", "6.1"]}}
+    attempt = fake_compile(installable)
+    results, splits = unify.unify(newest_of(installable), list(TARGETS), attempt, None, step=lambda text: None)
+    assert {target: unify.versions(text) for target, text in results.items()} == {
+        "3.10": {"django": "5.2", "tomli": "2.5"}, "3.11": {"django": "5.2"}, "3.12": {"django": "5.2"},
+        "3.13": {"django": "5.2"}}
+    assert splits == {}
+    # Targets that already hold the shared version are not compiled again.
+    assert attempt.calls == [("3.12", {"django": "5.2"}), ("3.13", {"django": "5.2"})]
+
+
+def test_unify_moves_to_the_next_candidate_and_keeps_a_split_with_reasons_when_none_fits_all():
+    installable = {"3.10": {"binlib": ["1.0", "2.0"], "splitlib": ["1.0"]},
+                   "3.11": {"binlib": ["1.0", "2.0"], "splitlib": ["1.0"]},
+                   "3.12": {"binlib": ["1.0", "2.0"], "splitlib": ["2.0"]},
+                   "3.13": {"binlib": ["2.0"], "splitlib": ["2.0"]}}
+    first = newest_of(installable)
+    first["3.10"] = first["3.10"].replace("binlib==2.0", "binlib==1.0")  # kept from an earlier lock
+    diagnosed = []
+
+    def diagnose(target, name, version, cause):
+        diagnosed.append((target, name, version))
+        return f"{name} {version} does not fit {target}"
+
+    results, splits = unify.unify(first, list(TARGETS), fake_compile(installable), diagnose,
+                                  step=lambda text: None)
+    chosen = {target: unify.versions(text) for target, text in results.items()}
+    assert {versions["binlib"] for versions in chosen.values()} == {"2.0"}
+    assert [chosen[target]["splitlib"] for target in TARGETS] == ["1.0", "1.0", "2.0", "2.0"]
+    assert splits == {"splitlib": ["splitlib 1.0 does not fit 3.12", "splitlib 2.0 does not fit 3.10"]}
+    # Each ruled-out version is diagnosed once, on the first target that could not take it.
+    assert sorted(diagnosed) == [("3.10", "splitlib", "2.0"), ("3.12", "splitlib", "1.0"),
+                                 ("3.13", "binlib", "1.0")]
+
+
+def test_unify_rules_out_what_precheck_excludes_without_a_round_of_pip_compile():
+    installable = {"3.10": {"splitlib": ["1.0"]}, "3.11": {"splitlib": ["2.0"]}}
+    attempt = fake_compile(installable)
+
+    def precheck(target, name, version):
+        return None if version in installable[target][name] else f"{name} {version} requires another Python"
+
+    results, splits = unify.unify(newest_of(installable), ["3.10", "3.11"], attempt, None, step=lambda text: None,
+                                  precheck=precheck)
+    assert attempt.calls == [] and results == newest_of(installable)
+    assert splits == {"splitlib": ["splitlib 1.0 requires another Python", "splitlib 2.0 requires another Python"]}
+
+
+def test_unify_finds_the_culprit_one_at_a_time_when_pip_compile_fails_outright():
+    installable = {"3.10": {"alpha": ["1.0"], "beta": ["1.0"]},
+                   "3.11": {"alpha": ["1.0", "2.0"], "beta": ["1.0", "2.0"]}}
+    compile_ = fake_compile(installable)
+
+    def attempt(target, proposal, text):
+        if target == "3.11" and proposal.get("beta") == "1.0":
+            raise unify.Unresolvable("Cannot install beta because these package versions have conflicting "
+                                     "dependencies")
+        return compile_(target, proposal, text)
+
+    results, splits = unify.unify(newest_of(installable), ["3.10", "3.11"], attempt,
+                                  lambda target, name, version, cause: f"{name} {version}: {cause}",
+                                  step=lambda text: None)
+    assert [unify.versions(results[target]) for target in ("3.10", "3.11")] == [
+        {"alpha": "1.0", "beta": "1.0"}, {"alpha": "1.0", "beta": "2.0"}]
+    assert splits == {"beta": ["beta 1.0: Cannot install beta because these package versions have conflicting "
+                               "dependencies", "beta 2.0: None"]}
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    ("ERROR: Ignored the following versions that require a different python version: 0.9 Requires-Python >=3.7; "
+     "2.0 Requires-Python >=3.12\nERROR: Could not find a version that satisfies the requirement x==2.0 (from "
+     "versions: 1.0)\n", "x 2.0 requires Python >=3.12, not 3.10"),
+    ("ERROR: Could not find a version that satisfies the requirement x==2.0 (from versions: 1.0)\n",
+     "x 2.0 has no wheel for Python 3.10"),
+    ("", None),
+])
+def test_reason_from_download_reads_pips_answer(output, expected):
+    assert unify.reason_from_download(output, "x", "2.0", "3.10") == expected
+
+
+def test_split_lines_and_checks_warning_name_versions_targets_and_reasons(tmp_path):
+    lock = ("# targets: 3.10 3.11 3.12\n" + locked(f"django==5.2 ; {OLD}", "a")
+            + locked(f"django==6.1 ; {NEW}", "b") + locked(f"asgiref==3.8 ; {OLD}", "c")
+            + locked(f"asgiref==3.9 ; {NEW}", "d") + locked("sqlparse==0.5", "e"))
+    assert unify.split_lines(lock, {"django": ["django 6.1 requires Python >=3.11, not 3.10"]}) == [
+        "asgiref 3.8 (Python 3.10), 3.9 (Python 3.11 3.12): no single version was tried",
+        "django 5.2 (Python 3.10), 6.1 (Python 3.11 3.12): django 6.1 requires Python >=3.11, not 3.10"]
+    assert unify.split_lines(lock)[0].endswith(": " + unify.NEWEST_REASON)
+    (tmp_path / "requirements.txt").write_text(lock)
+    (tmp_path / "requirements.in").write_text("-c constraints.txt\nDjango>=5\nsqlparse\n")
+    assert unify.direct_split_warnings(tmp_path) == [
+        "django (named in requirements.in) has more than one version across targets: 5.2 (Python 3.10), 6.1 "
+        "(Python 3.11 3.12); the freeze report says why no single version fits them all (RESOLUTION=newest never "
+        "tries)"]
