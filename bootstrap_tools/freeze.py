@@ -65,7 +65,8 @@ def main(argv):
             staged = fetch(pins, staging, env, args, built.candidates())
             built.add_to(staged, pins)
             verify(pins, staged, args.targets)
-            verify(built.build_pins, staged, args.targets)
+            if built.build_pins:
+                verify(built.build_pins, staged, args.targets)
             seed = virtualenv_py = None
             if args.upgrade:
                 seed = stage_seed(pins, staged, staging, env, args.index_url)
