@@ -348,6 +348,8 @@ def verify_inputs():
 def check_inputs():
     """`make check` without a ve: list every problem bootstrap.py can see, with the fix for each."""
     _, _, problems = verify_inputs()
+    if problems and problems[-1:] == lfs_pointer_problems():
+        error(problems[-1])  # nothing else can be checked until the files are there
     for problem in problems:
         print(f"  - {problem}")
     if problems:
