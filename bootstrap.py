@@ -673,7 +673,7 @@ def disk_full_message(ve):
     where = os.path.dirname(ve)
     free = shutil.disk_usage(where).free
     needed = tree_bytes(current) if current else 4 * tree_bytes(WHEELHOUSE) + 30 * 10**6
-    keep = (f"{os.path.basename(ve)} still points at the previous build ({os.path.basename(current)}), which stays; "
+    keep = (f"{os.path.basename(ve)} still points at the previous build ({os.path.basename(current)}), which stays. "
             if current else "")
     return (f"the disk is full: no space left on the file system of {where} ({mb(free)} free now, after removing "
             f"the half-built slot). A build needs about {mb(needed)} there, besides the previous build. {keep}"
