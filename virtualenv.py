@@ -53,7 +53,7 @@ def check_python():
 
 
 def check_payload():
-    """The payload must be what the header's sha256 names: a damaged copy stops here, before any of it runs."""
+    """The payload must be what the header's sha256 names: a damaged copy stops before any of it runs."""
     with open(__file__, "rb") as handle:
         head = handle.read(8192).decode("ascii", "replace")
     lines = head.splitlines()
@@ -64,8 +64,9 @@ def check_payload():
     except (binascii.Error, ValueError):
         actual = "(not valid base64)"
     if recorded != [actual]:
-        sys.exit("ERROR: %s is damaged: its payload does not match the sha256 in its header (expected %s, got %s). "
-                 "Restore it with `git checkout -- virtualenv.py` or regenerate it with `make freeze-upgrade`."
+        sys.exit("ERROR: %s is damaged: its payload does not match the sha256 in its header "
+                 "(expected %s, got %s). Restore it with `git checkout -- virtualenv.py` "
+                 "or regenerate it with `make freeze-upgrade`."
                  % (__file__, recorded[0] if recorded else "(no sha256 line)", actual))
 
 
