@@ -53,7 +53,7 @@ def check_python():
 
 
 def check_payload():
-    """The payload must be what the header's sha256 names: a damaged copy stops before any of it runs."""
+    """The payload must match the header's sha256: a damaged copy stops before any of it runs."""
     with open(__file__, "rb") as handle:
         head = handle.read(8192).decode("ascii", "replace")
     lines = head.splitlines()
