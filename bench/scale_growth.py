@@ -127,11 +127,13 @@ def simulate(work, months, seed, lfs, env):
     result = {"lfs": lfs, "packages": len(items), "wheelhouse_bytes": wheel_bytes, "months": monthly,
               "git_objects_bytes": du(repo / ".git" / "objects"),
               "lfs_store_bytes": du(repo / ".git" / "lfs" / "objects") if lfs else 0}
+    # The server: a bare repository that receives a push, as a hosting does (with LFS, every month's objects).
     origin = repo.parent / "origin.git"
-    git(repo.parent, "clone", "-q", "--bare", str(repo), str(origin), env=env)
-    if lfs:
-        git(repo, "push", "-q", origin.as_uri(), "main", env=env)  # the LFS objects of every month
-        result["server_lfs_bytes"] = du(origin / "lfs" / "objects")
+    git(repo.parent, "init", "-q", "--bare", "-b", "main", str(origin), env=env)
+    git(repo, "push", "-q", origin.as_uri(), "main", env=env)
+    git(origin, "gc", "-q", "--aggressive", "--prune=now", env=env)
+    result["server_git_bytes"] = du(origin / "objects")
+    result["server_lfs_bytes"] = du(origin / "lfs" / "objects") if lfs else 0
     for depth in (None, 1):
         clone = repo.parent / f"clone-{depth or 'full'}"
         started = time.monotonic()
@@ -158,9 +160,11 @@ def main(argv):
            "GIT_AUTHOR_EMAIL": "sim@example.invalid", "GIT_COMMITTER_NAME": "sim",
            "GIT_COMMITTER_EMAIL": "sim@example.invalid"}
     subprocess.run(["git", "lfs", "install", "--skip-repo"], env=env, check=True, capture_output=True)
-    results = [simulate(args.work.resolve(), args.months, args.seed, lfs, env) for lfs in (False, True)]
-    json.dump(results, sys.stdout, indent=1)
-    print()
+    for lfs in (False, True):
+        started = time.monotonic()
+        result = simulate(args.work.resolve(), args.months, args.seed, lfs, env)
+        result["simulation_seconds"] = round(time.monotonic() - started)
+        print(json.dumps(result), flush=True)
     return 0
 
 
