@@ -76,8 +76,11 @@ class Package:
 
     def write(self, directory):
         path = directory / self.filename()
+        # Every release's metadata names its version, so no two versions of a wheel are the same bytes.
+        metadata = f"Metadata-Version: 2.1\nName: {self.name}\nVersion: {self.version}.0\n".encode()
+        members = {**self.members, f"{self.name.replace('-', '_')}-{self.version}.0.dist-info/METADATA": metadata}
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            for member, data in sorted(self.members.items()):
+            for member, data in sorted(members.items()):
                 archive.writestr(zipfile.ZipInfo(member, (1980, 1, 1, 0, 0, 0)), data)
         return path
 
@@ -122,7 +125,7 @@ def simulate(work, months, seed, lfs, env):
         git(repo, "add", "-A", env=env)
         git(repo, "commit", "-q", "-m", f"month {month}", env=env)
         monthly.append({"month": month, "pins_moved": len(moved), "bytes_added": added})
-    git(repo, "gc", "-q", "--aggressive", "--prune=now", env=env)
+    git(repo, "gc", "-q", "--prune=now", env=env)
     wheel_bytes = sum(path.stat().st_size for path in wheelhouse.iterdir())
     result = {"lfs": lfs, "packages": len(items), "wheelhouse_bytes": wheel_bytes, "months": monthly,
               "git_objects_bytes": du(repo / ".git" / "objects"),
