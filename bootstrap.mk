@@ -7,8 +7,8 @@ BOOTSTRAP_MK_VERSION := 3
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE TARGET_PYTHONS RESOLUTION INDEX_URL CONSTRAINTS ACCEPT_CHANGED_HASHES \
-  PACKAGES
+BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT LFS TARGET_PYTHONS RESOLUTION INDEX_URL CONSTRAINTS \
+  ACCEPT_CHANGED_HASHES PACKAGES
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -20,6 +20,8 @@ PYTHON ?= python3
 VE ?= ve
 # FORCE=1 rebuilds the ve even when nothing it is built from has changed.
 FORCE ?=
+# ONE_SLOT=1 removes the previous build before building, for a disk with room for one ve only (no ve meanwhile).
+ONE_SLOT ?=
 FLAKE8_ARGS ?=
 PYTEST_ARGS ?=
 # The Python versions (X.Y) the lock must fit; `make ve` refuses any other.
@@ -69,9 +71,13 @@ bootstrap-help:
 
 # Always runs bootstrap.py: it decides by content (not mtimes) whether anything changed, in milliseconds.
 .PHONY: bootstrap-ve  ## build ./ve from the checkout alone, offline (a no-op when nothing changed)
+# When it fails, PYTHON is run once more: an interpreter that cannot start at all (not installed, a pyenv shim for
+# a version that is not selected, not CPython 3) never reached bootstrap.py, whose own errors are one ERROR line.
+BOOTSTRAP_NO_PYTHON = ERROR: PYTHON=$(PYTHON) cannot run (exit $$status: not installed, not CPython 3, or a pyenv shim for a version that is not selected), so no ve was built or changed. Run \`make ve PYTHON=<path of an installed CPython>\` naming one of the versions on the \`\# targets:\` line of requirements.txt.
 bootstrap-ve:
-	@$(BOOTSTRAP) $(if $(FORCE),--force) $(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
-		$(if $(filter %freeze %freeze-upgrade %adopt,$(MAKECMDGOALS)),--freezing)
+	@$(BOOTSTRAP) $(if $(FORCE),--force) $(if $(ONE_SLOT),--one-slot) $(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
+		$(if $(filter %freeze %freeze-upgrade %adopt,$(MAKECMDGOALS)),--freezing) || { status=$$?; \
+		$(PYTHON) -I -S -c "" >/dev/null 2>&1 || echo "$(BOOTSTRAP_NO_PYTHON)" >&2; exit $$status; }
 
 .PHONY: bootstrap-test  ## make check, flake8, then pytest, inside ./ve (builds it first)
 bootstrap-test: bootstrap-ve
@@ -105,9 +111,10 @@ bootstrap-clean:
 	@$(BOOTSTRAP) --clean
 	rm -rf $(BOOTSTRAP_BUILD)
 
+# LFS=1: the project's wheels are stored with Git LFS (.gitattributes, `git lfs install --local` there).
 .PHONY: bootstrap-adopt  ## bring this convention into another project: make adopt DEST=path (again: upgrade it)
 bootstrap-adopt: bootstrap-ve
 	@test -n "$(DEST)" || { echo "ERROR: name the project: make adopt DEST=path/to/project" >&2; exit 2; }
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).adopt "$(DEST)" $(if $(FORCE),--force) \
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).adopt "$(DEST)" $(if $(FORCE),--force) $(if $(LFS),--lfs) \
 		$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(filter command line,$(origin TARGET_PYTHONS)),--targets "$(TARGET_PYTHONS)") \
 		$(ADOPT_ARGS)

@@ -100,7 +100,7 @@ def main(argv):
                 return 0
             check_interpreter(read_targets())
             step(f"building {args.ve}: {reason}")
-            count, pins = build(ve, key, inputs)
+            count, pins = build(ve, key, inputs, args.one_slot)
     except KeyboardInterrupt:
         error(f"interrupted; {describe_ve(ve, args.ve)}. Run `make ve` again.")
     except PermissionError as exc:
@@ -108,6 +108,8 @@ def main(argv):
     except BrokenPipeError:
         error(f"the output was closed (piped into `head`?), so the build stopped; {describe_ve(ve, args.ve)}.")
     except OSError as exc:  # a read-only or full file system, a path that is not a directory
+        if exc.errno in NO_SPACE_ERRNOS:
+            error(disk_full_message(ve))
         where = exc.filename or ve
         error(f"cannot write {where}: {exc.strerror}. Make {os.path.dirname(where)} writable or pick another VE=...")
     seconds = time.monotonic() - started
@@ -124,7 +126,7 @@ def report_up_to_date(ve):
 class Args:
     ve = os.path.join(ROOT, "ve")
     # --freezing: `make freeze` runs us first; telling it to run `make freeze` would be noise.
-    force = clean = check = verify = follow_python_version = freezing = False
+    force = clean = check = verify = follow_python_version = freezing = one_slot = False
 
 
 def parse_args(argv):
@@ -132,7 +134,8 @@ def parse_args(argv):
     args, rest = Args(), list(argv)
     while rest:
         arg = rest.pop(0)
-        if arg in ("--force", "--clean", "--check", "--verify", "--follow-python-version", "--freezing"):
+        if arg in ("--force", "--clean", "--check", "--verify", "--follow-python-version", "--freezing",
+                   "--one-slot"):
             setattr(args, arg[2:].replace("-", "_"), True)
         elif arg == "--ve" and rest:
             args.ve = rest.pop(0)
@@ -140,8 +143,8 @@ def parse_args(argv):
             print(__doc__)
             sys.exit(0)
         else:
-            error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] "
-                  "[--force | --clean | --check | --verify] [--follow-python-version]")
+            error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] [--force] [--one-slot] "
+                  "[--clean | --check | --verify] [--follow-python-version]")
     return args
 
 
@@ -529,12 +532,14 @@ def describe_ve(ve, name):
     return f"there is no {name} yet"
 
 
-def build(ve, key, inputs):
+def build(ve, key, inputs, one_slot=False):
     """Build into the free slot and switch `ve` to it; return (packages installed, pins in the lock)."""
     pins, seed, problems = verify_inputs()
     if problems:
         more = len(problems) - 1
         error(problems[0] + (f" ({more} more problem(s): `make check` lists them all.)" if more else ""))
+    if one_slot:
+        drop_builds(ve)
     slot = pick_slot(ve)
     scratch = fresh_dir(scratch_path(ve))
     try:
@@ -553,14 +558,20 @@ def build(ve, key, inputs):
 def verify_inputs():
     """(pins, seed wheel, problems): everything a build trusts, checked before anything is touched."""
     pins, problems = read_lock()
+    pointers = lfs_pointer_problems()
+    if pointers:  # every hash check would fail on the pointers; the one fix is fetching the real files
+        return pins, None, problems + pointers
     seed, seed_problems = check_seed(pins)
-    return pins, seed, problems + seed_problems + check_artifacts(pins) + source_problems(pins)
+    problems += seed_problems + virtualenv_py_problems() + check_artifacts(pins) + source_problems(pins)
+    return pins, seed, problems
 
 
 def check_inputs():
     """`make check` without a ve: list every problem bootstrap.py can see, with the fix for each."""
     with settled_inputs():
         _, _, problems = verify_inputs()
+    if problems and problems[-1:] == lfs_pointer_problems():
+        error(problems[-1])  # nothing else can be checked until the files are there
     for problem in problems:
         print(f"  - {problem}")
     if problems:
@@ -806,6 +817,129 @@ def release(version):
     return version
 
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\n"
+
+
+def lfs_pointers(directories=(WHEELHOUSE, SEEDS)):
+    """The files that are Git LFS pointers (a clone made without Git LFS, or before `git lfs pull`)."""
+    found = []
+    for path in (path for directory in directories for path in list_files(directory)):
+        try:
+            # A pointer is a small text file; reading only its first line keeps this cheap for real wheels.
+            with open(path, "rb") as handle:
+                if handle.read(len(LFS_POINTER)) == LFS_POINTER:
+                    found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def lfs_pointer_problems():
+    """One problem for all pointer files: their hashes cannot match, and the fix is the same for every one."""
+    pointers = lfs_pointers()
+    if not pointers:
+        return []
+    import shlex
+
+    names = ", ".join(os.path.relpath(path, ROOT) for path in pointers[:3]) + (" ..." if len(pointers) > 3 else "")
+    return [f"{len(pointers)} file(s) in requirements/ or virtualenv_support/ are Git LFS pointers, not the files "
+            f"({names}): this clone was made without Git LFS. Git LFS is needed: install it (`git lfs version` "
+            f"must work; e.g. `apt-get install git-lfs`), then fetch the files with "
+            f"`cd {shlex.quote(ROOT)} && git lfs install --local && git lfs pull`."]
+
+
+def virtualenv_py_problems():
+    """virtualenv.py whole, before it runs: a damaged copy would fail inside Python, far from the cause.
+
+    The header records the sha256 of the decoded payload; the payload must match it and the file must compile (a
+    truncated file loses its closing quotes, and Python would report a SyntaxError deep inside it).
+    """
+    import base64
+    import binascii
+    import re
+
+    fix = ("Restore it with `git checkout -- virtualenv.py` (or regenerate it with `make freeze-upgrade`), then run "
+           "`make check`.")
+    try:
+        with open(VIRTUALENV_PY, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return []  # a missing file is reported by check_seed
+    recorded = re.search(rb"^# Payload: .*\n#\s+sha256:([0-9a-f]{64})$", data, re.MULTILINE)
+    encoded = re.search(rb'^PAYLOAD = b"""\n(.*?)"""\n', data, re.MULTILINE | re.DOTALL)
+    if not recorded or not encoded:
+        return [f"virtualenv.py is damaged: its header has no payload sha256, or its payload is cut short "
+                f"(truncated?). {fix}"]
+    try:
+        actual = hashlib.sha256(base64.b64decode(encoded.group(1))).hexdigest()
+    except (binascii.Error, ValueError):
+        actual = "(not valid base64)"
+    if actual != recorded.group(1).decode():
+        return [f"virtualenv.py is damaged: its payload does not match the sha256 in its header (expected "
+                f"{recorded.group(1).decode()}, got {actual}). {fix}"]
+    try:
+        compile(data, VIRTUALENV_PY, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return [f"virtualenv.py is damaged: Python cannot read it ({exc.__class__.__name__} at line "
+                f"{getattr(exc, 'lineno', '?')}). {fix}"]
+    return []
+
+
+# What a full disk or an exhausted quota raises, in this process or in a child's output.
+NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
+
+
+def disk_full_message(ve):
+    """Remove every slot of ours that `ve` does not point at (the half-built one), then say where and how much.
+
+    The disk is then as it was before the build, and the message gives the space a build needs: the size of the
+    current build when there is one, else an estimate from the wheels.
+    """
+    import shutil
+
+    current = our_slot(ve)
+    for path in [slot_path(ve, slot) for slot in SLOTS] + [scratch_path(ve)]:
+        if path != current and is_ours(path):
+            remove(path)
+    where = os.path.dirname(ve)
+    free = shutil.disk_usage(where).free
+    needed = tree_bytes(current) if current else 4 * tree_bytes(WHEELHOUSE) + 30 * 10**6
+    keep = (f"{os.path.basename(ve)} still points at the previous build ({os.path.basename(current)}), which stays. "
+            if current else "")
+    return (f"the disk is full: no space left on the file system of {where} ({mb(free)} free now, after removing "
+            f"the half-built slot). A build needs about {mb(needed)} there, besides the previous build. {keep}"
+            f"Free some space, or build without keeping the previous build: `make ve ONE_SLOT=1` (or `make clean` "
+            f"first), then `make ve` again.")
+
+
+def mb(size):
+    return f"{size / 10**6:.0f} MB"
+
+
+def tree_bytes(top):
+    """Disk bytes used under `top` (blocks, as df counts them), symlinks not followed."""
+    total = 0
+    for directory, _, filenames in os.walk(top):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def drop_builds(ve):
+    """`--one-slot`: remove our builds before building, for a disk with room for one ve only.
+
+    Until the new build is done there is no working ve; a failed build leaves none (the next `make ve` builds one).
+    """
+    for path in [slot_path(ve, slot) for slot in SLOTS]:
+        if is_ours(path):
+            step(f"removing {os.path.basename(path)} first (ONE_SLOT: room for one build only)")
+            remove(path)
+
+
 def pick_slot(ve):
     """The slot `ve` does not resolve to, emptied: ours is wiped, anything else there is moved aside."""
     current = os.path.realpath(ve) if os.path.islink(ve) else None
@@ -899,6 +1033,8 @@ def run(argv, env, what):
     import shlex
 
     returncode, stdout = spawn(argv, env)
+    if returncode != 0 and any(text in stdout for text in NO_SPACE_TEXTS):
+        raise OSError(NO_SPACE_ERRNOS[0], NO_SPACE_TEXTS[0])  # main names the disk; the child's output adds nothing
     if returncode != 0:
         # Indented, so the child's own `ERROR:` lines (pip prints some) do not read as more errors of ours.
         print("".join(f"    {line}\n" for line in stdout.rstrip().splitlines()), end="", file=sys.stderr)

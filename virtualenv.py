@@ -33,6 +33,8 @@
 
 # Launcher: stdlib only, and old syntax so that any Python reaches the version check.
 import base64
+import binascii
+import hashlib
 import io
 import json
 import os
@@ -48,6 +50,24 @@ def check_python():
     if sys.version_info[:2] < MIN_PYTHON:
         here = sys.version.split()[0]
         sys.exit("virtualenv.py needs CPython %d.%d or newer; this is %s" % (MIN_PYTHON + (here,)))
+
+
+def check_payload():
+    """The payload must match the header's sha256: a damaged copy stops before any of it runs."""
+    with open(__file__, "rb") as handle:
+        head = handle.read(8192).decode("ascii", "replace")
+    lines = head.splitlines()
+    recorded = [lines[number + 1].split("sha256:")[-1] for number, line in enumerate(lines[:-1])
+                if line.startswith("# Payload: ")]
+    try:
+        actual = hashlib.sha256(base64.b64decode(PAYLOAD)).hexdigest()
+    except (binascii.Error, ValueError):
+        actual = "(not valid base64)"
+    if recorded != [actual]:
+        sys.exit("ERROR: %s is damaged: its payload does not match the sha256 in its header "
+                 "(expected %s, got %s). Restore it with `git checkout -- virtualenv.py` "
+                 "or regenerate it with `make freeze-upgrade`."
+                 % (__file__, recorded[0] if recorded else "(no sha256 line)", actual))
 
 
 def release(version):
@@ -68,6 +88,7 @@ def unpack(archive, dirs, target):
 
 def main():
     check_python()
+    check_payload()
     archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(PAYLOAD)))
     dirs = wheel_dirs(json.loads(archive.read("manifest.json")))
     # A real directory, not zipimport: virtualenv runs its own files (e.g. py_info) by path.

@@ -29,6 +29,9 @@ CONVENTION = ("bootstrap.mk", "bootstrap.py", "virtualenv.py", "virtualenv_suppo
 BUILD = ".bootstrap"
 TARGETS = ("help", "ve", "test", "check", "freeze", "freeze-upgrade", "clean", "adopt")
 GITIGNORE = ("/ve", "/.ve-a/", "/.ve-b/", "/.ve.lock", "/.ve.tmp/", "/ve.switching", f"/{BUILD}/", "__pycache__/")
+# Git LFS for the wheelhouse (`make adopt LFS=1`): every artifact and the seed wheels; SHA256SUMS stays plain text.
+LFS_ATTRIBUTES = ("requirements/** filter=lfs diff=lfs merge=lfs -text",
+                  "virtualenv_support/*.whl filter=lfs diff=lfs merge=lfs -text")
 # Variables of the make that runs us; the project's own make must not inherit them (nor DEST).
 PARENT_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS", "DEST", "PYTHON", "VE", "FORCE",
                "TARGET_PYTHONS", "INDEX_URL", "CONSTRAINTS")
@@ -44,14 +47,18 @@ def main(argv):
     dest = Path(args.dest).resolve()
     try:
         check_dest(dest, args.force)
+        if args.lfs:
+            require_git_lfs(dest)
         version = installed_version(dest)
         if version is None:
             changes = adopt(dest, args)
         else:
-            changes = upgrade(dest, version)
+            changes = upgrade(dest, version, args.lfs)
+        if args.lfs:
+            git_lfs_install(dest)
     except ToolError as exc:
         fail(str(exc))
-    print_changes(dest, changes, version is None)
+    print_changes(dest, changes, version is None, args.lfs)
     step(f"done in {time.monotonic() - started:.1f} s")
     return 0
 
@@ -68,6 +75,8 @@ def parse_args(argv):
                         help="add pytest and flake8 for the convention's `make test` (auto: when DEST has no test)")
     parser.add_argument("--index-url", default="", help="package index for the first freeze (default: pip's)")
     parser.add_argument("--targets", default="", help="TARGET_PYTHONS for the first freeze (default: bootstrap.mk's)")
+    parser.add_argument("--lfs", action="store_true",
+                        help="store requirements/ and virtualenv_support/ wheels with Git LFS (needs git-lfs)")
     return parser.parse_args(argv)
 
 
@@ -93,6 +102,32 @@ def check_dest(dest, force):
         first = status.splitlines()[0][3:]
         raise ToolError(f"{dest} has uncommitted changes ({first}, ...): commit or stash them first, or pass "
                         "--force (`make adopt DEST=... FORCE=1`).")
+
+
+def require_git_lfs(dest):
+    code, _ = git(dest, "lfs", "version")
+    if code != 0:
+        raise ToolError("LFS=1 needs Git LFS, and `git lfs version` fails here: install it (Debian and Ubuntu: "
+                        "`apt-get install git-lfs`), or adopt without LFS=1 (the wheels then go into git itself).")
+
+
+def git_lfs_install(dest):
+    """Set up Git LFS's filters and hooks in DEST's own git config, so the next `git add` stores the wheels there."""
+    code, _ = git(dest, "lfs", "install", "--local")
+    if code != 0:
+        raise ToolError(f"`git -C {dest} lfs install --local` failed: run it there yourself, then `git add` as below.")
+
+
+def wire_lfs(write, dest):
+    """Add the Git LFS lines for the wheelhouse to DEST's .gitattributes (those it lacks)."""
+    path = dest / ".gitattributes"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    present = {" ".join(line.split()) for line in text.splitlines()}
+    missing = [line for line in LFS_ATTRIBUTES if line not in present]
+    if missing:
+        block = "# offline-bootstrap convention: the wheels are stored with Git LFS (make adopt LFS=1)\n" + \
+            "\n".join(missing)
+        write(".gitattributes", text + ("\n" if text and not text.endswith("\n") else "") + block + "\n")
 
 
 def installed_version(dest):
@@ -179,6 +214,8 @@ def adopt(dest, args):
         start_lock(undo, dest)
         wire_makefile(undo, dest, own_targets)
         wire_gitignore(undo, dest)
+        if args.lfs:
+            wire_lfs(undo.write, dest)
         if constraints:
             undo.write(f"{BUILD}/adopt-constraints.txt", "".join(f"{line}\n" for line in constraints))
         first_freeze(dest, args, bool(constraints))
@@ -425,10 +462,12 @@ def clean_ve(dest):
 # ---------------------------------------------------------------- upgrade
 
 
-def upgrade(dest, version):
-    """Copy this version's convention files over DEST's; touch nothing else; return what changed."""
+def upgrade(dest, version, lfs=False):
+    """Copy this version's convention files over DEST's; touch nothing else (but .gitattributes with LFS=1)."""
     step(f"upgrading the convention in {dest}: bootstrap.mk version {version} -> {version_of(ROOT)}")
     before = snapshot(dest)
+    if lfs:
+        wire_lfs(lambda relative, text: (dest / relative).write_text(text, encoding="utf-8"), dest)
     theirs = {relative for relative in convention_files(dest)}
     ours = convention_files(ROOT)
     for relative, path in ours.items():
@@ -468,6 +507,7 @@ def describe_changes(before, after, own_targets, source, test_tools):
             f"; your own {', '.join(sorted(own_targets & set(TARGETS)))} kept (the convention's: make bootstrap-...)"
             if own_targets & set(TARGETS) else ""),
         ".gitignore": "the ve, its slots and .bootstrap/ ignored",
+        ".gitattributes": "requirements/ and virtualenv_support/ wheels stored with Git LFS",
         "requirements.in": ((f"from {source}" if source else "new") + ", plus pip-tools"
                             + (", pytest and flake8 (for make test)" if test_tools else "")),
         "requirements.txt": "now the hashed lock; your exact pins were the first freeze's constraints"
@@ -485,7 +525,7 @@ def describe_changes(before, after, own_targets, source, test_tools):
     return changes
 
 
-def print_changes(dest, changes, first):
+def print_changes(dest, changes, first, lfs=False):
     if not changes:
         print(f"No file changed: {dest} already has this version of the convention.")
         return
@@ -502,11 +542,20 @@ def print_changes(dest, changes, first):
     paths = sorted({path.split("/", 1)[0] for _, path, _ in changes})
     print("Next steps:")
     print(f"  cd {shlex.quote(str(dest))}")
+    if lfs and not first:
+        print("  git add --renormalize requirements virtualenv_support   # wheels already in git move to LFS "
+              "from the next commit on")
     print(f"  git add {' '.join(map(shlex.quote, paths))}")
     print("  git commit -m " + shlex.quote("Adopt the offline-bootstrap convention" if first
                                            else "Upgrade the offline-bootstrap convention"))
     print("  make ve      # offline from here on")
     print("  make check   # or `make test` when the convention runs your tests")
+    if lfs:
+        print("Git LFS: every machine that clones needs it once (`apt-get install git-lfs`, then `git lfs install`); "
+              "a clone made without it gets pointer files, and `make ve` says to run `git lfs pull`.")
+    elif first:
+        print("A large wheelhouse? `make adopt DEST=... LFS=1` stores requirements/ and virtualenv_support/ wheels "
+              "with Git LFS (README: Git LFS for the wheelhouse).")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfi
 ROOT = Path(__file__).resolve().parent.parent
 FREEZE = "run `make freeze`"
 RESTORE = "restore it with `git checkout -- {path}` or run `make freeze`"
+LFS_POINTER = " is a Git LFS pointer, not the file"
 
 
 def main(argv):
@@ -45,6 +46,9 @@ def main(argv):
     for warning in unify.direct_split_warnings(root):
         print(f"WARNING: {warning}")
     seconds = time.monotonic() - started
+    if problems and all(problem.endswith(LFS_POINTER) for problem in problems):
+        print(f"ERROR: {lfs_summary(root, len(problems))}", file=sys.stderr)
+        return 1
     if problems:
         print(f"ERROR: make check found {len(problems)} problem(s), listed above with the command that fixes each.",
               file=sys.stderr)
@@ -57,6 +61,9 @@ def find_problems(root):
     lock_path = root / "requirements.txt"
     if not lock_path.exists():
         return [f"requirements.txt is missing: {FREEZE}"]
+    pointers = lfs_pointer_problems(root)
+    if pointers:  # every artifact check would fail on the pointers; the one fix is fetching the real files
+        return pointers
     text, problem = requirements_in.decoded(lock_path.read_bytes(), "requirements.txt")
     if problem:
         return [f"{problem}, or restore it with `git checkout -- requirements.txt` (never edit the lock)"]
@@ -74,6 +81,20 @@ def find_problems(root):
     problems += seed_problems(root, pins, targets)
     problems += virtualenv_py_problems(root)
     return problems
+
+
+def lfs_pointer_problems(root):
+    """One problem per Git LFS pointer found where a wheel belongs, each with the command that fetches the files."""
+    pointers = bootstrap.lfs_pointers((root / "requirements", root / "virtualenv_support"))
+    return [f"{Path(path).relative_to(root)}{LFS_POINTER}" for path in pointers]
+
+
+def lfs_summary(root, count):
+    """The ERROR line when pointers stand where files belong: what is needed and the command that fetches them."""
+    return (f"make check found {count} Git LFS pointer(s) where files belong (listed above): this clone was made "
+            f"without Git LFS. Git LFS is needed: install it (`git lfs version` must work, e.g. `apt-get install "
+            f"git-lfs`), then fetch the files with `cd {shlex.quote(str(root))} && git lfs install --local && "
+            "git lfs pull`.")
 
 
 def names_of(bad_lines):

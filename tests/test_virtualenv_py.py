@@ -216,7 +216,9 @@ def fake_virtualenv(tmp_path):
 def test_rendered_script_runs_entry_point_and_cleans_up(tmp_path):
     payload, _ = virtualenv_py.build_payload({"3.10": [fake_virtualenv(tmp_path)]})
     script = tmp_path / "virtualenv.py"
-    script.write_text(virtualenv_py.render_script("#!/usr/bin/env python3\n", payload, (3, 10)))
+    # The launcher runs nothing of a payload whose sha256 its header does not give.
+    header = f"#!/usr/bin/env python3\n# Payload: the base64 zip\n#   sha256:{hashlib.sha256(payload).hexdigest()}\n"
+    script.write_text(virtualenv_py.render_script(header, payload, (3, 10)))
     unpack_root = tmp_path / "tmp"
     unpack_root.mkdir()
     env = scrubbed_env(tmp_path)
