@@ -52,9 +52,9 @@ UNIX = 3  # ZipInfo.create_system for Unix, fixed so the archive does not depend
 # bundle-version table that `--version` and the seeders' lookups import.
 EMBED_DIR = PurePosixPath("virtualenv/seed/wheels/embed")
 STRIP_NOTE = (
-    "Measured on 21.15.8: this file is 1.7 MB stripped, 9.4 MB kept; --version and --no-seed",
-    "work on 3.10-3.13 without them, default seeding fails (FileNotFoundError for the bundled",
-    "pip wheel, exit 1): use --no-seed, or `build --keep-embedded` to keep them.",
+    "Without them --version and --no-seed work on Python 3.10-3.13 and default seeding fails",
+    "(FileNotFoundError for the bundled pip wheel): use --no-seed, or `build --keep-embedded`",
+    "to keep them (measured when this was introduced: 1.7 MB stripped against 9.4 MB kept).",
 )
 
 
