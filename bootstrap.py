@@ -1,6 +1,7 @@
 """Build ./ve from this checkout alone: no network, nothing ambient, every artifact hash-checked.
 
-Usage: python3 -I -S bootstrap.py [--ve PATH] [--force]   (normally through `make ve`)
+Usage: python3 -I -S bootstrap.py [--ve PATH] [--force] [--one-slot]   (normally through `make ve`)
+       python3 -I -S bootstrap.py [--ve PATH] --clean | --check | --verify  (make clean, make check, make verify)
 
 The environment lives in one of two slot directories beside it, `.ve-a` and `.ve-b`, and `ve` is a
 symlink to the current one. A virtualenv embeds its absolute path, so it cannot be built elsewhere and
