@@ -202,8 +202,8 @@ def direct_split_warnings(root):
     try:
         lock_text = (root / "requirements.txt").read_text(encoding="utf-8")
         wanted_text = (root / "requirements.in").read_text(encoding="utf-8")
-    except OSError:
-        return []  # find_problems reports missing files
+    except (OSError, UnicodeDecodeError):
+        return []  # find_problems reports missing and undecodable files
     named = set()
     for line in lockfile.logical_lines(wanted_text):
         try:
