@@ -109,7 +109,11 @@ class Project:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    """A checkout whose requirements.in adds `alpha`, frozen against the fixture index and with its ve built."""
+    """A checkout whose requirements.in adds `alpha`, frozen against the fixture index and with its ve built.
+
+    Returns (where it was built, a snapshot of it with its ve): a ve is valid only where it was built, so each
+    test gets the snapshot back at that same place, where `make ve` is a no-op, instead of a rebuild elsewhere.
+    """
     root = tmp_path_factory.mktemp("freeze-base")
     project = Project(copy_checkout(root / "checkout"), make_index(root / "index"))
     project.requirements_in(add=["alpha"])
@@ -117,18 +121,22 @@ def base(tmp_path_factory):
     assert_ok(project.freeze())
     assert project.pins()["alpha"].version == "1.0"
     built(project.make("ve"))
-    return project.path
+    snapshot = root / "snapshot"
+    shutil.copytree(project.path, snapshot, symlinks=True,
+                    ignore=lambda directory, names: LEFTOVERS if directory == str(project.path) else [])
+    return project.path, snapshot
+
+
+LEFTOVERS = ("build", ".bootstrap", ".ve.lock", ".ve.tmp")
 
 
 @pytest.fixture
 def project(base, tmp_path, payload_wheels):
-    """A private copy of `base`'s tree with its own ve (a ve is valid only where it was built) and a fresh index."""
-    path = tmp_path / "checkout"
-    leftovers = ("build", ".bootstrap", "ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp")
-    shutil.copytree(base, path, symlinks=True,
-                    ignore=lambda directory, names: leftovers if directory == str(base) else [])
+    """`base` as it was after its freeze, back at the place its ve was built, and a fresh index."""
+    path, snapshot = base
+    shutil.rmtree(path)
+    shutil.copytree(snapshot, path, symlinks=True)
     project = Project(path, make_index(tmp_path / "index", payload_wheels))
-    built(project.make("ve"))
     up_to_date(project.make("ve"))
     return project
 

@@ -150,7 +150,8 @@ def upgrade(base, tmp_path_factory, payload_wheels):
     each stop), then let finish: {"project", "before", "states": [saved trees], "moves", "after", "report"}."""
     root = tmp_path_factory.mktemp("upgrade")
     path = root / "checkout"
-    shutil.copytree(base, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(base) else [])
+    source = base[1]  # test_freeze's snapshot of the frozen tree
+    shutil.copytree(source, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(source) else [])
     project = Project(path, make_index(root / "index", payload_wheels))
     built(project.make("ve"))
     old_pip, new_pip = publish_upgrades(project, root)
@@ -319,7 +320,8 @@ def shared(base, tmp_path_factory, payload_wheels):
     """One built copy of `base` for the scenarios that must change nothing (each restores what it edits)."""
     root = tmp_path_factory.mktemp("shared")
     path = root / "checkout"
-    shutil.copytree(base, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(base) else [])
+    source = base[1]  # test_freeze's snapshot of the frozen tree
+    shutil.copytree(source, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(source) else [])
     project = Project(path, make_index(root / "index", payload_wheels))
     built(project.make("ve"))
     return project
