@@ -149,11 +149,8 @@ def upgrade(base, tmp_path_factory, payload_wheels):
     """A copy of `base` whose `make freeze-upgrade` was stopped before each move of its switch (the tree saved at
     each stop), then let finish: {"project", "before", "states": [saved trees], "moves", "after", "report"}."""
     root = tmp_path_factory.mktemp("upgrade")
-    path = root / "checkout"
-    source = base[1]  # test_freeze's snapshot of the frozen tree
-    shutil.copytree(source, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(source) else [])
-    project = Project(path, make_index(root / "index", payload_wheels))
-    built(project.make("ve"))
+    project = built_copy(base, root, payload_wheels)
+    path = project.path
     old_pip, new_pip = publish_upgrades(project, root)
     before = save_state(path, root / "before")
     log = root / "stops"
@@ -318,9 +315,13 @@ def test_item3_two_freezes_and_a_make_ve_at_once_take_turns(project, tmp_path):
 @pytest.fixture(scope="module")
 def shared(base, tmp_path_factory, payload_wheels):
     """One built copy of `base` for the scenarios that must change nothing (each restores what it edits)."""
-    root = tmp_path_factory.mktemp("shared")
+    return built_copy(base, tmp_path_factory.mktemp("shared"), payload_wheels)
+
+
+def built_copy(base, root, payload_wheels):
+    """test_freeze's frozen tree copied to root/checkout, with its own index and a ve built there."""
+    source = base[1]  # the snapshot; its ve is valid only where it was built, so this copy builds its own
     path = root / "checkout"
-    source = base[1]  # test_freeze's snapshot of the frozen tree
     shutil.copytree(source, path, symlinks=True, ignore=lambda d, names: LEFTOVERS if d == str(source) else [])
     project = Project(path, make_index(root / "index", payload_wheels))
     built(project.make("ve"))
