@@ -5,6 +5,7 @@ would. Nothing here needs the network; fixture wheels are made with zipfile.
 """
 
 import base64
+import contextlib
 import functools
 import glob
 import hashlib
@@ -56,6 +57,29 @@ def copy_checkout(dest):
         else:
             shutil.copy2(source, target)
     return dest
+
+
+@contextlib.contextmanager
+def restored(*paths):
+    """Let a test break files (change or delete them); put back their exact bytes afterwards."""
+    saved = {Path(path): Path(path).read_bytes() if os.path.lexists(path) else None for path in paths}
+    try:
+        yield
+    finally:
+        for path, data in saved.items():
+            if data is None:
+                if os.path.lexists(path):
+                    path.unlink()
+            else:
+                path.write_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def built_checkout(tmp_path_factory):
+    """One checkout with a finished ve per module, shared by its failure stories (each restores what it breaks)."""
+    checkout = copy_checkout(tmp_path_factory.mktemp("built") / "checkout")
+    built(run_make(checkout, "ve"))
+    return checkout
 
 
 @pytest.fixture

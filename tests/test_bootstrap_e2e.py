@@ -22,8 +22,8 @@ from bootstrap_tools import lockfile
 from conftest import (
     SUMMARY_PREFIX, TIMEOUT, artifact, assert_one_error, assert_ok, assert_pip_check_clean, assert_ve_works, built,
     copy_checkout, default_signals, describe, diff_digests, leftovers, make_argv, make_env, make_wheel,
-    pinned_version, python_or_skip, run_make, sha256_file, tree_digest, unshare_or_skip, up_to_date, ve_python,
-    ve_state,
+    pinned_version, python_or_skip, restored, run_make, sha256_file, tree_digest, unshare_or_skip, up_to_date,
+    ve_python, ve_state,
 )
 
 slow = pytest.mark.slow
@@ -36,21 +36,6 @@ def lock_targets(checkout):
     raise AssertionError("requirements.txt has no `# targets:` line")
 
 
-@contextlib.contextmanager
-def restored(*paths):
-    """Let a test break files (change or delete them); put back their exact bytes afterwards."""
-    saved = {Path(path): Path(path).read_bytes() if os.path.lexists(path) else None for path in paths}
-    try:
-        yield
-    finally:
-        for path, data in saved.items():
-            if data is None:
-                if os.path.lexists(path):
-                    path.unlink()
-            else:
-                path.write_bytes(data)
-
-
 def wait_for(condition, process, what):
     """Poll until condition() holds; fail (not hang) if the process ends first or after TIMEOUT seconds."""
     deadline = time.monotonic() + TIMEOUT
@@ -60,14 +45,6 @@ def wait_for(condition, process, what):
         if time.monotonic() > deadline:
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def built_checkout(tmp_path_factory):
-    """One checkout with a finished ve, shared by the failure stories below (each restores what it breaks)."""
-    checkout = copy_checkout(tmp_path_factory.mktemp("built") / "checkout")
-    built(run_make(checkout, "ve"))
-    return checkout
 
 
 # --- help ---------------------------------------------------------------------------------------------------

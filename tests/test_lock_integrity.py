@@ -4,23 +4,12 @@ alone, or stops with one ERROR line. Each scenario is a pull request a reviewer 
 
 import http.server
 import threading
-from pathlib import Path
 
 import pytest
 
-from conftest import (
-    artifact, assert_one_error, assert_ve_works, built, copy_checkout, make_wheel, run_make, sha256_file, ve_state,
-)
+from conftest import artifact, assert_one_error, assert_ve_works, make_wheel, restored, run_make, sha256_file, ve_state
 
 slow = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    """A checkout with a finished ve; each test restores what it changes."""
-    checkout = copy_checkout(tmp_path_factory.mktemp("deployed") / "checkout")
-    built(run_make(checkout, "ve"))
-    return checkout
 
 
 @pytest.fixture
@@ -44,21 +33,6 @@ def server():
     httpd.shutdown()
 
 
-class Restored:
-    def __init__(self, *paths):
-        self.saved = {Path(path): Path(path).read_bytes() if Path(path).exists() else None for path in paths}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        for path, data in self.saved.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(data)
-
-
 @slow
 @pytest.mark.parametrize("crafted", [
     "-r {url}/more.txt?x==1 --hash=sha256:{hash}",
@@ -66,50 +40,50 @@ class Restored:
     "pluggy @ {url}/pluggy-1.0-py3-none-any.whl?v==1 --hash=sha256:{hash}",
     "pluggy==1.0 --find-links {url}/ --hash=sha256:{hash}",
 ])
-def test_a_crafted_lock_line_never_reaches_the_network(deployed, server, crafted):
+def test_a_crafted_lock_line_never_reaches_the_network(built_checkout, server, crafted):
     url, requests = server
-    lock = deployed / "requirements.txt"
-    before = ve_state(deployed)
-    with Restored(lock):
-        line = crafted.format(url=url, hash=sha256_file(artifact(deployed, "pluggy")))
+    lock = built_checkout / "requirements.txt"
+    before = ve_state(built_checkout)
+    with restored(lock):
+        line = crafted.format(url=url, hash=sha256_file(artifact(built_checkout, "pluggy")))
         lock.write_text(lock.read_text() + line + "\n")
-        assert_one_error(run_make(deployed, "ve"), "requirements.txt line", "git checkout -- requirements.txt")
+        assert_one_error(run_make(built_checkout, "ve"), "requirements.txt line", "git checkout -- requirements.txt")
     assert requests == [], "the offline build talked to the network"
-    assert ve_state(deployed) == before
+    assert ve_state(built_checkout) == before
 
 
 @slow
-def test_a_comment_that_ends_in_a_backslash_is_refused(deployed):
+def test_a_comment_that_ends_in_a_backslash_is_refused(built_checkout):
     """pip would install the next line; a reader that joined it to the comment would hide it from review."""
-    lock = deployed / "requirements.txt"
-    with Restored(lock):
+    lock = built_checkout / "requirements.txt"
+    with restored(lock):
         lock.write_text(lock.read_text() + "# reviewed and harmless \\\n")
-        assert_one_error(run_make(deployed, "ve"), "backslash")
+        assert_one_error(run_make(built_checkout, "ve"), "backslash")
 
 
 @slow
-def test_a_swapped_seed_with_a_matching_sha256sums_is_refused(deployed, tmp_path):
-    seeds = deployed / "virtualenv_support"
+def test_a_swapped_seed_with_a_matching_sha256sums_is_refused(built_checkout, tmp_path):
+    seeds = built_checkout / "virtualenv_support"
     real = next(seeds.glob("pip-*.whl"))
     sums = seeds / "SHA256SUMS"
-    before = ve_state(deployed)
-    with Restored(real, sums):
+    before = ve_state(built_checkout)
+    with restored(real, sums):
         evil = make_wheel(tmp_path / real.name, "pip", real.name.split("-")[1], {"pip/__init__.py": b"EVIL = 1\n"})
         real.write_bytes(evil.read_bytes())
         sums.write_text(f"{sha256_file(real)}  {real.name}\n")
-        assert_one_error(run_make(deployed, "ve"), "is not the lock's pip", sha256_file(real))
-    assert ve_state(deployed) == before
+        assert_one_error(run_make(built_checkout, "ve"), "is not the lock's pip", sha256_file(real))
+    assert ve_state(built_checkout) == before
 
 
 @slow
-def test_a_renamed_wheel_with_the_right_bytes_is_not_the_pins_artifact(deployed):
-    wheel = artifact(deployed, "pluggy")
+def test_a_renamed_wheel_with_the_right_bytes_is_not_the_pins_artifact(built_checkout):
+    wheel = artifact(built_checkout, "pluggy")
     renamed = wheel.with_name("zzz-9.9-py3-none-any.whl")
-    before = ve_state(deployed)
+    before = ve_state(built_checkout)
     try:
         wheel.rename(renamed)
-        assert_one_error(run_make(deployed, "ve", "FORCE=1"), "no artifact for pluggy==")
+        assert_one_error(run_make(built_checkout, "ve", "FORCE=1"), "no artifact for pluggy==")
     finally:
         renamed.rename(wheel)
-    assert ve_state(deployed) == before
-    assert_ve_works(deployed)
+    assert ve_state(built_checkout) == before
+    assert_ve_works(built_checkout)

@@ -19,29 +19,10 @@ from bootstrap_tools import adopt
 
 from conftest import (
     REPO, TIMEOUT, assert_ok, assert_one_error, assert_pip_check_clean, assert_ve_works, built, copy_checkout, describe,
-    make_argv, make_env, run_make, sha256_file, unshare_or_skip, ve_state,
+    make_argv, make_env, restored, run_make, sha256_file, unshare_or_skip, ve_state,
 )
 
 slow = pytest.mark.slow
-
-
-@contextlib.contextmanager
-def restored(*paths):
-    """Let a test break files; put back their exact bytes afterwards (the module's built checkout is shared)."""
-    saved = {Path(path): Path(path).read_bytes() for path in paths}
-    try:
-        yield
-    finally:
-        for path, data in saved.items():
-            path.write_bytes(data)
-
-
-@pytest.fixture(scope="module")
-def built_checkout(tmp_path_factory):
-    """One checkout with a finished ve, shared by the refusals below (each restores what it breaks)."""
-    checkout = copy_checkout(tmp_path_factory.mktemp("reliability") / "checkout")
-    built(run_make(checkout, "ve"))
-    return checkout
 
 
 def no_slots(checkout):
