@@ -8,7 +8,7 @@ BOOTSTRAP_MK_VERSION := 3
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
 BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT LFS TARGET_PYTHONS RESOLUTION INDEX_URL CONSTRAINTS \
-  ACCEPT_CHANGED_HASHES PACKAGES
+  ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -31,6 +31,11 @@ TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
 RESOLUTION ?= fewest
 # The package index for `make freeze*` (empty: pip's own default). Never written into a committed file.
 INDEX_URL ?=
+# The cooling-off of `make freeze*`: only releases uploaded at least this many days ago (0: off). Needs an index
+# that serves upload times (PEP 691 JSON); with one that does not, freeze stops and says so.
+COOLDOWN_DAYS ?= 7
+# The name requirements-provenance.json gives INDEX_URL's index (`default` is pip's own; never a URL).
+INDEX_NAME ?=
 # ACCEPT_CHANGED_HASHES=1: `make freeze*` accepts other bytes for a version already in the lock (the report lists them).
 ACCEPT_CHANGED_HASHES ?=
 # PACKAGES="django celery": `make freeze-upgrade` moves only these (and what they need), not the seed or virtualenv.py.
@@ -47,7 +52,8 @@ BOOTSTRAP_BUILD := .bootstrap
 # Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out.
 VE_PYTHON = "$(VE)/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --resolution "$(RESOLUTION)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)") \
-	$(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes)
+	$(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) \
+	--cooldown-days "$(COOLDOWN_DAYS)" $(if $(INDEX_NAME),--index-name "$(INDEX_NAME)")
 BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))

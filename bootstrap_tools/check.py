@@ -18,7 +18,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import bootstrap
-from bootstrap_tools import lockfile, pins_file, requirements_in, sdists, switch, unify, virtualenv_py
+from bootstrap_tools import (
+    lockfile, pins_file, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
+)
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, run
 from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
@@ -80,7 +82,13 @@ def find_problems(root):
     problems += requirements_in_problems(root, pins, targets or ["3"])
     problems += seed_problems(root, pins, targets)
     problems += virtualenv_py_problems(root)
+    problems += supply_chain_problems(root)
     return problems
+
+
+def supply_chain_problems(root):
+    """The provenance record and pylock.toml agree with the files (bootstrap_tools/provenance.py, pylock.py)."""
+    return provenance.check_problems(root) + pylock.check_problems(root)
 
 
 def lfs_pointer_problems(root):

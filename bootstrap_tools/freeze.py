@@ -21,7 +21,9 @@ from pathlib import Path
 from packaging.version import Version
 
 import bootstrap
-from bootstrap_tools import lockfile, pins_file, report, requirements_in, sdists, seeds, switch, targets
+from bootstrap_tools import (
+    cooldown, lockfile, pins_file, report, requirements_in, sdists, seeds, supply, switch, targets,
+)
 from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin, unfit_reason
@@ -49,6 +51,7 @@ def main(argv):
             switch.settle(ROOT)
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
             check_preconditions(args)
+            start_cooldown(args.cooldown_days)
             staging = fresh_dir(BUILD / "freeze")
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
@@ -78,6 +81,8 @@ def main(argv):
             sdists.apply(ROOT, built, write_file)
             text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
                                  built.report, note, splits)
+            text += supply.after_freeze(ROOT, lock_text, before_lock, args.index_url, args.index_name,
+                                        args.upgrade or tuple(args.upgrade_package), write_file)
             REPORT.write_text(text, encoding="utf-8")
             switch.forget_baseline(ROOT)
             shutil.rmtree(staging)
@@ -118,6 +123,15 @@ def check_preconditions(args):
                         f"TARGET_PYTHONS=\"{wanted}\"`.")
 
 
+def start_cooldown(days):
+    """Fix this run's cooling-off cutoff once, so every step (pip-compile, pip download, the seed, virtualenv.py's
+    pins, the build lock) agrees on it."""
+    cutoff = cooldown.fix(cooldown.cutoff_for(days))
+    if cutoff:
+        step(f"cooling-off: only releases uploaded at least {days} day(s) ago, before {cutoff} (COOLDOWN_DAYS)")
+    return cutoff
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upgrade", action="store_true", help="upgrade every pin to the newest allowed")
@@ -131,6 +145,10 @@ def parse_args(argv):
     parser.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
                         help="upgrade only this package and what it needs (repeatable); the seed and virtualenv.py "
                              "stay as they are")
+    parser.add_argument("--cooldown-days", type=cooldown.days_arg, default=7, metavar="DAYS",
+                        help="take only releases uploaded at least DAYS days ago (0: no cooling-off)")
+    parser.add_argument("--index-name", default="",
+                        help="the index's name in requirements-provenance.json (default: `default` for pip's own)")
     parser.add_argument("--accept-changed-hashes", action="store_true",
                         help="accept other bytes for a version already in the lock (reported); never by default")
     return parser.parse_args(argv)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import bootstrap
+from bootstrap_tools import cooldown
 
 
 class ToolError(Exception):
@@ -29,8 +30,9 @@ def hermetic_env(home, extra=None):
 
 
 def index_args(index_url):
-    """pip's options for `index_url`: none for pip's own default."""
-    return ["--index-url", index_url] if index_url else []
+    """pip's (and pip-compile's) options for asking the index: `index_url` (none for pip's own default) and the
+    run's cooling-off cutoff (bootstrap_tools/cooldown.py), so every step that picks versions gets the same one."""
+    return (["--index-url", index_url] if index_url else []) + cooldown.pip_args()
 
 
 def run(argv, *, env=None, cwd=None, capture=True):
@@ -45,6 +47,9 @@ def run(argv, *, env=None, cwd=None, capture=True):
     except OSError as exc:
         raise ToolError(f"cannot run {shlex.join(argv)}: {exc.strerror}") from None
     if result.returncode != 0:
+        if cooldown.missing_upload_times(result.stdout):
+            # Not a failure of this step: the index cannot serve the cooling-off at all (output=None: final).
+            raise ToolError(cooldown.missing_upload_times_message(result.stdout))
         # Indented, so the tool's own `ERROR:` line stays the only one that starts a line.
         output = "".join(f"\n    {line}" for line in (result.stdout or "").rstrip().splitlines())
         detail = output

@@ -30,6 +30,7 @@ if __package__ in (None, ""):
 
 from bootstrap_tools.lockfile import sha256 as file_sha256  # noqa: E402
 from bootstrap_tools.pythons import find_python, marker_applies, marker_for, require_pythons  # noqa: E402,F401
+from bootstrap_tools import cooldown  # noqa: E402
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -634,6 +635,8 @@ def parse_args(argv):
     common.add_argument("--lock-file", type=Path, default=LOCK,
                         help="hashed pins (default: bootstrap_tools/virtualenv.txt)")
     common.add_argument("--index-url", help="package index for pip (default: pip's own default)")
+    common.add_argument(cooldown.OPTION, dest="uploaded_prior_to", default=None, metavar="ISO_DATETIME",
+                        help="only releases uploaded before this (make freeze-upgrade's cooling-off)")
     parser = argparse.ArgumentParser(prog="bootstrap_tools/virtualenv_py.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     lock_parser = commands.add_parser("lock", parents=[common], help="resolve bootstrap_tools/virtualenv.in per Python")
@@ -652,6 +655,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     command = {"lock": lock, "build": build}[args.command]
+    cooldown.fix(args.uploaded_prior_to)
     try:
         command(args)
     except ToolError as exc:
