@@ -33,6 +33,12 @@ def fix(cutoff):
     return _cutoff
 
 
+def just_after(moment):
+    """The first whole second after `moment` (ISO text): a cutoff that still admits a file uploaded then."""
+    after = parse(moment).astimezone(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=1)
+    return after.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def current():
     return _cutoff
 

@@ -51,7 +51,7 @@ def main(argv):
             switch.settle(ROOT)
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
             check_preconditions(args)
-            start_cooldown(args.cooldown_days)
+            start_cooldown(args, before_lock)
             staging = fresh_dir(BUILD / "freeze")
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
@@ -123,12 +123,25 @@ def check_preconditions(args):
                         f"TARGET_PYTHONS=\"{wanted}\"`.")
 
 
-def start_cooldown(days):
-    """Fix this run's cooling-off cutoff once, so every step (pip-compile, pip download, the seed, virtualenv.py's
-    pins, the build lock) agrees on it."""
-    cutoff = cooldown.fix(cooldown.cutoff_for(days))
+def start_cooldown(args, before_lock):
+    """Fix this run's cooling-off cutoff once, so every step that picks versions (pip-compile of the lock and of
+    the build lock, the seed pip, virtualenv.py's pins) agrees on it.
+
+    A freeze that keeps pins (not a full --upgrade) must not move a version the lock already holds because it is
+    newer than the cutoff (locked with COOLDOWN_DAYS=0, or before the cooling-off existed): there the cutoff is
+    no earlier than the newest upload among the locked files (requirements-provenance.json, else the index).
+    """
+    cutoff = cooldown.cutoff_for(args.cooldown_days)
+    held = None
+    if cutoff and not args.upgrade:
+        held = supply.newest_locked_upload(ROOT, before_lock, args.index_url)
+        if held and cooldown.parse(held) >= cooldown.parse(cutoff):
+            cutoff = cooldown.just_after(held)
+    cooldown.fix(cutoff)
     if cutoff:
-        step(f"cooling-off: only releases uploaded at least {days} day(s) ago, before {cutoff} (COOLDOWN_DAYS)")
+        step(f"cooling-off: only releases uploaded at least {args.cooldown_days} day(s) ago, before {cutoff} "
+             "(COOLDOWN_DAYS)" + (f"; not earlier than the newest file the lock holds ({held}), so no locked pin "
+                                  "moves" if held and cutoff == cooldown.just_after(held) else ""))
     return cutoff
 
 

@@ -6,6 +6,7 @@ stale, which `make check` names and the next `make freeze` repairs (it rewrites 
 """
 
 from bootstrap_tools import cooldown, lockfile, provenance, pylock, report, uploads
+from bootstrap_tools.wheels import is_artifact_of
 
 
 def after_freeze(root, lock_text, before_lock, index_url, index_name, upgrade, write_file):
@@ -16,6 +17,31 @@ def after_freeze(root, lock_text, before_lock, index_url, index_name, upgrade, w
     write_file(root / provenance.RECORD, record_text)
     write_file(root / pylock.NAME, pylock.render(root, lock_text))
     return render(before_lock, lock_text, index, label, upgrade, recorded)
+
+
+def newest_locked_upload(root, lock_text, index_url):
+    """The newest upload time (ISO text) among the files requirements/ holds for the lock's pins, or None.
+
+    From requirements-provenance.json where it has them; the index is asked only for files it does not.
+    """
+    pins, _ = lockfile.parse(lock_text)
+    recorded = provenance.upload_times(root)
+    index, times = None, []
+    for path in sorted((root / "requirements").glob("*")):
+        if not path.is_file():
+            continue
+        digest = lockfile.sha256(path)
+        pin = next((pin for pin in pins if is_artifact_of(path.name, digest, pin)), None)
+        if pin is None:
+            continue
+        when = recorded.get(f"requirements/{path.name}")
+        if when is None:
+            index = index or uploads.Uploads(index_url)
+            found = index.of_file(pin.name, digest)
+            when = found and found["upload-time"]
+        if when:
+            times.append(when)
+    return max(times, key=uploads.parse_time) if times else None
 
 
 def render(before_lock, lock_text, index, label, upgrade, recorded):
