@@ -437,7 +437,8 @@ def first_freeze(dest, args, constrained):
     if args.targets:
         argv.append(f"TARGET_PYTHONS={args.targets}")
     if constrained:
-        argv.append(f"CONSTRAINTS={BUILD}/adopt-constraints.txt")
+        # The project's own exact pins hold as they are: a cooling-off would turn a recent one into a version jump.
+        argv += [f"CONSTRAINTS={BUILD}/adopt-constraints.txt", "COOLDOWN_DAYS=0"]
     process = subprocess.Popen(argv, env=project_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     output = []
@@ -514,6 +515,8 @@ def describe_changes(before, after, own_targets, source, test_tools):
                             if source == "requirements.txt" else "the hashed lock",
         "requirements.pins": "the lock without hashes, one pin a line, for review",
         "requirements": "every artifact the lock pins",
+        "pylock.toml": "the lock in PEP 751's standard format (relative paths into requirements/)",
+        "requirements-provenance.json": "where and when each artifact came from (index, upload time, fetch date)",
     }
     changes = []
     for path in sorted(before.keys() | after.keys()):

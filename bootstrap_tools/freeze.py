@@ -73,7 +73,7 @@ def main(argv):
             seed = virtualenv_py = None
             if args.upgrade:
                 seed = stage_seed(pins, staged, staging, env, args.index_url)
-                virtualenv_py = stage_virtualenv_py(staging, env, args.index_url)
+                virtualenv_py = stage_virtualenv_py(staging, env, args.index_url, seed)
             hash_lines = old_hash_lines + hash_lines
             apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines)
             # The build lock and manifest follow the journaled switch; a kill between them is repaired by the
@@ -290,16 +290,18 @@ def stage_seed(pins, staged, staging, env, index_url):
     return seeds.download(staging / "seeds", env, "", index_url)
 
 
-def stage_virtualenv_py(staging, env, index_url):
-    """Re-lock virtualenv and its dependencies per Python, then build virtualenv.py, all inside staging."""
+def stage_virtualenv_py(staging, env, index_url, pip_wheel):
+    """Re-lock virtualenv and its dependencies per Python, then build virtualenv.py, all inside staging.
+
+    Each Python resolves with `pip_wheel` (the verified seed pip), not whatever pip it came with."""
     step("regenerating virtualenv.py from the newest virtualenv")
     lock_file, output = staging / "virtualenv.txt", staging / "virtualenv.py"
     # The options belong to each subcommand: `bootstrap_tools.virtualenv_py lock --lock-file ...`, not before it.
     common = ["--lock-file", lock_file, *index_args(index_url)]
     tool = [sys.executable, "-I", ROOT / "bootstrap_tools" / "virtualenv_py.py"]  # -I: no cwd, no user site, no PYTHON*
     fix = "fix the cause and run `make freeze-upgrade` again."
-    run_step([*tool, "lock", *common], "locking virtualenv (bootstrap_tools.virtualenv_py lock)", fix, cwd=ROOT,
-             env=env)
+    run_step([*tool, "lock", *common, "--pip", pip_wheel], "locking virtualenv (bootstrap_tools.virtualenv_py lock)",
+             fix, cwd=ROOT, env=env)
     run_step([*tool, "build", *common, "--output", output],
              "building virtualenv.py (bootstrap_tools.virtualenv_py build)", fix, cwd=ROOT, env=env)
     return lock_file, output

@@ -61,10 +61,14 @@ STRIP_NOTE = (
 
 # ---------------------------------------------------------------- lock
 
-def resolve(python, index_url, home):
-    """Resolve bootstrap_tools/virtualenv.in under `python`: {name: (version, sha256, filename)}."""
+def resolve(python, index_url, home, pip_wheel=None):
+    """Resolve bootstrap_tools/virtualenv.in under `python`: {name: (version, sha256, filename)}.
+
+    pip_wheel: a pip wheel to run there instead of that Python's own pip (which may predate options we pass,
+    such as the cooling-off's --uploaded-prior-to); pip runs from a wheel file as from a directory."""
     report = home / "report.json"
-    argv = [python, "-I", "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
+    pip = [pip_wheel / "pip"] if pip_wheel else ["-m", "pip"]
+    argv = [python, "-I", *pip, "--isolated", "install", "--dry-run", "--ignore-installed",
             "--only-binary=:all:", "--quiet", "--report", report, "-r", INPUT]
     run(argv + index_args(index_url), env=hermetic_env(home))
     return {canonicalize_name(item["metadata"]["name"]): pinned_wheel(item)
@@ -128,7 +132,7 @@ def lock(args):
         resolutions = {}
         for version, python in pythons.items():
             print(f"resolving {INPUT.relative_to(REPO)} with {python} ({version})")
-            resolutions[version] = resolve(python, args.index_url, Path(home))
+            resolutions[version] = resolve(python, args.index_url, Path(home), args.pip)
     args.lock_file.write_text(render_lock(merge_resolutions(resolutions), targets))
     print(f"wrote {args.lock_file}")
 
@@ -640,6 +644,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bootstrap_tools/virtualenv_py.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     lock_parser = commands.add_parser("lock", parents=[common], help="resolve bootstrap_tools/virtualenv.in per Python")
+    lock_parser.add_argument("--pip", type=Path, default=None, metavar="WHEEL",
+                             help="run this pip wheel under each Python (default: each Python's own pip)")
     lock_parser.add_argument("--pythons", type=python_list, default=python_list(DEFAULT_PYTHONS),
                              help=f"target Pythons, space-separated (default: {DEFAULT_PYTHONS!r})")
     build_parser = commands.add_parser("build", parents=[common], help="write virtualenv.py from the lock file")
