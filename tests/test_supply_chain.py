@@ -146,10 +146,16 @@ def test_make_check_names_a_pylock_out_of_step(checkout):
 
 
 def installed(python):
-    """{name: (version, RECORD without the scripts, whose shebangs name the environment)} of an environment."""
-    code = ("import importlib.metadata as m, json, sys\n"
-            "print(json.dumps({d.metadata['Name'].lower(): [d.version, sorted(l for l in (d.read_text('RECORD') or '')"
-            ".splitlines() if '/bin/' not in l and not l.startswith('../'))] for d in m.distributions()}))")
+    """{name: (version, RECORD)} of an environment: every installed file and its hash, without the scripts (their
+    shebangs name the environment), INSTALLER and REQUESTED (who installed and who asked, not what: bootstrap.py
+    installs pip itself, as the seed).
+    .pyc files are left out: which ones exist depends on what ran there since."""
+    code = ("import importlib.metadata as m, json\n"
+            "def kept(line):\n"
+            "    return not line.startswith('../') and '__pycache__' not in line and not any(\n"
+            "        f'.dist-info/{name},' in line for name in ('INSTALLER', 'REQUESTED'))\n"
+            "print(json.dumps({d.metadata['Name'].lower(): [d.version, sorted(filter(kept, (d.read_text('RECORD')\n"
+            "      or '').splitlines()))] for d in m.distributions()}))")
     result = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 
@@ -163,7 +169,7 @@ def test_pylock_installs_offline_exactly_what_requirements_txt_installs(built_ch
                     "--no-periodic-update", env], check=True, capture_output=True)
     seed = next((built_checkout / "virtualenv_support").glob("pip-*.whl"))
     result = subprocess.run([*prefix, env / "bin" / "python", "-I", seed / "pip", "install", "--isolated",
-                             "--no-index", "--no-cache-dir", "-r", built_checkout / "pylock.toml"],
+                             "--no-index", "--no-cache-dir", "--no-compile", "-r", built_checkout / "pylock.toml"],
                             cwd=built_checkout, capture_output=True, text=True, env=make_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert installed(env / "bin" / "python") == installed(built_checkout / "ve" / "bin" / "python")
