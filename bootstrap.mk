@@ -40,11 +40,13 @@ INDEX_NAME ?=
 ACCEPT_CHANGED_HASHES ?=
 # PACKAGES="django celery": `make freeze-upgrade` moves only these (and what they need), not the seed or virtualenv.py.
 PACKAGES ?=
+# Where `make sbom` writes its CycloneDX documents (one per target Python).
+SBOM_DIR ?= $(BOOTSTRAP_BUILD)/sbom
 # A constraints file for `make freeze*` (pins pip-compile must keep), e.g. an organisation-wide one.
 CONSTRAINTS ?=
 # The convention's targets, each also reachable as bootstrap-<name>. A project with a target of its own by one
 # of these names drops the name from this list (before the include) and keeps its own, without make warnings.
-BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade clean adopt
+BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade clean adopt sbom
 
 # Where the convention keeps its maintainer tooling and its build area (staging, caches, reports).
 BOOTSTRAP_TOOLS := bootstrap_tools
@@ -110,6 +112,10 @@ bootstrap-freeze: bootstrap-ve
 bootstrap-freeze-upgrade: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze \
 		$(if $(PACKAGES),$(foreach name,$(PACKAGES),--upgrade-package $(name)),--upgrade) $(FREEZE_ARGS)
+
+.PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target Python of what make ve installs, in SBOM_DIR
+bootstrap-sbom: bootstrap-ve
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).sbom --output "$(SBOM_DIR)"
 
 # Through bootstrap.py: it removes only what it made, never through the ve link (VE=ve/ included).
 .PHONY: bootstrap-clean  ## remove ./ve, both of its build slots and the convention's build area

@@ -9,10 +9,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
-from bootstrap_tools import check, cooldown, provenance, pylock
+from bootstrap_tools import check, cooldown, lockfile, provenance, pylock
 from conftest import assert_ok, assert_one_error, describe, diff_digests, make_env, run_make, unshare_or_skip
 from supply_helpers import HttpIndex, days_ago
 from test_freeze import THIS_PYTHON, base, managed_digest, payload_wheels, project  # noqa: F401
@@ -173,3 +175,59 @@ def test_pylock_installs_offline_exactly_what_requirements_txt_installs(built_ch
                             cwd=built_checkout, capture_output=True, text=True, env=make_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert installed(env / "bin" / "python") == installed(built_checkout / "ve" / "bin" / "python")
+
+
+# --- the SBOM ----------------------------------------------------------------------------------------------------
+
+
+def cyclonedx_validator():
+    """The CycloneDX 1.6 JSON schema as a validator, from the copies cyclonedx-python-lib ships, offline.
+
+    fastjsonschema (pure Python) rather than jsonschema, whose `referencing` needs the compiled rpds-py. The
+    schema's references to its sibling schemas (SPDX ids, JSF) are served from the same directory.
+    """
+    import fastjsonschema
+    from cyclonedx.schema import _res
+
+    directory = Path(_res.__file__).parent
+
+    def load(name):
+        return json.loads((directory / name).read_text(encoding="utf-8"))
+
+    return fastjsonschema.compile(load("bom-1.6.SNAPSHOT.schema.json"),
+                                  handlers={"http": lambda uri: load(uri.split("#")[0].rpartition("/")[2])},
+                                  formats={"iri-reference": r".*", "idn-email": r".*"})
+
+
+@slow
+def test_make_sbom_is_schema_valid_deterministic_and_lists_what_make_ve_installs(built_checkout):  # noqa: F811
+    import fastjsonschema
+
+    first = assert_ok(run_make(built_checkout, "sbom", "SBOM_DIR=sbom-1", prefix=("unshare", "-n")))
+    assert_ok(run_make(built_checkout, "sbom", "SBOM_DIR=sbom-2"))
+    names = sorted(path.name for path in (built_checkout / "sbom-1").iterdir())
+    targets = lockfile.targets((built_checkout / "requirements.txt").read_text(encoding="utf-8"))
+    assert names == [f"sbom-python{target}.cdx.json" for target in targets], describe(first)
+    validate = cyclonedx_validator()
+    pins, _ = lockfile.parse((built_checkout / "requirements.txt").read_text(encoding="utf-8"))
+    for name, target in zip(names, targets):
+        data = (built_checkout / "sbom-1" / name).read_bytes()
+        assert data == (built_checkout / "sbom-2" / name).read_bytes(), name  # same lock, same bytes
+        document = json.loads(data)
+        validate(document)
+        components = {component["purl"]: component for component in document["components"]}
+        assert len(components) == len(document["components"])
+        assert sorted(components) == sorted(f"pkg:pypi/{pin.name}@{pin.version}" for pin in pins
+                                            if pin.applies_to(target))
+        assert all(component["hashes"][0]["alg"] == "SHA-256" for component in components.values())
+        assert "timestamp" not in document.get("metadata", {})
+        edges = {entry["ref"]: entry.get("dependsOn", []) for entry in document["dependencies"]}
+        assert "packaging==" in " ".join(edges[next(ref for ref in edges if ref.startswith("build=="))])
+    this = json.loads((built_checkout / "sbom-1" / f"sbom-python{THIS_PYTHON}.cdx.json").read_text())
+    ve = installed(built_checkout / "ve" / "bin" / "python")
+    assert sorted(component["purl"] for component in this["components"]) == sorted(
+        f"pkg:pypi/{canonicalize_name(name)}@{version}" for name, (version, _) in ve.items())
+    broken = json.loads(json.dumps(this))
+    broken["components"][0]["hashes"][0]["alg"] = "SHA-257"
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        validate(broken)

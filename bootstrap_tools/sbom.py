@@ -1,0 +1,159 @@
+"""`make sbom`: a CycloneDX JSON SBOM of what `make ve` installs, one document per target Python, offline.
+
+For each target of requirements.txt: one component per pin whose marker holds there (what `make ve` installs
+on that Python, the seed pip included as the lock's pip), with its package URL, version, the sha256 of the
+artifact(s) in requirements/ that fit that Python, and the license its wheel's metadata declares
+(License-Expression, else License, else its license classifiers, as written); dependency edges from each
+wheel's Requires-Dist evaluated for that Python, between the lock's own pins; the root component depends on
+requirements.in's requirements. Built with cyclonedx-python-lib. Deterministic for a given lock and
+requirements/: no timestamp, and the serial number is a UUID derived from the document's content.
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from bootstrap_tools import lockfile, requirements_in
+from bootstrap_tools.run import ToolError, fail
+from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, unfit_reason, wheel_metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = ROOT / ".bootstrap" / "sbom"
+SERIAL_NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")  # RFC 4122's URL namespace
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="directory for the documents")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        written = write_all(ROOT, args.output)
+    except ToolError as exc:
+        fail(str(exc))
+    for path, count in written:
+        print(f"==> {path}: {count} components")
+    print(f"==> done: {len(written)} SBOM(s) (CycloneDX JSON), {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def write_all(root, output):
+    lock_text = (root / "requirements.txt").read_text(encoding="utf-8")
+    pins, problems = lockfile.parse(lock_text)
+    if problems:
+        raise ToolError(f"requirements.txt line `{problems[0].line}` {problems[0].message}: run `make check`.")
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    for target in lockfile.targets(lock_text):
+        text, count = render(root, pins, target)
+        path = output / f"sbom-python{target}.cdx.json"
+        partial = path.with_name(f".{path.name}.part")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+        written.append((path, count))
+    return written
+
+
+def target_environment(target):
+    return dict(default_environment(), python_version=target, python_full_version=full_version(target), extra="")
+
+
+def installed_pins(root, pins, target):
+    """[(pin, [fitting artifact paths])] of the pins `make ve` installs on `target`."""
+    files = {path: lockfile.sha256(path) for path in sorted((root / "requirements").glob("*")) if path.is_file()}
+    chosen = []
+    for pin in sorted(pins, key=lambda pin: pin.name):
+        if not pin.applies_to(target):
+            continue
+        ours = [path for path, digest in files.items() if is_artifact_of(path.name, digest, pin)]
+        fitting = [path for path in ours if not is_sdist(path.name) and unfit_reason(path, target) is None]
+        if not fitting:
+            raise ToolError(f"requirements/ has no artifact of {pin} for Python {target}: run `make check`.")
+        chosen.append((pin, fitting))
+    return chosen
+
+
+def declared_licenses(metadata):
+    """The licenses as the metadata declares them: [("expression", text)], [("license", License's text)] or
+    [("name", a license classifier's last part), ...]."""
+    expression = (metadata.get("License-Expression") or "").strip()
+    if expression:
+        return [("expression", expression)]
+    text = (metadata.get("License") or "").strip()
+    if text and "\n" not in text and len(text) <= 100:
+        return [("license", text)]
+    return [("name", classifier.split(" :: ")[-1]) for classifier in metadata.get_all("Classifier") or []
+            if classifier.startswith("License :: ") and classifier.count(" :: ") >= 2]
+
+
+def dependencies(metadata, names, environment):
+    """The lock's names among the wheel's Requires-Dist that hold in `environment`."""
+    found = set()
+    for line in metadata.get_all("Requires-Dist") or []:
+        try:
+            requirement = Requirement(str(line))
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or requirement.marker.evaluate(environment):
+            name = canonicalize_name(requirement.name)
+            if name in names:
+                found.add(name)
+    return sorted(found)
+
+
+def render(root, pins, target):
+    """(the CycloneDX 1.6 JSON text for `target`, how many components)."""
+    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+    from cyclonedx.output.json import JsonV1Dot6
+    from packageurl import PackageURL
+
+    environment = target_environment(target)
+    chosen = installed_pins(root, pins, target)
+    names = {pin.name for pin, _ in chosen}
+    bom = Bom()
+    root_component = Component(type=ComponentType.APPLICATION, name="requirements.in", bom_ref="requirements.in",
+                               description=f"what `make ve` installs from requirements.txt on Python {target}")
+    bom.metadata.component = root_component
+    bom.metadata.timestamp = None  # reproducible: the same lock gives the same bytes
+    components, edges = {}, {}
+    for pin, paths in chosen:
+        metadata = wheel_metadata(paths[0])
+        # An SPDX id or expression in License becomes one (the factory's choice), anything else stays a name.
+        licenses = [LicenseExpression(text) if kind == "expression" else LicenseFactory().make_from_string(text)
+                    if kind == "license" else DisjunctiveLicense(name=text)
+                    for kind, text in declared_licenses(metadata)]
+        component = Component(
+            type=ComponentType.LIBRARY, name=metadata.get("Name") or pin.name, version=pin.version,
+            bom_ref=f"{pin.name}=={pin.version}", purl=PackageURL(type="pypi", name=pin.name, version=pin.version),
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=lockfile.sha256(path)) for path in paths],
+            licenses=licenses)
+        components[pin.name] = component
+        edges[pin.name] = dependencies(metadata, names, environment)
+        bom.components.add(component)
+    for name, needed in edges.items():
+        bom.register_dependency(components[name], [components[other] for other in needed])
+    wanted, _ = requirements_in.read(root / "requirements.in")
+    direct = sorted({canonicalize_name(requirement.name) for _, _, requirement in wanted} & set(components))
+    bom.register_dependency(root_component, [components[name] for name in direct])
+    bom.serial_number = uuid.UUID(int=0)
+    draft = JsonV1Dot6(bom).output_as_string(indent=1)
+    # The serial number names this content: a UUID (v5) of the document with a zero serial, so equal locks agree.
+    bom.serial_number = uuid.uuid5(SERIAL_NAMESPACE, "sbom:" + hashlib.sha256(draft.encode()).hexdigest())
+    text = JsonV1Dot6(bom).output_as_string(indent=1)
+    return json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n", len(components)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
