@@ -128,8 +128,10 @@ def interrupt(pid, how):
 
 
 def report_body(text):
-    """The report without the line saying what it compares with."""
-    return [line for line in text.splitlines() if not line.startswith("(compared with")]
+    """The report without the line saying what it compares with, and without its supply chain section: that one
+    names the run's own cutoff (its clock) and what the run itself added to the provenance record."""
+    body = text.partition("\nSupply chain (")[0]
+    return [line for line in body.splitlines() if not line.startswith("(compared with")]
 
 
 def publish_upgrades(project, tmp_path):
