@@ -1,12 +1,20 @@
 """The index fails the maintainer after locking: unreachable, or a locked release yanked. `make ve` never asks it.
+And the index's upload times: the cooling-off (COOLDOWN_DAYS) over an HTTP index on 127.0.0.1 that serves them
+(tests/supply_helpers.py), or does not.
 
 Built on tests/test_freeze.py's fixtures: a checkout frozen against an index in tmp_path, one copy per test.
 """
 
+import datetime
+import json
+import os
+
 import pytest
 
+from bootstrap_tools import provenance, pylock
 from conftest import assert_ok, assert_one_error, built, describe, diff_digests, run_make
-from test_freeze import base, managed_digest, payload_wheels, project  # noqa: F401 (fixtures used by name)
+from supply_helpers import HttpIndex, days_ago
+from test_freeze import THIS_PYTHON, base, managed_digest, payload_wheels, project  # noqa: F401 (fixtures by name)
 
 slow = pytest.mark.slow
 
@@ -48,3 +56,77 @@ def test_a_release_yanked_after_locking(project):  # noqa: F811
     result = assert_ok(project.freeze())
     assert "Pins (requirements.txt):\n  no change" in result.stdout, describe(result)
     assert diff_digests(before, managed_digest(project.path)) == []
+
+
+# --- the cooling-off: upload times ---------------------------------------------------------------------------
+
+
+def day(text):
+    return text[:10]
+
+
+@pytest.fixture
+def http_index(project):  # noqa: F811
+    """Serves the project's index over HTTP: every file uploaded 30 days ago unless the test says otherwise."""
+    served = []
+
+    def start(**kwargs):
+        served.append(HttpIndex(project.index.files, **kwargs))
+        return served[-1]
+
+    yield start
+    for index in served:
+        index.close()
+
+
+def freeze(project, target, index, *args):  # noqa: F811
+    return project.make(target, f"INDEX_URL={index.url}", f"TARGET_PYTHONS={THIS_PYTHON}", *args)
+
+
+def record_entries(project):  # noqa: F811
+    return {entry["path"]: entry for entry in json.loads(project.read(provenance.RECORD))["artifacts"]}
+
+
+@slow
+def test_freeze_upgrade_holds_back_yesterdays_release_and_records_where_files_came_from(project,  # noqa: F811
+                                                                                        http_index):
+    project.index.add("alpha", "2.0")
+    beta_time, yesterday = days_ago(20), days_ago(1)
+    index = http_index(times={"alpha-2.0-py3-none-any.whl": yesterday, "beta-1.1-py3-none-any.whl": beta_time})
+    project.requirements_in(add=["beta"])
+    result = assert_ok(freeze(project, "freeze-upgrade", index, "INDEX_NAME=fixture"))
+    pins = project.pins()
+    # alpha 2.0 is the newest, but uploaded yesterday: the cooling-off (7 days by default) takes the one before.
+    assert (pins["alpha"].version, pins["beta"].version) == ("1.0", "1.1")
+    text = project.report_file()
+    assert text in result.stdout
+    assert f"  held back: alpha 2.0 (uploaded {day(yesterday)}" in text, text
+    assert f"  uploaded:  beta 1.1 on {day(beta_time)}" in text, text
+
+    entries = record_entries(project)
+    beta = entries["requirements/beta-1.1-py3-none-any.whl"]
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    assert (beta["index"], beta["upload-time"], beta["fetched"]) == ("fixture", beta_time, today), beta
+    assert beta["size"] == os.path.getsize(project.path / "requirements" / "beta-1.1-py3-none-any.whl")
+    assert not any("127.0.0.1" in line for line in project.read(provenance.RECORD).splitlines())
+    assert f"upload-time = {beta_time}" in project.read(pylock.NAME)
+    assert_ok(project.make("check"))
+
+    # A freeze that changes nothing keeps both files byte for byte: no date churn.
+    record, lock = project.read(provenance.RECORD), project.read(pylock.NAME)
+    result = assert_ok(freeze(project, "freeze", index, "INDEX_NAME=fixture"))
+    assert "Pins (requirements.txt):\n  no change" in result.stdout, describe(result)
+    assert (project.read(provenance.RECORD), project.read(pylock.NAME)) == (record, lock)
+
+
+@slow
+def test_an_index_without_upload_times_stops_the_cooling_off_with_one_clear_error(project, http_index):  # noqa: F811
+    index = http_index(with_times=False)
+    project.requirements_in(add=["beta"])
+    before = managed_digest(project.path)
+    result = freeze(project, "freeze", index)
+    assert_one_error(result, "does not serve", "upload", "COOLDOWN_DAYS=0", "Nothing was changed")
+    assert diff_digests(before, managed_digest(project.path)) == []
+    # The way on the message names works.
+    assert_ok(freeze(project, "freeze", index, "COOLDOWN_DAYS=0"))
+    assert project.pins()["beta"].version == "1.1"

@@ -1,12 +1,12 @@
-"""Supply chain: the cooling-off of `make freeze*`, the provenance record, pylock.toml (and the SBOM).
+"""Supply chain: the cooling-off's cutoff, the provenance record and pylock.toml as `make check` sees them, pylock.toml
+installed offline, and `make sbom`.
 
-The cooling-off needs an index over HTTP that says when each file was uploaded (tests/supply_helpers.py, on
-127.0.0.1); the freeze scenarios reuse tests/test_freeze.py's frozen base, one copy per test.
+The freeze scenarios of the cooling-off (an HTTP index with upload times) are in tests/test_index_faults.py, on
+the frozen base it shares with tests/test_freeze.py.
 """
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,40 +15,13 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from bootstrap_tools import check, cooldown, lockfile, provenance, pylock
-from conftest import assert_ok, assert_one_error, describe, diff_digests, make_env, run_make, unshare_or_skip
-from supply_helpers import HttpIndex, days_ago
-from test_freeze import THIS_PYTHON, base, managed_digest, payload_wheels, project  # noqa: F401
+from conftest import assert_ok, assert_one_error, describe, make_env, run_make, unshare_or_skip
 
 slow = pytest.mark.slow
+THIS_PYTHON = "%d.%d" % sys.version_info[:2]
 
 
-def day(text):
-    return text[:10]
-
-
-@pytest.fixture
-def http_index(project):  # noqa: F811
-    """Serves the project's index over HTTP: every file uploaded 30 days ago unless the test says otherwise."""
-    served = []
-
-    def start(**kwargs):
-        served.append(HttpIndex(project.index.files, **kwargs))
-        return served[-1]
-
-    yield start
-    for index in served:
-        index.close()
-
-
-def freeze(project, target, index, *args):  # noqa: F811
-    return project.make(target, f"INDEX_URL={index.url}", f"TARGET_PYTHONS={THIS_PYTHON}", *args)
-
-
-def record_entries(project):  # noqa: F811
-    return {entry["path"]: entry for entry in json.loads(project.read(provenance.RECORD))["artifacts"]}
-
-
-# --- the cooling-off ---------------------------------------------------------------------------------------------
+# --- the cooling-off's cutoff ------------------------------------------------------------------------------------
 
 
 def test_the_cutoff_is_fixed_once_and_reaches_pip_and_pip_compile_alike():
@@ -70,51 +43,6 @@ def test_cooldown_days_from_the_environment_is_ignored_with_a_notice(checkout):
     result = run_make(checkout, "help", env=make_env(COOLDOWN_DAYS="0"))
     assert result.returncode == 0, describe(result)
     assert "ignoring COOLDOWN_DAYS=0 from the environment" in result.stdout, describe(result)
-
-
-@slow
-def test_freeze_upgrade_holds_back_yesterdays_release_and_records_where_files_came_from(project,  # noqa: F811
-                                                                                        http_index):
-    project.index.add("alpha", "2.0")
-    beta_time, yesterday = days_ago(20), days_ago(1)
-    index = http_index(times={"alpha-2.0-py3-none-any.whl": yesterday, "beta-1.1-py3-none-any.whl": beta_time})
-    project.requirements_in(add=["beta"])
-    result = assert_ok(freeze(project, "freeze-upgrade", index, "INDEX_NAME=fixture"))
-    pins = project.pins()
-    # alpha 2.0 is the newest, but uploaded yesterday: the cooling-off (7 days by default) takes the one before.
-    assert (pins["alpha"].version, pins["beta"].version) == ("1.0", "1.1")
-    text = project.report_file()
-    assert text in result.stdout
-    assert f"  held back: alpha 2.0 (uploaded {day(yesterday)}" in text, text
-    assert f"  uploaded:  beta 1.1 on {day(beta_time)}" in text, text
-
-    entries = record_entries(project)
-    beta = entries["requirements/beta-1.1-py3-none-any.whl"]
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    assert (beta["index"], beta["upload-time"], beta["fetched"]) == ("fixture", beta_time, today), beta
-    assert beta["size"] == os.path.getsize(project.path / "requirements" / "beta-1.1-py3-none-any.whl")
-    assert not any("127.0.0.1" in line for line in project.read(provenance.RECORD).splitlines())
-    assert f"upload-time = {beta_time}" in project.read(pylock.NAME)
-    assert_ok(project.make("check"))
-
-    # A freeze that changes nothing keeps both files byte for byte: no date churn.
-    record, lock = project.read(provenance.RECORD), project.read(pylock.NAME)
-    result = assert_ok(freeze(project, "freeze", index, "INDEX_NAME=fixture"))
-    assert "Pins (requirements.txt):\n  no change" in result.stdout, describe(result)
-    assert (project.read(provenance.RECORD), project.read(pylock.NAME)) == (record, lock)
-
-
-@slow
-def test_an_index_without_upload_times_stops_the_cooling_off_with_one_clear_error(project, http_index):  # noqa: F811
-    index = http_index(with_times=False)
-    project.requirements_in(add=["beta"])
-    before = managed_digest(project.path)
-    result = freeze(project, "freeze", index)
-    assert_one_error(result, "does not serve", "upload", "COOLDOWN_DAYS=0", "Nothing was changed")
-    assert diff_digests(before, managed_digest(project.path)) == []
-    # The way on the message names works.
-    assert_ok(freeze(project, "freeze", index, "COOLDOWN_DAYS=0"))
-    assert project.pins()["beta"].version == "1.1"
 
 
 # --- provenance and pylock.toml as make check sees them ----------------------------------------------------------
