@@ -10,6 +10,7 @@ Files pip reads from a local directory (file:// indexes, find-links) have no upl
 
 import argparse
 import datetime
+import re
 
 OPTION = "--uploaded-prior-to"
 NO_UPLOAD_TIMES = "does not provide upload-time metadata"
@@ -75,6 +76,7 @@ def missing_upload_times_message(output):
     """The one-line cause and fix for an index that does not serve upload times."""
     detail = next((line.strip() for line in (output or "").splitlines() if NO_UPLOAD_TIMES in line), "")
     detail = detail.partition("ERROR:")[2].strip() or detail
+    detail = re.sub(r"://[^/@\s]*@", "://", detail)  # pip quotes the index URL: never its credentials
     return (f"the cooling-off (COOLDOWN_DAYS, releases uploaded before {_cutoff or 'the cutoff'}) needs the "
             f"upload time of every file, and the index does not serve it (pip: {detail.rstrip('.')}). Ask whoever "
             "runs the index to serve PEP 691 JSON with upload-time, or freeze without the cooling-off: "
