@@ -34,6 +34,9 @@ def test_the_cutoff_is_fixed_once_and_reaches_pip_and_pip_compile_alike():
         cooldown.fix("2026-11-22T10:30:15Z")
         assert index_args("") == ["--uploaded-prior-to", "2026-11-22T10:30:15Z"]
         assert index_args("http://x/simple/")[:2] == ["--index-url", "http://x/simple/"]
+        message = cooldown.missing_upload_times_message(
+            "ERROR: Index https://user:secret@x/simple/a/ does not provide upload-time metadata.")
+        assert "COOLDOWN_DAYS=0" in message and "https://x/simple/a/" in message and "secret" not in message
     finally:
         cooldown.fix(None)
     assert index_args("") == []
