@@ -18,6 +18,7 @@ import datetime
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 
 import bootstrap
@@ -194,6 +195,7 @@ def copy_synced(source, target):
             writer.write(chunk)
         writer.flush()
         os.fsync(writer.fileno())
+    shutil.copymode(source, target)  # virtualenv.py stays executable
     digest = lockfile.sha256(target)
     if digest != lockfile.sha256(source):
         raise ToolError(f"{target} does not read back as written: check the disk, then run `make freeze` again.")
