@@ -18,10 +18,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import bootstrap
-from bootstrap_tools import lockfile, pins_file, requirements_in, sdists, switch, unify, virtualenv_py
+from bootstrap_tools import lockfile, pins_file, platforms, requirements_in, sdists, switch, unify, virtualenv_py
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, run
-from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
+from bootstrap_tools.wheels import is_artifact_of, is_sdist, name_version, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 FREEZE = "run `make freeze`"
@@ -73,8 +73,14 @@ def find_problems(root):
     targets = lockfile.targets(text)
     if not targets:
         problems.append(f"requirements.txt has no `# targets:` header line: {FREEZE}")
+    # With declared platforms (`# platforms:`), every (platform, Python) pair is checked with its descriptor.
+    try:
+        pairs = platforms.pairs(root, targets, lockfile.platforms(text))
+    except ToolError as exc:
+        problems.append(str(exc))
+        pairs = targets
     # The build lock's artifacts (backends for the sdists built from source) belong in requirements/ too.
-    problems += artifact_problems(root, pins + sdists.build_pins_of(root), targets, names_of(bad_lines))
+    problems += artifact_problems(root, pins + sdists.build_pins_of(root), pairs, names_of(bad_lines))
     problems += sdists.check_problems(root, pins, targets)
     problems += pins_file_problems(root, pins)
     problems += requirements_in_problems(root, pins, targets or ["3"])
@@ -152,10 +158,14 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
             continue
         needed.update((name, pin) for name in matches)
         for target in filter(pin.applies_to, targets):
-            reasons = [unfit_reason(wheelhouse / name, target) for name in matches]
+            # On another platform an sdist builds at `make ve`, offline, with the build lock.
+            reasons = [None if isinstance(target, platforms.Pair) and is_sdist(name)
+                       else unfit_reason(wheelhouse / name, target) for name in matches]
             if all(reasons):
+                drop = (f"{target.platform} from TARGET_PLATFORMS" if isinstance(target, platforms.Pair)
+                        else f"{target} from TARGET_PYTHONS")
                 problems.append(f"{pin}: no artifact in requirements/ fits Python {target} ({reasons[0]}): "
-                                f"{FREEZE}, or drop {target} from TARGET_PYTHONS")
+                                f"{FREEZE}, or drop {drop}")
     strays = sorted(set(files) - set(needed) - claimed)
     tracked = tracked_names(root, "requirements") if strays else set()
     for name in strays:

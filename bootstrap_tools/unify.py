@@ -21,7 +21,6 @@ import re
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from bootstrap_tools import lockfile
 
@@ -48,7 +47,9 @@ def versions(text):
 
 
 def by_python(targets):
-    return sorted(targets, key=Version)
+    from bootstrap_tools.platforms import order  # a target may be a (platform, Python) pair
+
+    return sorted(targets, key=order)
 
 
 def spread(per_target, targets):
@@ -121,7 +122,8 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None):
         if not failures:
             results = attempts
             continue
-        for target, missed in sorted(failures.items(), key=lambda item: Version(item[0])):
+        for target in by_python(failures):
+            missed = failures[target]
             for name, cause in missed.items():
                 known = ruled_out.setdefault(name, {})
                 if proposal[name] not in known:  # one reason is enough: the first target that cannot take it
