@@ -35,10 +35,11 @@ def patch(spec):
     from pip._vendor.packaging.tags import Tag
 
     environment = dict(spec["environment"])
-    # The Python half is this interpreter's own: it is the target Python.
+    # The Python half is this interpreter's own (it is the target Python), unless SPEC names one (a dry install
+    # for another Python with --python-version).
     running = markers.default_environment()
     for key in ("python_version", "python_full_version", "implementation_version"):
-        environment[key] = running[key]
+        environment.setdefault(key, running[key])
     tags = [Tag(*text.split("-")) for text in spec["tags"]]
 
     def default_environment():

@@ -259,7 +259,7 @@ def platforms_report(pins, pairs):
 
 def verify(pins, staged, target_versions):
     """Each staged artifact matches its pin's hashes; each target a pin applies to has one that fits it."""
-    step(f"verifying {sum(map(len, staged.values()))} artifacts for Python {' '.join(target_versions)}")
+    step(f"verifying {sum(map(len, staged.values()))} artifacts for {platforms.describe_targets(target_versions)}")
     for pin in pins:
         for path in staged[pin]:
             if not is_artifact_of(path.name, lockfile.sha256(path), pin):

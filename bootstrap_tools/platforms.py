@@ -225,6 +225,15 @@ def order(target):
     return (Version(python_of(target)), getattr(target, "rank", 0))
 
 
+def describe_targets(targets):
+    """`Python 3.10 3.11`, or `Python 3.10 3.11 on linux-x86_64 macos-arm64 (4 pairs)` for pairs."""
+    pythons = list(dict.fromkeys(python_of(target) for target in targets))
+    names = list(dict.fromkeys(target.platform for target in targets if isinstance(target, Pair)))
+    if not names:
+        return f"Python {' '.join(pythons)}"
+    return f"Python {' '.join(pythons)} on {' '.join(names)} ({len(targets)} pairs)"
+
+
 def pairs(root, pythons, names):
     """[Pair] for every declared platform and Python (Pythons first, oldest first); `pythons` when none declared."""
     if not names:
@@ -326,8 +335,8 @@ def pair_marker(used, targets):
         return None
 
     def join(*parts):
-        parts = [f"({part})" if " or " in part else part for part in parts if part]
-        return " and ".join(parts)
+        parts = [part for part in parts if part]
+        return " and ".join(f"({part})" if " or " in part and len(parts) > 1 else part for part in parts)
 
     shared = {frozenset(v) for v in by_platform.values()}
     if len(shared) == 1:

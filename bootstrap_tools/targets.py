@@ -37,6 +37,11 @@ MERGE_NOTE = (
     "# Compiled by pip-compile (pip-tools) under each target's own interpreter, then merged:\n"
     "# a line that holds only for some targets carries a python_version marker.\n"
 )
+PLATFORMS_MERGE_NOTE = (
+    "# Compiled by pip-compile (pip-tools) under each target's own interpreter, as on each declared platform\n"
+    "# (platforms/*.json), then merged: a line that holds only for some (platform, Python) pairs carries a\n"
+    "# sys_platform, platform_machine or python_version marker.\n"
+)
 COMPILE_FLAGS = ("--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
                  "--no-emit-find-links", "--no-emit-trusted-host", "--no-emit-options", "--no-header",
                  "--pip-args", "--isolated --only-binary=:all:")
@@ -320,7 +325,7 @@ def merge(results, targets):
         hashes = sorted(entry["hashes"])
         out.append(f"{requirement} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n")
         out.extend(f"{line}\n" for line in entry["via"])
-    return MERGE_NOTE + "".join(out)
+    return (PLATFORMS_MERGE_NOTE if isinstance(targets[0], Pair) else MERGE_NOTE) + "".join(out)
 
 
 def selects(marker, targets):
