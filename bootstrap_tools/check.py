@@ -21,7 +21,7 @@ import bootstrap
 from bootstrap_tools import lockfile, pins_file, platforms, requirements_in, sdists, switch, unify, virtualenv_py
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, run
-from bootstrap_tools.wheels import is_artifact_of, is_sdist, name_version, names_pin, unfit_reason
+from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 FREEZE = "run `make freeze`"
@@ -171,8 +171,7 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
         needed.update((name, pin) for name in matches)
         for target in filter(pin.applies_to, targets):
             # On another platform an sdist builds at `make ve`, offline, with the build lock.
-            reasons = [None if isinstance(target, platforms.Pair) and is_sdist(name)
-                       else unfit_reason(wheelhouse / name, target) for name in matches]
+            reasons = [platforms.unfit(wheelhouse / name, target) for name in matches]
             if all(reasons):
                 drop = (f"{target.platform} from TARGET_PLATFORMS" if isinstance(target, platforms.Pair)
                         else f"{target} from TARGET_PYTHONS")

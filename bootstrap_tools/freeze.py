@@ -24,7 +24,7 @@ import bootstrap
 from bootstrap_tools import lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, switch, targets
 from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
-from bootstrap_tools.wheels import is_artifact_of, is_sdist, names_pin, unfit_reason
+from bootstrap_tools.wheels import is_artifact_of, names_pin
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_IN = ROOT / "requirements.in"
@@ -252,8 +252,7 @@ def platforms_report(pins, pairs):
     def fits(path, pin, target):
         if path not in digests:
             digests[path] = lockfile.sha256(path)
-        return is_artifact_of(path.name, digests[path], pin) and (unfit_reason(path, target) is None
-                                                                  or is_sdist(path.name))
+        return is_artifact_of(path.name, digests[path], pin) and platforms.unfit(path, target) is None
     return platforms.report_lines(pins, pairs, files, fits)
 
 
@@ -265,7 +264,7 @@ def verify(pins, staged, target_versions):
             if not is_artifact_of(path.name, lockfile.sha256(path), pin):
                 raise ToolError(f"{path.name} is not an artifact of {pin} (its name, version or sha256 differ).")
         for target in filter(pin.applies_to, target_versions):
-            reasons = [unfit_reason(path, target) for path in staged[pin]]
+            reasons = [platforms.unfit(path, target) for path in staged[pin]]
             if all(reasons):
                 raise ToolError(f"no artifact of {pin} fits Python {target}"
                                 + (f": {reasons[0]}." if reasons else "."))

@@ -215,6 +215,16 @@ class Pair(str):
                 "missing": str(missing)}
 
 
+def unfit(path, target):
+    """wheels.unfit_reason, except that on a declared platform an sdist fits: it builds at `make ve` there,
+    offline, with the build lock (freeze builds wheels for the machine it runs on only)."""
+    from bootstrap_tools.wheels import is_sdist, unfit_reason
+
+    if isinstance(target, Pair) and is_sdist(path.name):
+        return None
+    return unfit_reason(path, target)
+
+
 def python_of(target):
     """The X.Y of a target: a Pair's Python, or the target itself."""
     return target.python if isinstance(target, Pair) else target
