@@ -244,6 +244,39 @@ def describe_targets(targets):
     return f"Python {' '.join(pythons)} on {' '.join(names)} ({len(targets)} pairs)"
 
 
+def label(targets):
+    """`Python 3.10 3.11`; for pairs `Python 3.10 3.11 on linux-x86_64 macos-arm64`, or one such part per set of
+    platforms sharing the same Pythons (`Python 3.10 on linux-x86_64; Python 3.10 3.11 on macos-arm64`)."""
+    if not targets or not isinstance(targets[0], Pair):
+        return f"Python {' '.join(targets)}"
+    by_platform = {}
+    for target in targets:
+        by_platform.setdefault(target.platform, []).append(target.python)
+    groups = {}
+    for name, pythons in by_platform.items():
+        groups.setdefault(tuple(pythons), []).append(name)
+    return "; ".join(f"Python {' '.join(pythons)} on {' '.join(names)}" for pythons, names in groups.items())
+
+
+def lock_targets(lock_text, root=None):
+    """The targets of a lock: its `# targets:` Pythons, or every (platform, Python) pair when it names platforms
+    (their descriptors read from `root`, this checkout by default; without them, the Pythons alone)."""
+    pythons, names = lockfile_header(lock_text, "targets"), lockfile_header(lock_text, "platforms")
+    if not names:
+        return pythons
+    try:
+        return pairs(root or Path(__file__).resolve().parent.parent, pythons, names)
+    except ToolError:
+        return pythons
+
+
+def lockfile_header(text, key):
+    for line in text.splitlines():
+        if line.startswith(f"# {key}:"):
+            return line.split(":", 1)[1].split()
+    return []
+
+
 def pairs(root, pythons, names):
     """[Pair] for every declared platform and Python (Pythons first, oldest first); `pythons` when none declared."""
     if not names:

@@ -176,10 +176,12 @@ def seed_lines(text, proposal):
 def splits(lock_text):
     """{name: "5.2.19 (Python 3.10 3.11), 6.1.3 (Python 3.12 3.13)"} for each package of the lock with more
     than one version across its targets."""
-    targets = lockfile.targets(lock_text)
+    from bootstrap_tools import platforms  # it imports lockfile's users; kept local like by_python's
+
+    targets = platforms.lock_targets(lock_text)
     pins, _ = lockfile.parse(lock_text)
     per_target = {target: {pin.name: pin.version for pin in pins if pin.applies_to(target)} for target in targets}
-    return {name: ", ".join(f"{version} (Python {' '.join(used)})" for version, used in choices)
+    return {name: ", ".join(f"{version} ({platforms.label(used)})" for version, used in choices)
             for name, choices in spread(per_target, targets).items()}
 
 

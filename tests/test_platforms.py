@@ -24,7 +24,7 @@ from conftest import (
     run_make, sha256_file, ve_python,
 )
 from index_helpers import Index, build_wheel
-from bootstrap_tools import lockfile, platforms, targets
+from bootstrap_tools import lockfile, platforms, targets, unify
 from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError
 
@@ -286,3 +286,31 @@ def test_merge_across_pairs_keeps_shared_lines_plain_and_marks_platform_only_one
     body = targets.merge(results, pairs)
     assert body == (targets.PLATFORMS_MERGE_NOTE + line.format("alpha==1.0", "a" * 64)
                     + line.format('macdep==1.0 ; sys_platform == "darwin"', "b" * 64))
+
+
+def test_fewest_unifies_across_pairs_and_a_remaining_split_names_its_platforms():
+    pairs = all_pairs()
+    line = "{} \\\n    --hash=sha256:{}\n"
+
+    def compiled(version):
+        return line.format(f"alpha=={version}", ("a" if version == "1.0" else "b") * 64)
+
+    newest = {pair: compiled("2.0" if pair.platform == "macos-arm64" else "1.0") for pair in pairs}
+    for mac_takes_old in (True, False):
+        def attempt(target, proposal, text):  # Linux can take only 1.0; macOS 1.0 too, or only 2.0
+            if target.platform != "macos-arm64":
+                return compiled("1.0")
+            return compiled(proposal["alpha"] if mac_takes_old else "2.0")
+
+        results, splits = unify.unify(newest, pairs, attempt, lambda target, name, version, cause:
+                                      f"{name} {version} does not fit Python {target}", step=lambda text: None)
+        lock = ("# targets: 3.10 3.11\n# platforms: " + " ".join(DECLARED) + "\n" + targets.merge(results, pairs))
+        if mac_takes_old:
+            assert splits == {} and "alpha==1.0 \\\n" in lock and "alpha==2.0" not in lock
+        else:
+            assert splits == {"alpha": ["alpha 1.0 does not fit Python 3.10 on macos-arm64",
+                                        "alpha 2.0 does not fit Python 3.10 on linux-x86_64"]}
+            assert 'alpha==1.0 ; sys_platform == "linux" \\\n' in lock
+            assert 'alpha==2.0 ; sys_platform == "darwin" \\\n' in lock
+            assert unify.splits(lock) == {"alpha": "1.0 (Python 3.10 3.11 on linux-x86_64 linux-aarch64), "
+                                                   "2.0 (Python 3.10 3.11 on macos-arm64)"}
