@@ -314,3 +314,15 @@ def test_fewest_unifies_across_pairs_and_a_remaining_split_names_its_platforms()
             assert 'alpha==2.0 ; sys_platform == "darwin" \\\n' in lock
             assert unify.splits(lock) == {"alpha": "1.0 (Python 3.10 3.11 on linux-x86_64 linux-aarch64), "
                                                    "2.0 (Python 3.10 3.11 on macos-arm64)"}
+
+
+def test_a_declared_platform_without_its_descriptor_or_a_python_is_one_clear_error(tmp_path):
+    with pytest.raises(ToolError, match=r"platform linux-aarch64 is declared in TARGET_PLATFORMS but "
+                                        r"platforms/linux-aarch64\.json, its descriptor, is missing: run `make "
+                                        r"platforms`"):
+        platforms.pairs(tmp_path, ["3.11"], ["linux-aarch64"])
+    platforms.write(tmp_path, platforms.generated("linux-aarch64", ["3.11"]))
+    assert [str(pair) for pair in platforms.pairs(tmp_path, ["3.11"], ["linux-aarch64"])] == ["3.11 on linux-aarch64"]
+    with pytest.raises(ToolError, match=r"platforms/linux-aarch64\.json has no tags for Python 3\.12: run `make "
+                                        r"platforms`"):
+        platforms.pairs(tmp_path, ["3.11", "3.12"], ["linux-aarch64"])
