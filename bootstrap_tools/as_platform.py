@@ -52,6 +52,12 @@ def patch(spec):
         return set(tags)
 
     markers.default_environment = default_environment
+    try:  # pip-tools or a build hook may evaluate markers with the standalone `packaging` too
+        import packaging.markers
+    except ImportError:
+        pass
+    else:
+        packaging.markers.default_environment = default_environment
     TargetPython.get_sorted_tags = get_sorted_tags
     TargetPython.get_unsorted_tags = get_unsorted_tags
 

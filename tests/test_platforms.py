@@ -116,6 +116,8 @@ def test_freeze_for_three_platforms_writes_the_simplest_marker_for_each_platform
     # binpkg's one line holds the hash of each pair's wheel.
     assert len(pins["binpkg"].hashes) == len(PYTHONS) * len(DECLARED)
     report = frozen.steps["three"]["report"].splitlines()
+    # A pin only another platform installs is still listed with the pins, for the Pythons it holds for there.
+    assert "  added:     macdep 1.0" in report and "  added:     armdep 1.0" in report, report
     heading = report.index("Platforms (TARGET_PLATFORMS):")
     assert report[heading + 1].startswith("  linux-x86_64: no pin of its own; "), report
     assert report[heading + 2].startswith("  linux-aarch64: armdep==1.0; "), report
