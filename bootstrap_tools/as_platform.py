@@ -12,6 +12,7 @@ Standard library and pip only: it runs inside the tool environment, with no impo
 """
 
 import json
+import os
 import runpy
 import sys
 
@@ -63,6 +64,10 @@ def patch(spec):
 
 
 def main():
+    # Run as a file, its own directory (bootstrap_tools/) heads sys.path: none of our modules may shadow one of
+    # pip's, pip-tools' or the standard library's.
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]
     spec_path, module, *args = sys.argv[1:]
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
