@@ -455,8 +455,14 @@ def main(argv):
             written.append(write(args.root, generated(name, args.pythons)))
     except ToolError as exc:
         fail(str(exc))
+    if not args.record and not args.names:
+        print("==> no platform declared (TARGET_PLATFORMS is empty: the lock is for the platform `make freeze` runs "
+              f"on); `make platforms RECORD=1` records this one's ({this_platform()})")
+    written = [path for path in written if path is not None]
     for path in written:
         print(f"==> wrote {path}")
+    if (args.record or args.names) and not written:
+        print(f"==> {DIRECTORY}/ is up to date")
     return 0
 
 
@@ -464,10 +470,11 @@ def write(root, descriptor):
     path = path_of(root, descriptor["name"])
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render(descriptor)
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        temporary = path.with_name(f".{path.name}.new")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return None
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
     return path.relative_to(root) if path.is_relative_to(Path(root)) else path
 
 
