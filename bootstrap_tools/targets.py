@@ -329,7 +329,8 @@ def merge(results, targets):
 
 
 def selects(marker, targets):
-    """The targets `marker` holds for (other variables as on this machine, where pip-compile evaluated it)."""
+    """The targets `marker` holds for: a pair's variables from its descriptor (as pip-compile evaluated it for that
+    pair); for a plain Python, the other variables as on this machine, where pip-compile evaluated it."""
     return [target for target in targets if platforms.evaluate(Marker(marker), target)]
 
 
