@@ -22,9 +22,14 @@ def versions_by_target(lock_text, targets):
     """{target: {name: version}} of the pins whose markers hold there (target None: every pin)."""
     pins, _ = lockfile.parse(lock_text)
     # With declared platforms, a pin counts for a Python when it holds there on any of them.
-    where = platforms.lock_targets(lock_text)
-    return {target: {pin.name: pin.version for pin in pins if target is None or any(
-        pin.applies_to(pair) for pair in where if platforms.python_of(pair) == target)} for target in targets}
+    descriptors = {pair.platform: pair.descriptor for pair in platforms.lock_targets(lock_text)
+                   if isinstance(pair, platforms.Pair)}
+
+    def holds(pin, target):
+        if target is None or not descriptors:
+            return target is None or pin.applies_to(target)
+        return any(pin.applies_to(platforms.Pair(descriptor, target)) for descriptor in descriptors.values())
+    return {target: {pin.name: pin.version for pin in pins if holds(pin, target)} for target in targets}
 
 
 def pin_changes(before_lock, after_lock):
