@@ -24,7 +24,7 @@ from conftest import (
     run_make, sha256_file, ve_python,
 )
 from index_helpers import Index, build_wheel
-from bootstrap_tools import lockfile, platforms, targets, unify
+from bootstrap_tools import lockfile, platforms, report, targets, unify
 from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError
 
@@ -328,3 +328,13 @@ def test_a_declared_platform_without_its_descriptor_or_a_python_is_one_clear_err
     with pytest.raises(ToolError, match=r"platforms/linux-aarch64\.json has no tags for Python 3\.12: run `make "
                                         r"platforms`"):
         platforms.pairs(tmp_path, ["3.11", "3.12"], ["linux-aarch64"])
+
+
+def test_the_reports_pin_changes_count_a_pin_for_a_python_when_it_holds_there_on_any_platform():
+    head = "# targets: {}\n# platforms: " + " ".join(DECLARED) + "\n"
+    line = "{} \\\n    --hash=sha256:{}\n"
+    before = head.format("3.10") + line.format("alpha==1.0", "a" * 64)
+    after = (head.format("3.10 3.11") + line.format("alpha==1.0", "a" * 64)
+             + line.format('macdep==1.0 ; sys_platform == "darwin" and python_version >= "3.11"', "b" * 64))
+    assert report.pin_changes(before, after) == [("targets", "3.10 -> 3.10 3.11"),
+                                                 ("added", "macdep 1.0 (Python 3.11)")]
