@@ -1,5 +1,7 @@
 # This project's Makefile. The convention's targets (ve, test, clean, ...) live in bootstrap.mk,
 # which other projects can copy and include unchanged. `make` alone lists the targets.
+# The platforms this repository's lock fits (platforms/*.json describe them; README, declared platforms).
+TARGET_PLATFORMS := linux-x86_64 linux-aarch64 macos-arm64
 include bootstrap.mk
 
 .PHONY: bench  ## compare make ve with the naive pip recipe and uv (needs the index on first run)

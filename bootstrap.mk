@@ -1,14 +1,14 @@
-# bootstrap.mk version 3: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
+# bootstrap.mk version 4: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
 # It expects beside it: bootstrap.py, virtualenv.py, virtualenv_support/, bootstrap_tools/, requirements.in,
 # requirements.txt, requirements/. Set the variables below on the command line (`make ve PYTHON=python3.12`)
 # or in the Makefile before the include.
 
-BOOTSTRAP_MK_VERSION := 3
+BOOTSTRAP_MK_VERSION := 4
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT LFS TARGET_PYTHONS RESOLUTION INDEX_URL CONSTRAINTS \
-  ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME
+BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
+  CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -26,7 +26,13 @@ FLAKE8_ARGS ?=
 PYTEST_ARGS ?=
 # The Python versions (X.Y) the lock must fit; `make ve` refuses any other.
 TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
-# How `make freeze*` picks versions across TARGET_PYTHONS: fewest, one version of each package for every target
+# The platforms the lock must fit, each described by platforms/<name>.json (`make platforms` writes them), e.g.
+# `linux-x86_64 linux-aarch64 macos-arm64`; empty: the platform `make freeze` runs on (the lock has no
+# platform markers then). `make freeze` resolves every (platform, Python) pair from this one machine.
+TARGET_PLATFORMS ?=
+# RECORD=1: `make platforms` records this machine's descriptor from what it really supports.
+RECORD ?=
+# How `make freeze*` picks versions across TARGET_PYTHONS (and TARGET_PLATFORMS): fewest, one version of each package for every target
 # wherever one fits them all (the report names the rest and why); newest, each target its own newest release.
 RESOLUTION ?= fewest
 # The package index for `make freeze*` (empty: pip's own default). Never written into a committed file.
@@ -46,16 +52,17 @@ SBOM_DIR ?= $(BOOTSTRAP_BUILD)/sbom
 CONSTRAINTS ?=
 # The convention's targets, each also reachable as bootstrap-<name>. A project with a target of its own by one
 # of these names drops the name from this list (before the include) and keeps its own, without make warnings.
-BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade clean adopt sbom
+BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade platforms clean adopt sbom
 
 # Where the convention keeps its maintainer tooling and its build area (staging, caches, reports).
 BOOTSTRAP_TOOLS := bootstrap_tools
 BOOTSTRAP_BUILD := .bootstrap
 # Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out.
 VE_PYTHON = "$(VE)/bin/python" -E -s
-FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --resolution "$(RESOLUTION)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)") \
-	$(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) \
-	--cooldown-days "$(COOLDOWN_DAYS)" $(if $(INDEX_NAME),--index-name "$(INDEX_NAME)")
+FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --resolution "$(RESOLUTION)" \
+	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
+	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
+	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)")
 BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
@@ -112,6 +119,12 @@ bootstrap-freeze: bootstrap-ve
 bootstrap-freeze-upgrade: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze \
 		$(if $(PACKAGES),$(foreach name,$(PACKAGES),--upgrade-package $(name)),--upgrade) $(FREEZE_ARGS)
+
+# Generated descriptors never replace one recorded on the real platform (RECORD=1 there, then commit it).
+.PHONY: bootstrap-platforms  ## write platforms/<name>.json for TARGET_PLATFORMS (RECORD=1: this machine's, recorded)
+bootstrap-platforms: bootstrap-ve
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).platforms --pythons "$(TARGET_PYTHONS)" $(if $(RECORD),--record) \
+		$(TARGET_PLATFORMS)
 
 .PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target Python of what make ve installs, in SBOM_DIR
 bootstrap-sbom: bootstrap-ve

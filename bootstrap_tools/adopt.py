@@ -27,7 +27,7 @@ TOOLS = Path(__file__).resolve().parent.name
 # What the convention owns in a project that adopted it; everything else there is the project's.
 CONVENTION = ("bootstrap.mk", "bootstrap.py", "virtualenv.py", "virtualenv_support", TOOLS)
 BUILD = ".bootstrap"
-TARGETS = ("help", "ve", "test", "check", "freeze", "freeze-upgrade", "clean", "adopt", "sbom")
+TARGETS = ("help", "ve", "test", "check", "freeze", "freeze-upgrade", "platforms", "clean", "adopt", "sbom")
 GITIGNORE = ("/ve", "/.ve-a/", "/.ve-b/", "/.ve.lock", "/.ve.tmp/", "/ve.switching", f"/{BUILD}/", "__pycache__/")
 # Git LFS for the wheelhouse (`make adopt LFS=1`): every artifact and the seed wheels; SHA256SUMS stays plain text.
 LFS_ATTRIBUTES = ("requirements/** filter=lfs diff=lfs merge=lfs -text",

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 import bootstrap
 from bootstrap_tools import (
-    lockfile, pins_file, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
+    lockfile, pins_file, platforms, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
 )
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, run
@@ -55,8 +55,20 @@ def main(argv):
         print(f"ERROR: make check found {len(problems)} problem(s), listed above with the command that fixes each.",
               file=sys.stderr)
         return 1
-    print(f"==> check: lock, requirements/, virtualenv_support/ and virtualenv.py agree ({seconds:.2f} s)")
+    print(f"==> check: lock, requirements/, virtualenv_support/ and virtualenv.py agree{checked_targets(root)} "
+          f"({seconds:.2f} s)")
     return 0
+
+
+def checked_targets(root):
+    """` for Python 3.10 3.11 on linux-x86_64 macos-arm64 (4 pairs)` when the lock declares platforms, else ``."""
+    try:
+        text = (root / "requirements.txt").read_text(encoding="utf-8")
+        names = lockfile.platforms(text)
+        return f" for {platforms.describe_targets(platforms.pairs(root, lockfile.targets(text), names))}" if names \
+            else ""
+    except (OSError, UnicodeDecodeError, ToolError):
+        return ""
 
 
 def find_problems(root):
@@ -75,8 +87,14 @@ def find_problems(root):
     targets = lockfile.targets(text)
     if not targets:
         problems.append(f"requirements.txt has no `# targets:` header line: {FREEZE}")
+    # With declared platforms (`# platforms:`), every (platform, Python) pair is checked with its descriptor.
+    try:
+        pairs = platforms.pairs(root, targets, lockfile.platforms(text))
+    except ToolError as exc:
+        problems.append(str(exc))
+        pairs = targets
     # The build lock's artifacts (backends for the sdists built from source) belong in requirements/ too.
-    problems += artifact_problems(root, pins + sdists.build_pins_of(root), targets, names_of(bad_lines))
+    problems += artifact_problems(root, pins + sdists.build_pins_of(root), pairs, names_of(bad_lines))
     problems += sdists.check_problems(root, pins, targets)
     problems += pins_file_problems(root, pins)
     problems += requirements_in_problems(root, pins, targets or ["3"])
@@ -163,10 +181,13 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
             continue
         needed.update((name, pin) for name in matches)
         for target in filter(pin.applies_to, targets):
-            reasons = [unfit_reason(wheelhouse / name, target) for name in matches]
+            # On another platform an sdist builds at `make ve`, offline, with the build lock.
+            reasons = [platforms.unfit(wheelhouse / name, target) for name in matches]
             if all(reasons):
+                drop = (f"{target.platform} from TARGET_PLATFORMS" if isinstance(target, platforms.Pair)
+                        else f"{target} from TARGET_PYTHONS")
                 problems.append(f"{pin}: no artifact in requirements/ fits Python {target} ({reasons[0]}): "
-                                f"{FREEZE}, or drop {target} from TARGET_PYTHONS")
+                                f"{FREEZE}, or drop {drop}")
     strays = sorted(set(files) - set(needed) - claimed)
     tracked = tracked_names(root, "requirements") if strays else set()
     for name in strays:

@@ -22,11 +22,11 @@ from packaging.version import Version
 
 import bootstrap
 from bootstrap_tools import (
-    cooldown, lockfile, pins_file, report, requirements_in, sdists, seeds, supply, switch, targets,
+    cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
 )
 from bootstrap_tools.pythons import find_python
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
-from bootstrap_tools.wheels import is_artifact_of, names_pin, unfit_reason
+from bootstrap_tools.wheels import is_artifact_of, names_pin
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_IN = ROOT / "requirements.in"
@@ -52,6 +52,8 @@ def main(argv):
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
             check_preconditions(args)
             start_cooldown(args, before_lock)
+            # The targets of the lock: each Python, or each (platform, Python) pair when platforms are declared.
+            args.pairs = platforms.pairs(ROOT, args.targets, args.platforms)
             staging = fresh_dir(BUILD / "freeze")
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
@@ -67,7 +69,7 @@ def main(argv):
             pins = parse_lock(lock_text)
             staged = fetch(pins, staging, env, args, built.candidates())
             built.add_to(staged, pins)
-            verify(pins, staged, args.targets)
+            verify(pins, staged, args.pairs)
             if built.build_pins:
                 verify(built.build_pins, staged, args.targets)
             seed = virtualenv_py = None
@@ -81,6 +83,7 @@ def main(argv):
             sdists.apply(ROOT, built, write_file)
             text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
                                  built.report, note, splits)
+            text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs))
             text += supply.after_freeze(ROOT, lock_text, before_lock, args.index_url, args.index_name,
                                         args.upgrade or tuple(args.upgrade_package), write_file)
             REPORT.write_text(text, encoding="utf-8")
@@ -151,6 +154,8 @@ def parse_args(argv):
     parser.add_argument("--index-url", default="", help="package index to use (default: pip's own default)")
     parser.add_argument("--targets", default="3.10 3.11 3.12 3.13", type=str.split,
                         help="the Python versions (X.Y) the lock must fit, space-separated")
+    parser.add_argument("--platforms", default="", type=str.split,
+                        help="the declared platforms (descriptors in platforms/), space-separated; empty: this one")
     parser.add_argument("--resolution", choices=targets.unify.STRATEGIES, default="fewest",
                         help="fewest: one version of each package for every target where one fits (default); "
                              "newest: each target its own newest")
@@ -184,21 +189,25 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
         raise ToolError(f"no CPython {' '.join(missing)} found here (python3.X on PATH or under pyenv), and the lock "
                         "must fit every target: install it, or drop it from TARGET_PYTHONS.")
     upgrade = args.upgrade or tuple(args.upgrade_package)
-    step(f"locking requirements.in with pip-compile for Python {' '.join(args.targets)}, against "
+    on = f" on {' '.join(args.platforms)}" if args.platforms else ""
+    step(f"locking requirements.in with pip-compile for Python {' '.join(args.targets)}{on}, against "
          f"{index_name(args.index_url)}"
          + (" (upgrading every pin)" if args.upgrade else f" (upgrading {' '.join(upgrade)} and what they need)"
             if upgrade else ""))
     lock_pins = lockfile.parse(previous_text)[0]
     # Pins are kept only for the targets they were resolved for: seeding a new target with another
     # Python's pins turns them into constraints that pip-compile satisfies with ancient releases.
+    known = set(lockfile.targets(previous_text))
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
-                for target in lockfile.targets(previous_text)}
+                for target in args.pairs if platforms.python_of(target) in known}
     constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
     if no_binary is not None and not args.upgrade:  # an upgrade asks again: a new release may have wheels
         no_binary |= sdists.known_names(ROOT, lock_pins)
-    body, splits = targets.compile_all(ROOT, args.targets, staging, env, upgrade, args.index_url, previous,
+    body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
                                        lock_pins, constraints, no_binary, args.resolution)
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
+    if args.platforms:
+        header += f"# platforms: {' '.join(args.platforms)}\n"
     return header + body, splits
 
 
@@ -263,18 +272,30 @@ def fetch(pins, staging, env, args, extra=None):
     """
     existing = {path: lockfile.sha256(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
     existing.update(extra or {})
-    return targets.fetch_for_targets(pins, args.targets, existing, staging / "downloads", env, args.index_url)
+    return targets.fetch_for_targets(pins, args.pairs, existing, staging / "downloads", env, args.index_url)
+
+
+def platforms_report(pins, pairs):
+    """The report's lines per declared platform: what only it installs, and the bytes only it needs."""
+    files = {path: path.stat().st_size for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
+    digests = {}
+
+    def fits(path, pin, target):
+        if path not in digests:
+            digests[path] = lockfile.sha256(path)
+        return is_artifact_of(path.name, digests[path], pin) and platforms.unfit(path, target) is None
+    return platforms.report_lines(pins, pairs, files, fits)
 
 
 def verify(pins, staged, target_versions):
     """Each staged artifact matches its pin's hashes; each target a pin applies to has one that fits it."""
-    step(f"verifying {sum(map(len, staged.values()))} artifacts for Python {' '.join(target_versions)}")
+    step(f"verifying {sum(map(len, staged.values()))} artifacts for {platforms.describe_targets(target_versions)}")
     for pin in pins:
         for path in staged[pin]:
             if not is_artifact_of(path.name, lockfile.sha256(path), pin):
                 raise ToolError(f"{path.name} is not an artifact of {pin} (its name, version or sha256 differ).")
         for target in filter(pin.applies_to, target_versions):
-            reasons = [unfit_reason(path, target) for path in staged[pin]]
+            reasons = [platforms.unfit(path, target) for path in staged[pin]]
             if all(reasons):
                 raise ToolError(f"no artifact of {pin} fits Python {target}"
                                 + (f": {reasons[0]}." if reasons else "."))

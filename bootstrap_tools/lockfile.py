@@ -25,10 +25,13 @@ class Pin:
         return f"{self.name}=={self.version}"
 
     def applies_to(self, python):
-        """Whether this pin's marker (if any) selects it on Python `python` (X.Y)."""
+        """Whether this pin's marker (if any) selects it on Python `python` (X.Y), or on a (platform, Python) pair
+        (platforms.Pair: the platform's descriptor gives the other marker variables)."""
         if not self.marker:
             return True
-        return Marker(self.marker).evaluate({"python_version": python, "python_full_version": f"{python}.0"})
+        from bootstrap_tools import platforms  # platforms' Pair is what may come here; it imports nothing of ours
+
+        return platforms.evaluate(Marker(self.marker), python)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,14 @@ def parse_line(line):
 
 def converted(pin):
     return Pin(pin.name, pin.version, pin.marker, frozenset(pin.hashes), pin.line)
+
+
+def platforms(text):
+    """The platforms named by the lock's `# platforms:` header line, or [] (the platform freeze ran on)."""
+    for line in text.splitlines():
+        if line.startswith("# platforms:"):
+            return line.split(":", 1)[1].split()
+    return []
 
 
 def targets(text):

@@ -2,7 +2,7 @@
 
 from packaging.version import Version
 
-from bootstrap_tools import lockfile, unify
+from bootstrap_tools import lockfile, platforms, unify
 
 MANAGED = ("requirements", "virtualenv_support", "virtualenv.py", "requirements-build.txt", "requirements-built.json")
 
@@ -21,8 +21,15 @@ def snapshot(root):
 def versions_by_target(lock_text, targets):
     """{target: {name: version}} of the pins whose markers hold there (target None: every pin)."""
     pins, _ = lockfile.parse(lock_text)
-    return {target: {pin.name: pin.version for pin in pins if target is None or pin.applies_to(target)}
-            for target in targets}
+    # With declared platforms, a pin counts for a Python when it holds there on any of them.
+    descriptors = {pair.platform: pair.descriptor for pair in platforms.lock_targets(lock_text)
+                   if isinstance(pair, platforms.Pair)}
+
+    def holds(pin, target):
+        if target is None or not descriptors:
+            return target is None or pin.applies_to(target)
+        return any(pin.applies_to(platforms.Pair(descriptor, target)) for descriptor in descriptors.values())
+    return {target: {pin.name: pin.version for pin in pins if holds(pin, target)} for target in targets}
 
 
 def pin_changes(before_lock, after_lock):

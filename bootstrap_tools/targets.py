@@ -13,26 +13,34 @@ pip only after checking it against SHA256SUMS and the lock, then installs pip-to
 requirements/ by the lock's hashes (`--require-hashes --no-deps`), never from the index.
 """
 
+import json
 import re
 import shutil
 import sys
+from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bootstrap_tools import lockfile, sdists, unify
-from bootstrap_tools.pythons import find_python, marker_applies, marker_for
+from bootstrap_tools import lockfile, platforms, sdists, unify
+from bootstrap_tools.platforms import Pair, python_of
+from bootstrap_tools.pythons import find_python, marker_for
 from bootstrap_tools.run import (
     ToolError, failure_cause, index_args, run, run_step, step_failure, unreachable, without_tracebacks,
 )
 from bootstrap_tools.seeds import read_sums
-from bootstrap_tools.wheels import full_version, is_artifact_of, unfit_reason, wheel_metadata
+from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, unfit_reason, wheel_metadata
 
 MERGE_NOTE = (
     "# Compiled by pip-compile (pip-tools) under each target's own interpreter, then merged:\n"
     "# a line that holds only for some targets carries a python_version marker.\n"
+)
+PLATFORMS_MERGE_NOTE = (
+    "# Compiled by pip-compile (pip-tools) under each target's own interpreter, as on each declared platform\n"
+    "# (platforms/*.json), then merged: a line that holds only for some (platform, Python) pairs carries a\n"
+    "# sys_platform, platform_machine or python_version marker.\n"
 )
 COMPILE_FLAGS = ("--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
                  "--no-emit-find-links", "--no-emit-trusted-host", "--no-emit-options", "--no-header",
@@ -60,7 +68,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
     results, unconstrained, pythons = {}, {}, {}
     no_binary = set() if no_binary is None else no_binary
     for target in targets:
-        python = pythons[target] = tool_python(root, target, staging, env, lock_pins)
+        python = pythons[target] = tool_python(root, python_of(target), staging, env, lock_pins)
 
         def compile_target(names, constraints=constraints, python=python, target=target):
             return compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints,
@@ -103,10 +111,12 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
 def download_reason(python, target, name, version, staging, env, index_url):
     """Why `name==version` alone cannot install on Python `target` (Requires-Python, no fitting wheel), or None:
     pip's own answer, asked under that target's interpreter without resolving anything else."""
-    argv = [python, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
-            "--no-cache-dir", "--dest", staging / "why-not" / target, *index_args(index_url), f"{name}=={version}"]
+    argv = [*launcher(python, target, staging, "pip"), "download", "--isolated", "--no-deps", "--only-binary=:all:",
+            "--no-cache-dir", "--dest", staging / "why-not" / slug(target), *index_args(index_url),
+            f"{name}=={version}"]
     try:
         run(argv, env=env)
+        missing_variables(target, staging)
         return None
     except ToolError as exc:
         return unify.reason_from_download(exc.output or "", name, version, target)
@@ -216,10 +226,10 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     Raises sdists.NoWheel naming requirements that have no wheel but might have an sdist.
     tentative: a failure raises unify.Unresolvable (the caller tries something else) instead of ending the freeze.
     """
-    output = staging / f"requirements-{target}.txt"
+    output = staging / f"requirements-{slug(target)}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [python, "-I", "-m", "piptools", "compile", *sdists.compile_flags(COMPILE_FLAGS, no_binary),
-            "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{target}",
+    argv = [*launcher(python, target, staging, "piptools"), "compile", *sdists.compile_flags(COMPILE_FLAGS, no_binary),
+            "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
             "--output-file", output, *index_args(index_url),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
     if upgrade is True:
@@ -229,7 +239,9 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     print(f"==> pip-compile for Python {target}", flush=True)
     try:
         run(argv, cwd=root, env=env)
+        missing_variables(target, staging)
     except ToolError as exc:
+        missing_variables(target, staging)
         if exc.output is not None and not unreachable(exc.output):
             if tentative:
                 raise unify.Unresolvable(failure_cause(without_tracebacks(exc.output))) from None
@@ -238,6 +250,38 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
                            "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
                            + ") and run `make freeze` again.", index=index_url) from None
     return output.read_text(encoding="utf-8")
+
+
+def slug(target):
+    """A target as a file name part: `3.12`, or `macos-arm64-3.12` for a (platform, Python) pair."""
+    return target.slug() if isinstance(target, Pair) else str(target)
+
+
+def launcher(python, target, staging, module):
+    """The start of the command that runs `module` (piptools, pip) under `python` for `target`.
+
+    For a (platform, Python) pair, through as_platform.py: pip's marker environment and tag list become the
+    pair's (its descriptor's), so pip-compile resolves, and pip downloads, as on that platform.
+    """
+    if not isinstance(target, Pair):
+        return [python, "-I", "-m", module]
+    spec = staging / "platform-specs" / f"{target.slug()}.json"
+    missing = spec.with_suffix(".missing")
+    if not spec.exists():
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        spec.write_text(json.dumps(target.spec(missing)), encoding="utf-8")
+    return [python, "-I", Path(__file__).resolve().parent / "as_platform.py", spec, module]
+
+
+def missing_variables(target, staging):
+    """Raise the one clear error when pip met a marker needing a variable the pair's descriptor lacks."""
+    if not isinstance(target, Pair):
+        return
+    missing = (staging / "platform-specs" / f"{target.slug()}.json").with_suffix(".missing")
+    if missing.exists():
+        names = sorted(set(missing.read_text(encoding="utf-8").split()))
+        why = platforms.missing_variable(", ".join(names), target.platform)
+        raise ToolError(f"resolving for Python {target}: {why}")
 
 
 # ---------------------------------------------------------------- merge
@@ -272,7 +316,8 @@ def merge(results, targets):
     out = []
     ordered = sorted(entries.items(), key=lambda item: (item[0][0], Version(item[0][1])))
     for (name, version, own_marker), entry in ordered:
-        python_marker = marker_for(entry["targets"], targets)
+        python_marker = (platforms.pair_marker(entry["targets"], targets) if isinstance(targets[0], Pair)
+                         else marker_for(entry["targets"], targets))
         if python_marker and own_marker and selects(own_marker, targets) == entry["targets"]:
             python_marker = None  # requirements.in's own marker already says which targets: not twice
         markers = [f"({m})" if " or " in m else m for m in (own_marker, python_marker) if m]
@@ -280,12 +325,13 @@ def merge(results, targets):
         hashes = sorted(entry["hashes"])
         out.append(f"{requirement} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n")
         out.extend(f"{line}\n" for line in entry["via"])
-    return MERGE_NOTE + "".join(out)
+    return (PLATFORMS_MERGE_NOTE if isinstance(targets[0], Pair) else MERGE_NOTE) + "".join(out)
 
 
 def selects(marker, targets):
-    """The targets `marker` holds for (other variables as on this machine, where pip-compile evaluated it)."""
-    return [target for target in targets if marker_applies(Marker(marker), target)]
+    """The targets `marker` holds for: a pair's variables from its descriptor (as pip-compile evaluated it for that
+    pair); for a plain Python, the other variables as on this machine, where pip-compile evaluated it."""
+    return [target for target in targets if platforms.evaluate(Marker(marker), target)]
 
 
 # ---------------------------------------------------------------- fetch
@@ -312,26 +358,44 @@ def fetch_for_targets(pins, targets, candidates, downloads, env, index_url):
             else:
                 needed.append(pin)
         for pin in needed:
+            sdist = [path for path in at_hand_of(pin, candidates) if is_sdist(path.name)]
+            if sdist and isinstance(target, Pair):
+                # Built at `make ve` there, offline, with the build lock (a wheel is built here for this
+                # machine's pairs only).
+                if sdist[0] not in chosen[pin]:
+                    chosen[pin].append(sdist[0])
+                continue
             path = download(pin, target, downloads, env, index_url)
             candidates[path] = lockfile.sha256(path)
             chosen[pin].append(path)
     return chosen
 
 
+def at_hand_of(pin, candidates):
+    return [path for path, digest in candidates.items() if is_artifact_of(path.name, digest, pin)]
+
+
 def download(pin, target, downloads, env, index_url):
-    """Download one artifact of `pin` for `target`: pure-Python if there is one, else the target's wheel."""
+    """Download one artifact of `pin` for `target`: pure-Python if there is one, else the target's wheel.
+
+    For a (platform, Python) pair, the target's wheel is the one pip picks with the pair's tags (as_platform.py):
+    what `pip download --platform ... --python-version ... --implementation cp --abi ...` fetches, with the
+    descriptor's exact tag list and order.
+    """
     print(f"==> downloading {pin} for Python {target}", flush=True)
-    wanted = downloads / f"{pin.name}-{target}.txt"
+    wanted = downloads / f"{pin.name}-{slug(target)}.txt"
     wanted.parent.mkdir(parents=True, exist_ok=True)
     wanted.write_text(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
-    dest = downloads / target
-    common = [sys.executable, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
-              "--require-hashes", "--python-version", target, "--dest", dest, *index_args(index_url),
-              "-r", wanted]
+    dest = downloads / slug(target)
+    options = ["download", "--isolated", "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version",
+               python_of(target), "--dest", dest, *index_args(index_url), "-r", wanted]
+    common = [sys.executable, "-I", "-m", "pip", *options]
     before = set(dest.glob("*")) if dest.exists() else set()
     try:
         run([*common, "--implementation", "py", "--abi", "none", "--platform", "any"], env=env)
     except ToolError:
+        if isinstance(target, Pair):
+            common = [*launcher(sys.executable, target, downloads.parent, "pip"), *options]
         run_step(common, f"pip download of {pin} for Python {target}",
                  "a pin with no wheel (its sdist is built only for names that have no wheel at all), or the index "
                  "is unreachable or lost a file: fix the cause and run `make freeze` again.", index=index_url, env=env)

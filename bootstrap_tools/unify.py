@@ -21,7 +21,6 @@ import re
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from bootstrap_tools import lockfile
 
@@ -48,7 +47,9 @@ def versions(text):
 
 
 def by_python(targets):
-    return sorted(targets, key=Version)
+    from bootstrap_tools.platforms import order  # a target may be a (platform, Python) pair
+
+    return sorted(targets, key=order)
 
 
 def spread(per_target, targets):
@@ -121,7 +122,8 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None):
         if not failures:
             results = attempts
             continue
-        for target, missed in sorted(failures.items(), key=lambda item: Version(item[0])):
+        for target in by_python(failures):
+            missed = failures[target]
             for name, cause in missed.items():
                 known = ruled_out.setdefault(name, {})
                 if proposal[name] not in known:  # one reason is enough: the first target that cannot take it
@@ -174,10 +176,12 @@ def seed_lines(text, proposal):
 def splits(lock_text):
     """{name: "5.2.19 (Python 3.10 3.11), 6.1.3 (Python 3.12 3.13)"} for each package of the lock with more
     than one version across its targets."""
-    targets = lockfile.targets(lock_text)
+    from bootstrap_tools import platforms  # it imports lockfile's users; kept local like by_python's
+
+    targets = platforms.lock_targets(lock_text)
     pins, _ = lockfile.parse(lock_text)
     per_target = {target: {pin.name: pin.version for pin in pins if pin.applies_to(target)} for target in targets}
-    return {name: ", ".join(f"{version} (Python {' '.join(used)})" for version, used in choices)
+    return {name: ", ".join(f"{version} ({platforms.label(used)})" for version, used in choices)
             for name, choices in spread(per_target, targets).items()}
 
 

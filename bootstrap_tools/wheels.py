@@ -93,12 +93,16 @@ def patch_sensitive(specifier, target):
 
 
 def unfit_reason(path, target):
-    """Why the wheel at `path` cannot be installed on Python `target` on this platform, or None if it can."""
+    """Why the wheel at `path` cannot be installed on Python `target` on this platform, or None if it can.
+
+    `target` may be a platforms.Pair: the tags are then that platform's (its descriptor's), not this machine's."""
     try:
         _, _, _, wheel_tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename:
         return "an sdist, not a wheel (freeze builds a wheel from it)" if is_sdist(path.name) else "not a wheel"
-    if not wheel_tags & target_tags(target):
+    supported = frozenset(target.tags()) if hasattr(target, "tags") else target_tags(target)
+    target = getattr(target, "python", target)
+    if not wheel_tags & supported:
         return f"its tags {', '.join(sorted(map(str, wheel_tags)))} are not supported there"
     try:
         requires_python = wheel_metadata(path).get("Requires-Python")

@@ -104,7 +104,15 @@ def default_signals():
         signal.signal(signum, signal.SIG_DFL)
 
 
+# This repository's Makefile declares three platforms; a scenario freezes for this machine's platform alone unless
+# it names TARGET_PLATFORMS (every declared platform multiplies a freeze's pip-compile runs; test_platforms.py
+# covers them).
+FREEZING = ("freeze", "freeze-upgrade", "bootstrap-freeze", "bootstrap-freeze-upgrade")
+
+
 def make_argv(*args):
+    if any(arg in FREEZING for arg in args) and not any(arg.startswith("TARGET_PLATFORMS=") for arg in args):
+        args = (*args, "TARGET_PLATFORMS=")
     return ["make", "--no-print-directory", *args]
 
 

@@ -1,0 +1,80 @@
+"""Run pip-compile or pip as if on another platform: `python -I as_platform.py SPEC.json MODULE ARGS...`.
+
+pip-compile and pip decide two things from the machine they run on: which markers hold (pip's vendored
+`packaging.markers.default_environment`) and which wheels fit (the tags of pip's `TargetPython`). Passing
+`--platform` to pip changes only the second, and pip-compile's finder ignores even that. This wrapper, run under
+the target Python (its throwaway tool environment), replaces both with what SPEC.json gives (a declared
+platform's marker environment and its tag list for this Python), then runs MODULE (`piptools` or `pip`) as its
+command line would. A marker that asks for a variable SPEC lacks is written to SPEC's `missing` file and fails:
+the freeze then names it, rather than let pip evaluate it against this machine.
+
+Standard library and pip only: it runs inside the tool environment, with no import of bootstrap_tools.
+"""
+
+import json
+import os
+import runpy
+import sys
+
+
+def strict_environment(values, missing_file):
+    """A dict that records a missing marker variable (pip may catch the KeyError; the file still says it)."""
+
+    class StrictEnvironment(dict):
+        def __getitem__(self, key):
+            if not dict.__contains__(self, key):
+                with open(missing_file, "a", encoding="utf-8") as handle:
+                    handle.write(f"{key}\n")
+            return dict.__getitem__(self, key)
+
+    return StrictEnvironment(values)
+
+
+def patch(spec):
+    from pip._internal.models.target_python import TargetPython
+    from pip._vendor.packaging import markers
+    from pip._vendor.packaging.tags import Tag
+
+    environment = dict(spec["environment"])
+    # The Python half is this interpreter's own (it is the target Python), unless SPEC names one (a dry install
+    # for another Python with --python-version).
+    running = markers.default_environment()
+    for key in ("python_version", "python_full_version", "implementation_version"):
+        environment.setdefault(key, running[key])
+    tags = [Tag(*text.split("-")) for text in spec["tags"]]
+
+    def default_environment():
+        return strict_environment(environment, spec["missing"])
+
+    def get_sorted_tags(self):
+        return list(tags)
+
+    def get_unsorted_tags(self):
+        return set(tags)
+
+    markers.default_environment = default_environment
+    try:  # pip-tools or a build hook may evaluate markers with the standalone `packaging` too
+        import packaging.markers
+    except ImportError:
+        pass
+    else:
+        packaging.markers.default_environment = default_environment
+    TargetPython.get_sorted_tags = get_sorted_tags
+    TargetPython.get_unsorted_tags = get_unsorted_tags
+
+
+def main():
+    # Run as a file, its own directory (bootstrap_tools/) heads sys.path: none of our modules may shadow one of
+    # pip's, pip-tools' or the standard library's.
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]
+    spec_path, module, *args = sys.argv[1:]
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    patch(spec)
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
