@@ -541,15 +541,18 @@ def build(ve, key, inputs, one_slot=False):
         error(problems[0] + (f" ({more} more problem(s): `make check` lists them all.)" if more else ""))
     if one_slot:
         drop_builds(ve)
-    slot = pick_slot(ve)
     scratch = fresh_dir(scratch_path(ve))
+    remover = set_aside_old_build(ve, scratch)
     try:
+        slot = pick_slot(ve)
         env = hermetic_env(scratch)
         with SeedTree(seed, scratch, env) as seed_tree:  # unpacked and compiled while virtualenv runs
             create_env(slot, scratch, env)
             report, dependencies = install(slot, seed_tree, pins, scratch, env)
         check_env(slot, pins, report, dependencies)
     finally:
+        if remover:
+            remover.join()
         remove(scratch)
     write_stamp(slot, key, inputs)
     switch(ve, slot)
@@ -947,6 +950,24 @@ def drop_builds(ve):
             remove(path)
 
 
+def set_aside_old_build(ve, scratch):
+    """Move our build in the slot about to be rebuilt into the scratch dir (one rename) and delete it there in a
+    thread, while the new build runs; return the thread to join, or None. Killed meanwhile, the next run's
+    scratch cleanup deletes the rest."""
+    import shutil
+    import threading
+
+    current = os.path.realpath(ve) if os.path.islink(ve) else None
+    free = next(path for path in (slot_path(ve, slot) for slot in SLOTS) if os.path.realpath(path) != current)
+    if not is_ours(free):
+        return None
+    aside = os.path.join(scratch, "old-build")
+    os.rename(free, aside)
+    remover = threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True}, daemon=True)
+    remover.start()
+    return remover
+
+
 def pick_slot(ve):
     """The slot `ve` does not resolve to, emptied: ours is wiped, anything else there is moved aside."""
     current = os.path.realpath(ve) if os.path.islink(ve) else None
@@ -1109,6 +1130,7 @@ CACHE = os.path.join(ROOT, ".bootstrap", "cache")
 CACHE_FORMAT = "1"
 MANIFEST = "MANIFEST"
 SYS_PATH = "sys-path.txt"
+CACHE_KINDS = ("seed", "virtualenv")
 
 
 def entry_path(kind, digest):
@@ -1149,8 +1171,11 @@ def entry_problem(entry, copy_to=None):
     for relative, path in sorted(files.items()):
         if os.path.islink(path):
             return f"{relative} is a symlink"
-        with open(path, "rb") as handle:
-            data = handle.read()
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:  # removed meanwhile by a concurrent build that found it damaged
+            return f"{relative} cannot be read: {exc.strerror}"
         if hashlib.sha256(data).hexdigest() != recorded[relative]:
             return f"{relative} does not match its sha256 in MANIFEST"
         if copy_to:
@@ -1755,6 +1780,10 @@ def clean(ve, name):
                 else:
                     kept.append(os.path.basename(path))
             remove(lock_path(ve))
+            for kind in CACHE_KINDS:  # nothing but bootstrap.py writes there; a symlink is unlinked, not followed
+                if os.path.lexists(os.path.join(CACHE, kind)):
+                    remove(os.path.join(CACHE, kind))
+                    removed.append(f"{os.path.relpath(CACHE, ROOT)}/{kind}")
         except PermissionError as exc:
             error(permission_message(exc, ve))
     print(f"removed {', '.join(removed) or 'nothing (no build of make ve here)'}")

@@ -11,6 +11,7 @@ pins and the wheels in its own payload (header, launcher and payload).
 
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from packaging.utils import canonicalize_name
 import bootstrap
 from bootstrap_tools import lockfile, pins_file, requirements_in, sdists, switch, unify, virtualenv_py
 from bootstrap_tools.seeds import read_sums
-from bootstrap_tools.run import ToolError, run
+from bootstrap_tools.run import ToolError, hermetic_env, run
 from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,24 @@ def find_problems(root):
     problems += requirements_in_problems(root, pins, targets or ["3"])
     problems += seed_problems(root, pins, targets)
     problems += virtualenv_py_problems(root)
+    problems += pip_check_problems(root)
     return problems
+
+
+def pip_check_problems(root):
+    """`pip check` of the ve this runs in, when it is root's: `make ve` checks the same requirements without
+    starting pip; this is pip's own word on them."""
+    if not Path(sys.prefix).resolve().is_relative_to(Path(root).resolve()):
+        return []
+    try:
+        with tempfile.TemporaryDirectory(prefix="make-check-") as home:
+            run([sys.executable, "-I", "-m", "pip", "check", "--isolated", "--disable-pip-version-check"],
+                env=hermetic_env(home))
+    except ToolError as exc:
+        found = [line.strip() for line in (exc.output or "").splitlines() if line.strip()]
+        return [f"pip check in the ve: {line}: the lock is incomplete, run `make freeze` (then `make ve`)"
+                for line in found or [str(exc)]]
+    return []
 
 
 def lfs_pointer_problems(root):
