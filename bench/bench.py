@@ -562,10 +562,10 @@ def table(emit, title, rows):
         emit(f"  {label:<56} {min(times):8.3f} {statistics.median(times):9.3f} {max(times):8.3f}")
 
 
-def timed_steps(tree, python, env):
+def timed_steps(tree, python, env, extra=()):
     """Run bootstrap.py, timestamping each `==>` line as it arrives: [(step, seconds)]."""
     started = time.perf_counter()
-    process = subprocess.Popen([python, "-I", "-S", "bootstrap.py"], cwd=tree, env=env, text=True,
+    process = subprocess.Popen([python, "-I", "-S", "bootstrap.py", *extra], cwd=tree, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     marks = [("start: lock, key, verify lock/seed/wheelhouse hashes", started)]
     for line in process.stdout:
@@ -578,23 +578,28 @@ def timed_steps(tree, python, env):
 
 
 def short_step(label):
-    for word, short in (("creating", "virtualenv.py --no-seed"), ("installing", "pip install (from the seed wheel)"),
-                        ("checking", "pip check, stamp, switch"), ("done", "summary, exit")):
+    for word, short in (("creating", "virtualenv (seed pip compiled meanwhile when cold)"),
+                        ("seeding", "seed pip into the slot (waits for its compile when cold)"),
+                        ("installing", "pip install, compile workers alongside"),
+                        ("checking", "check installed vs lock and Requires-Dist, stamp, switch"),
+                        ("the cached", "a damaged cache entry rebuilt"), ("done", "summary, exit")):
         if label.startswith(word):
             return short
     return "verify inputs (lock, seed, wheelhouse hashes), pick slot"
 
 
 def profile_steps(tree, python, count, emit):
-    steps, totals = {}, []
-    for _ in range(count):
-        env = contender_env(fresh_dir(WORK / "home"))
-        make_clean(tree, env)
-        measured = timed_steps(tree, python, env)
-        for label, seconds in measured:
-            steps.setdefault(short_step(label), []).append(seconds)
-        totals.append(sum(seconds for _, seconds in measured))
-    table(emit, "bootstrap.py steps (fresh, from its ==> lines)", list(steps.items()) + [("total", totals)])
+    for title, warm in (("fresh, caches cold", False), ("rebuild (--force), caches warm", True)):
+        steps, totals = {}, []
+        for _ in range(count):
+            env = contender_env(fresh_dir(WORK / "home"))
+            if not warm:
+                make_clean(tree, env)
+            measured = timed_steps(tree, python, env, ["--force"] if warm else [])
+            for label, seconds in measured:
+                steps.setdefault(short_step(label), []).append(seconds)
+            totals.append(sum(seconds for _, seconds in measured))
+        table(emit, f"bootstrap.py steps ({title}, from its ==> lines)", list(steps.items()) + [("total", totals)])
 
 
 VIRTUALENV_SPLIT = r"""
