@@ -1563,7 +1563,7 @@ class Compilers:
         site = site_packages(self.slot)
         present = [name for name in os.listdir(site) if name.endswith(".dist-info")]
         argv = [python_in(self.slot), "-I", "-S", "-c", COMPILE_WORKER, site, claims, self.done, *present]
-        for _ in range(max(1, os.cpu_count() or 1)):
+        for _ in range(min(16, max(1, os.cpu_count() or 1))):
             self.children.append(subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
                                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
         return self
