@@ -1556,21 +1556,32 @@ class Compilers:
         self.done = os.path.join(scratch, "pip-done")
 
     def __enter__(self):
-        import subprocess
-
         claims = os.path.join(self.scratch, "compile-claims")
         os.mkdir(claims)
         site = site_packages(self.slot)
         present = [name for name in os.listdir(site) if name.endswith(".dist-info")]
-        argv = [python_in(self.slot), "-I", "-S", "-c", COMPILE_WORKER, site, claims, self.done, *present]
-        for _ in range(min(16, max(1, os.cpu_count() or 1))):
-            self.children.append(subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        self.argv = [python_in(self.slot), "-I", "-S", "-c", COMPILE_WORKER, site, claims, self.done, *present]
+        # pip is the longest step and runs on one core: the workers take the others while it runs, and every core
+        # once it is done.
+        self.start(max(1, self.cores - 1))
         return self
 
+    @property
+    def cores(self):
+        return min(16, max(1, os.cpu_count() or 1))
+
+    def start(self, count):
+        import subprocess
+
+        for _ in range(count):
+            self.children.append(subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+
     def finish(self, but=None):
+        """pip is done: one more worker for its core, and wait for all of them (`but`: another child, left alone)."""
         with open(self.done, "w"):
             pass
+        self.start(self.cores - len([child for child in self.children if child is not but]))
         for child in self.children:
             if child is but:
                 continue
