@@ -557,7 +557,25 @@ def build(ve, key, inputs, one_slot=False):
     write_stamp(slot, key, inputs)
     switch(ve, slot)
     exclude_from_git(ve)
+    keep_own_bytecode()
     return len(installed_dists(slot)), len(pins)
+
+
+def keep_own_bytecode():
+    """Imported by bootstrap.mk with a pycache prefix in the build area and -B: write our own bytecode there,
+    checked-hash (the import checks it against this file's bytes, never its mtime), so the no-op need not compile
+    this file. Best effort: a read-only checkout just compiles it on each run, as a script run does."""
+    if not sys.pycache_prefix or __name__ == "__main__":
+        return
+    import importlib.util
+    import py_compile
+
+    source = os.path.abspath(__file__)
+    try:
+        py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    except (OSError, py_compile.PyCompileError):
+        pass
 
 
 def verify_inputs():
