@@ -48,9 +48,9 @@ BOOTSTRAP_BUILD := .bootstrap
 VE_PYTHON = "$(VE)/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --resolution "$(RESOLUTION)" $(if $(INDEX_URL),--index-url "$(INDEX_URL)") \
 	$(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes)
-# bootstrap.py is imported, not run as a script, so the no-op loads its checked-hash bytecode from the build area
-# (written by a build, never by a no-op: -B) instead of compiling 2,000 lines on every run.
-BOOTSTRAP = $(PYTHON) -I -S -B -X pycache_prefix=$(BOOTSTRAP_BUILD)/pycache \
+# bootstrap.py is imported, not run as a script, so the no-op loads its checked-hash bytecode (written into
+# __pycache__/ by a build, never by a no-op: -B) instead of compiling 2,000 lines on every run.
+BOOTSTRAP = $(PYTHON) -I -S -B \
 	-c 'import sys; sys.path.insert(0, ""); from bootstrap import main; sys.exit(main(sys.argv[1:]))' --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))

@@ -562,10 +562,10 @@ def build(ve, key, inputs, one_slot=False):
 
 
 def keep_own_bytecode():
-    """Imported by bootstrap.mk with a pycache prefix in the build area and -B: write our own bytecode there,
-    checked-hash (the import checks it against this file's bytes, never its mtime), so the no-op need not compile
+    """Imported by bootstrap.mk (with -B: the import never writes bytecode), write our own into __pycache__/,
+    checked-hash (the import checks it against this file's bytes, not its mtime), so the no-op need not compile
     this file. Best effort: a read-only checkout just compiles it on each run, as a script run does."""
-    if not sys.pycache_prefix or __name__ == "__main__":
+    if __name__ == "__main__":
         return
     import importlib.util
     import py_compile
