@@ -1758,7 +1758,7 @@ def exclude_from_git(ve):
     if not ve.startswith(root + os.sep) or not os.path.isdir(os.path.dirname(exclude)):
         return
     names = [ve, f"{ve}.switching", lock_path(ve), scratch_path(ve)] + [slot_path(ve, slot) for slot in SLOTS]
-    wanted = ["/" + os.path.relpath(name, root) for name in names]
+    wanted = ["/" + os.path.relpath(name, root) for name in names] + ["/__pycache__/bootstrap.*.pyc"]
     try:
         with open(exclude, encoding="utf-8") as handle:
             present = set(handle.read().splitlines())
@@ -1767,7 +1767,7 @@ def exclude_from_git(ve):
     missing = [line for line in wanted if line not in present]
     if missing:
         with open(exclude, "a", encoding="utf-8") as handle:
-            handle.write("# the ve of `make ve` (bootstrap.py), its slots, lock and scratch\n"
+            handle.write("# the ve of `make ve` (bootstrap.py), its slots, lock and scratch, bootstrap.py's bytecode\n"
                          + "".join(f"{line}\n" for line in missing))
 
 
