@@ -1813,6 +1813,10 @@ def clean(ve, name):
                 if os.path.lexists(os.path.join(CACHE, kind)):
                     remove(os.path.join(CACHE, kind))
                     removed.append(f"{os.path.relpath(CACHE, ROOT)}/{kind}")
+            import glob
+
+            for pyc in glob.glob(os.path.join(ROOT, "__pycache__", "bootstrap.*.pyc")):  # our own bytecode
+                os.unlink(pyc)
         except PermissionError as exc:
             error(permission_message(exc, ve))
     print(f"removed {', '.join(removed) or 'nothing (no build of make ve here)'}")
