@@ -1256,6 +1256,7 @@ class SeedTree:
 
     def __init__(self, seed, scratch, env):
         self.seed, self.scratch, self.env, self.child, self.tree = seed, scratch, env, None, None
+        self.thread = self.failure = None
 
     def __enter__(self):
         entry = entry_path("seed", self.seed[1])
@@ -1263,9 +1264,10 @@ class SeedTree:
         return self
 
     def start(self):
-        """Unpack the verified wheel into the scratch dir and start compiling it; return the directory."""
+        """Check the verified wheel's private copy, then unpack and compile it in the background (unpacking ~950
+        files is itself ~0.15 s of file creation: it runs beside virtualenv too); return the directory."""
         import shutil
-        import subprocess
+        import threading
         import zipfile
 
         path, recorded = self.seed
@@ -1278,18 +1280,34 @@ class SeedTree:
         remove(tree)
         with zipfile.ZipFile(runner) as archive:
             names = archive.namelist()
-            if any(name.startswith("/") or ".." in name.split("/") or ".data/" in name for name in names):
-                error(f"{os.path.basename(runner)} is not a plain pure-Python wheel. "
-                      "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
-            archive.extractall(tree)
-        self.child = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0", "--invalidation-mode",
-             "checked-hash", "-s", tree, tree],
-            env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if any(name.startswith("/") or ".." in name.split("/") or ".data/" in name for name in names):
+            error(f"{os.path.basename(runner)} is not a plain pure-Python wheel. "
+                  "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
+        self.thread = threading.Thread(target=self.unpack_and_compile, args=(runner, tree), daemon=True)
+        self.thread.start()
         return tree
 
+    def unpack_and_compile(self, runner, tree):
+        import subprocess
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(runner) as archive:
+                archive.extractall(tree)
+            self.child = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0", "--invalidation-mode",
+                 "checked-hash", "-s", tree, tree],
+                env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except BaseException as exc:  # raised again by ready(), in the main thread
+            self.failure = exc
+
     def ready(self):
-        """Wait for the compile, if one runs, and keep its result in the cache."""
+        """Wait for the unpacking and the compile, if they run, and keep the result in the cache."""
+        if self.thread:
+            self.thread.join()
+            self.thread = None
+            if self.failure:
+                raise self.failure
         if self.child:
             self.child.wait()
             self.child = None
@@ -1313,6 +1331,8 @@ class SeedTree:
         self.copy_into(site)
 
     def __exit__(self, *exc_info):
+        if self.thread:
+            self.thread.join()  # it ends by starting the compile, stopped here with it
         if self.child:
             stop_children([self.child])
 
