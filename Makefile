@@ -4,9 +4,11 @@
 TARGET_PLATFORMS := linux-x86_64 linux-aarch64 macos-arm64
 include bootstrap.mk
 
+# BENCH_ARGS="--rounds 3 --cases fresh,repin" narrows it (bench/bench.py --help).
+BENCH_ARGS ?=
 .PHONY: bench  ## compare make ve with the naive pip recipe and uv (needs the index on first run)
 bench: ve
-	"$(VE)/bin/python" -E -s bench/bench.py
+	"$(VE)/bin/python" -E -s bench/bench.py $(BENCH_ARGS)
 
 # make clean also removes what make bench leaves under build/ (this repository's own, not the convention's).
 clean: clean-bench

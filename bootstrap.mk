@@ -63,7 +63,11 @@ FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
 	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)")
-BOOTSTRAP = $(PYTHON) -I -S bootstrap.py --ve "$(VE)"
+# bootstrap.py is imported, not run as a script, so the no-op loads its checked-hash bytecode (written into
+# __pycache__/ by a build, never by a no-op: -B) instead of compiling 2,000 lines on every run. The checkout
+# goes last on sys.path, so a project's own json.py or shutil.py at its root never shadows the standard library.
+BOOTSTRAP = $(PYTHON) -I -S -B \
+	-c 'import sys; sys.path.append(""); from bootstrap import main; sys.exit(main(sys.argv[1:]))' --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
 VE_BASE = $(or $(patsubst .%,%,$(VE_NAME)),$(VE_NAME))

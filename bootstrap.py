@@ -541,19 +541,41 @@ def build(ve, key, inputs, one_slot=False):
         error(problems[0] + (f" ({more} more problem(s): `make check` lists them all.)" if more else ""))
     if one_slot:
         drop_builds(ve)
-    slot = pick_slot(ve)
     scratch = fresh_dir(scratch_path(ve))
+    remover = set_aside_old_build(ve, scratch)
     try:
+        slot = pick_slot(ve)
         env = hermetic_env(scratch)
-        create_env(slot, scratch, env)
-        install(slot, seed, pins, scratch, env)
-        check_env(slot, env)
+        with SeedTree(seed, scratch, env) as seed_tree:  # unpacked and compiled while virtualenv runs
+            create_env(slot, scratch, env)
+            report, dependencies = install(slot, seed_tree, pins, scratch, env)
+        check_env(slot, pins, report, dependencies)
     finally:
+        if remover:
+            remover.join()
         remove(scratch)
     write_stamp(slot, key, inputs)
     switch(ve, slot)
     exclude_from_git(ve)
+    keep_own_bytecode()
     return len(installed_dists(slot)), len(pins)
+
+
+def keep_own_bytecode():
+    """Imported by bootstrap.mk (with -B: the import never writes bytecode), write our own into __pycache__/,
+    checked-hash (the import checks it against this file's bytes, not its mtime), so the no-op need not compile
+    this file. Best effort: a read-only checkout just compiles it on each run, as a script run does."""
+    if __name__ == "__main__":
+        return
+    import importlib.util
+    import py_compile
+
+    source = os.path.abspath(__file__)
+    try:
+        py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    except (OSError, py_compile.PyCompileError):
+        pass
 
 
 def verify_inputs():
@@ -849,6 +871,10 @@ def lfs_pointer_problems():
             f"`cd {shlex.quote(ROOT)} && git lfs install --local && git lfs pull`."]
 
 
+# (sha256 of virtualenv.py, its decoded payload), once virtualenv_py_problems found them sound.
+VERIFIED_PAYLOAD = []
+
+
 def virtualenv_py_problems():
     """virtualenv.py whole, before it runs: a damaged copy would fail inside Python, far from the cause.
 
@@ -878,6 +904,7 @@ def virtualenv_py_problems():
     if actual != recorded.group(1).decode():
         return [f"virtualenv.py is damaged: its payload does not match the sha256 in its header (expected "
                 f"{recorded.group(1).decode()}, got {actual}). {fix}"]
+    VERIFIED_PAYLOAD[:] = [hashlib.sha256(data).hexdigest(), base64.b64decode(encoded.group(1))]
     try:
         compile(data, VIRTUALENV_PY, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
@@ -939,6 +966,24 @@ def drop_builds(ve):
         if is_ours(path):
             step(f"removing {os.path.basename(path)} first (ONE_SLOT: room for one build only)")
             remove(path)
+
+
+def set_aside_old_build(ve, scratch):
+    """Move our build in the slot about to be rebuilt into the scratch dir (one rename) and delete it there in a
+    thread, while the new build runs; return the thread to join, or None. Killed meanwhile, the next run's
+    scratch cleanup deletes the rest."""
+    import shutil
+    import threading
+
+    current = os.path.realpath(ve) if os.path.islink(ve) else None
+    free = next(path for path in (slot_path(ve, slot) for slot in SLOTS) if os.path.realpath(path) != current)
+    if not is_ours(free):
+        return None
+    aside = os.path.join(scratch, "old-build")
+    os.rename(free, aside)
+    remover = threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True}, daemon=True)
+    remover.start()
+    return remover
 
 
 def pick_slot(ve):
@@ -1045,27 +1090,257 @@ def run(argv, env, what):
 
 
 def create_env(slot, scratch, env):
-    step(f"creating {os.path.relpath(slot, ROOT)} with virtualenv.py for Python {python_version()}")
-    # --no-venv-redirect: virtualenv would otherwise drop a PEP 832 `.venv` file beside a pyproject.toml.
-    run([sys.executable, "-I", VIRTUALENV_PY, "--no-seed", "--no-download", "--no-periodic-update",
-         "--no-venv-redirect", "--app-data", os.path.join(scratch, "app-data"), "--python", sys.executable, slot],
-        env, "virtualenv")
-
-
-def install(slot, seed, pins, scratch, env):
-    """Unpack the verified seed pip into the ve, compile it, then let it install the whole lock in one run."""
-    import re
+    """virtualenv --no-seed from virtualenv.py's verified payload, unpacked (and its bytecode and interpreter
+    query kept) in a cache entry checked file by file before each use; built afresh on a miss."""
     import shutil
 
-    seed, recorded = seed
-    runner = os.path.join(scratch, os.path.basename(seed))
-    shutil.copyfile(seed, runner)  # a private copy, checked again: nobody can swap it between check and use
-    mismatch = verify_file(runner, {recorded}, "virtualenv_support/SHA256SUMS", "run `make ve` again")
-    if mismatch:
-        error(mismatch)
-    step(f"seeding {os.path.basename(seed)} from virtualenv_support/")
-    seed_record = unpack_seed(slot, runner)
-    compile_bytecode(slot, env)
+    step(f"creating {os.path.relpath(slot, ROOT)} with virtualenv.py for Python {python_version()}")
+    digest, payload = VERIFIED_PAYLOAD
+    entry = valid_entry("virtualenv", digest)
+    app_data = os.path.join(scratch, "app-data")
+    if entry:
+        shutil.copytree(os.path.join(entry, "app-data"), app_data)  # virtualenv may write there: never in the cache
+        tree, write_bytecode = entry, False
+    else:
+        tree, write_bytecode = os.path.join(scratch, "virtualenv-tree"), True
+        remove(tree)
+        app_data = os.path.join(tree, "app-data")
+        unpack_virtualenv(payload, tree)
+    with open(os.path.join(tree, SYS_PATH), encoding="utf-8") as handle:
+        dirs = [os.path.join(tree, name) for name in handle.read().split()]
+    # The launcher of virtualenv.py, minus what bootstrap.py has done already (version and payload checks).
+    launch = ("import sys; end = sys.argv.index('--'); sys.path[:0], sys.argv = sys.argv[1:end], sys.argv[end:]; "
+              f"sys.dont_write_bytecode = {not write_bytecode}; "
+              "from virtualenv.__main__ import run_with_catch; run_with_catch(sys.argv[1:])")
+    # --no-venv-redirect: virtualenv would otherwise drop a PEP 832 `.venv` file beside a pyproject.toml.
+    run([sys.executable, "-I", "-c", launch, *dirs, "--", "--no-seed", "--no-download", "--no-periodic-update",
+         "--no-venv-redirect", "--app-data", app_data, "--python", sys.executable, slot], env, "virtualenv")
+    if not entry:
+        keep_entry("virtualenv", digest, tree)
+
+
+def unpack_virtualenv(payload, tree):
+    """The payload's wheel directories for this Python (the rule of virtualenv.py's launcher), unpacked into tree."""
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        groups = sorted(manifest, key=release_key)
+        dirs = manifest[[group for group in groups if release_key(group) <= sys.version_info[:2]][-1]]
+        members = [name for name in archive.namelist() if name.split("/", 1)[0] in dirs]
+        if any(name.startswith("/") or ".." in name.split("/") for name in members):
+            error("virtualenv.py's payload holds a path outside its own tree. Restore it with "
+                  "`git checkout -- virtualenv.py`.")
+        archive.extractall(tree, members)
+    with open(os.path.join(tree, SYS_PATH), "w", encoding="utf-8") as handle:
+        handle.writelines(f"{name}\n" for name in dirs)  # in the launcher's order
+
+
+# ---------------------------------------------------------------- caches in the build area
+# What every build would otherwise redo: virtualenv.py's unpacked tree (with the bytecode its imports wrote and
+# virtualenv's interpreter query in its app-data), and the seed pip unpacked and compiled. An entry is built in the
+# scratch dir and renamed into .bootstrap/cache/ whole, with a MANIFEST of every file's sha256; each use checks
+# every file against it first, so a half-written, damaged or changed entry is never used: it is removed and built
+# again. Keys: what the entry is made from (virtualenv.py's or the seed's sha256) and the interpreter's identity.
+CACHE = os.path.join(ROOT, ".bootstrap", "cache")
+CACHE_FORMAT = "1"
+MANIFEST = "MANIFEST"
+SYS_PATH = "sys-path.txt"
+CACHE_KINDS = ("seed", "virtualenv")
+
+
+def entry_path(kind, digest):
+    identity = f"{CACHE_FORMAT} {digest} {python_version()} {os.path.realpath(sys.executable)} {sys.version}"
+    return os.path.join(CACHE, kind, hashlib.sha256(identity.encode()).hexdigest()[:32])
+
+
+def tree_files(tree):
+    """{relative path: absolute path} of every file under tree (symlinks count as files: none is expected)."""
+    found = {}
+    for directory, _, names in os.walk(tree):
+        for name in names:
+            path = os.path.join(directory, name)
+            found[os.path.relpath(path, tree)] = path
+    return found
+
+
+def write_manifest(tree):
+    files = tree_files(tree)
+    lines = [f"{file_sha256(path)} {relative}\n" for relative, path in sorted(files.items()) if relative != MANIFEST]
+    with open(os.path.join(tree, MANIFEST), "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+
+
+def entry_problem(entry, copy_to=None):
+    """None when every file of the entry has the sha256 its MANIFEST records and no file is missing or extra; else
+    what is wrong. copy_to: also copy each file there, from the very bytes that were checked."""
+    try:
+        with open(os.path.join(entry, MANIFEST), encoding="utf-8") as handle:
+            recorded = dict(reversed(line.rstrip("\n").split(" ", 1)) for line in handle)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "its MANIFEST is missing or unreadable"
+    files = tree_files(entry)
+    files.pop(MANIFEST)
+    if set(files) != set(recorded):
+        return f"files missing or added: {', '.join(sorted(set(files) ^ set(recorded))[:3])}"
+    made = set()
+    for relative, path in sorted(files.items()):
+        if os.path.islink(path):
+            return f"{relative} is a symlink"
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:  # removed meanwhile by a concurrent build that found it damaged
+            return f"{relative} cannot be read: {exc.strerror}"
+        if hashlib.sha256(data).hexdigest() != recorded[relative]:
+            return f"{relative} does not match its sha256 in MANIFEST"
+        if copy_to:
+            target = os.path.join(copy_to, relative)
+            if os.path.dirname(target) not in made:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                made.add(os.path.dirname(target))
+            copy_checked(path, data, target)
+    return None
+
+
+def copy_checked(path, data, target):
+    """Put the checked file at target: a hard link where the file system allows (creating a file costs far more),
+    else a copy of the checked bytes. A linked file changed later in the ve changes the cache entry too, which its
+    MANIFEST then refuses: the entry is built again, never used."""
+    try:
+        os.link(path, target)
+        return
+    except OSError:
+        pass
+    with open(target, "wb") as handle:
+        handle.write(data)
+
+
+def valid_entry(kind, digest, copy_to=None):
+    """The cache entry for (kind, digest, this interpreter) when it is sound (copied to copy_to), else None: a
+    damaged one is removed (it is ours: nothing but bootstrap.py writes .bootstrap/cache/) to be built again."""
+    entry = entry_path(kind, digest)
+    if not os.path.isdir(entry):
+        return None
+    problem = entry_problem(entry, copy_to)
+    if problem is None:
+        return entry
+    step(f"the cached {kind} tree {os.path.relpath(entry, ROOT)} is damaged ({problem}): building it again")
+    try:
+        remove(entry)
+    except OSError:
+        pass
+    if copy_to:
+        remove(copy_to)
+    return None
+
+
+def keep_entry(kind, digest, tree):
+    """Move a tree built in the scratch dir into the cache, whole (one rename), with its MANIFEST; best effort:
+    a read-only checkout, another file system or a concurrent build's entry just mean no cache this time."""
+    entry = entry_path(kind, digest)
+    write_manifest(tree)
+    try:
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        os.rename(tree, entry)
+    except OSError:
+        return tree
+    return entry
+
+
+class SeedTree:
+    """The seed pip unpacked and compiled (checked-hash, paths relative so the .pyc fit any slot): a cache entry, or
+    made in the scratch dir while virtualenv runs (then kept in the cache); copy_into() checks it as it copies."""
+
+    def __init__(self, seed, scratch, env):
+        self.seed, self.scratch, self.env, self.child, self.tree = seed, scratch, env, None, None
+        self.thread = self.failure = None
+
+    def __enter__(self):
+        entry = entry_path("seed", self.seed[1])
+        self.tree = entry if os.path.isdir(entry) else self.start()
+        return self
+
+    def start(self):
+        """Check the verified wheel's private copy, then unpack and compile it in the background (unpacking ~950
+        files is itself ~0.15 s of file creation: it runs beside virtualenv too); return the directory."""
+        import shutil
+        import threading
+        import zipfile
+
+        path, recorded = self.seed
+        runner = os.path.join(self.scratch, os.path.basename(path))
+        shutil.copyfile(path, runner)  # a private copy, checked again: nobody can swap it between check and use
+        mismatch = verify_file(runner, {recorded}, "virtualenv_support/SHA256SUMS", "run `make ve` again")
+        if mismatch:
+            error(mismatch)
+        tree = os.path.join(self.scratch, "seed-tree")
+        remove(tree)
+        with zipfile.ZipFile(runner) as archive:
+            names = archive.namelist()
+        if any(name.startswith("/") or ".." in name.split("/") or ".data/" in name for name in names):
+            error(f"{os.path.basename(runner)} is not a plain pure-Python wheel. "
+                  "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
+        self.thread = threading.Thread(target=self.unpack_and_compile, args=(runner, tree), daemon=True)
+        self.thread.start()
+        return tree
+
+    def unpack_and_compile(self, runner, tree):
+        import subprocess
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(runner) as archive:
+                archive.extractall(tree)
+            self.child = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0", "--invalidation-mode",
+                 "checked-hash", "-s", tree, tree],
+                env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except BaseException as exc:  # raised again by ready(), in the main thread
+            self.failure = exc
+
+    def ready(self):
+        """Wait for the unpacking and the compile, if they run, and keep the result in the cache."""
+        if self.thread:
+            self.thread.join()
+            self.thread = None
+            if self.failure:
+                raise self.failure
+        if self.child:
+            self.child.wait()
+            self.child = None
+            self.tree = keep_entry("seed", self.seed[1], self.tree)
+        return self.tree
+
+    def copy_into(self, site):
+        """Copy the tree into site-packages, each file checked against the MANIFEST as it is copied; a damaged
+        cache entry is removed with whatever it had copied, and built again."""
+        tree = self.ready()
+        problem = entry_problem(tree, copy_to=site)
+        if problem is None:
+            return
+        for name in {relative.split(os.sep, 1)[0] for relative in tree_files(tree)} - {MANIFEST}:
+            remove(os.path.join(site, name))
+        if not tree.startswith(CACHE + os.sep):
+            error(f"the seed pip unpacked in {tree} changed while it was copied ({problem}). Run `make ve` again.")
+        step(f"the cached seed tree {os.path.relpath(tree, ROOT)} is damaged ({problem}): building it again")
+        remove(tree)
+        self.tree = self.start()
+        self.copy_into(site)
+
+    def __exit__(self, *exc_info):
+        if self.thread:
+            self.thread.join()  # it ends by starting the compile, stopped here with it
+        if self.child:
+            stop_children([self.child])
+
+
+def install(slot, seed_tree, pins, scratch, env):
+    """Copy the compiled seed pip into the ve, then let it install the whole lock in one run, compiled meanwhile."""
+    step(f"seeding {os.path.basename(seed_tree.seed[0])} from virtualenv_support/")
+    install_seed(slot, seed_tree)
     requirements = os.path.join(scratch, "requirements.txt")
     with open(requirements, "w", encoding="utf-8") as handle:
         for pin in pins:
@@ -1073,14 +1348,19 @@ def install(slot, seed, pins, scratch, env):
     source = from_source(slot, env, pins)
     step(f"installing requirements.txt ({len(pins)} pins, those for this Python) from requirements/ "
          "(offline, hashes required)")
-    (source_build(source) if source else run)(
-        [python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
-         "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
-         "--no-input", "--quiet", "--no-compile", *source_args(source, scratch), "-r", requirements],
-        env, "pip install")
-    # The seed is compiled already, unless the lock pinned another pip and pip replaced it.
-    seed_dir = os.path.join(site_packages(slot), "pip") + os.sep
-    compile_bytecode(slot, env, skip=re.escape(seed_dir) if os.path.exists(seed_record) else None)
+    report = os.path.join(scratch, "pip-report.json")
+    with Compilers(slot, scratch, env) as compilers:
+        (source_build(source) if source else run)(
+            [python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
+             "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
+             "--no-input", "--quiet", "--no-compile", "--report", report, *source_args(source, scratch),
+             "-r", requirements],
+            env, "pip install")
+        compilers.children.append(start_dependency_check(slot, env))  # runs while the last files compile
+        dependencies = compilers.children[-1]
+        compilers.finish(but=dependencies)
+        output, _ = dependencies.communicate()
+    return report, output
 
 
 def build_lock_input():
@@ -1202,23 +1482,18 @@ def site_packages(slot):
     return os.path.join(slot, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
 
 
-def unpack_seed(slot, wheel):
-    """Install pip by unpacking its pure-Python wheel (files, scripts, INSTALLER, RECORD); return RECORD's path.
+def install_seed(slot, seed_tree):
+    """Install pip by copying its unpacked, compiled pure-Python wheel (files and bytecode), then writing what pip's
+    installer adds: scripts, INSTALLER and their RECORD lines. Return RECORD's path.
 
-    pip run from a zipped wheel cannot cache bytecode and compiles its own source on every run; unpacked into
-    the ve it is compiled once, with everything else, and installs the lock from there.
+    pip run from a zipped wheel cannot cache bytecode and compiles its own source on every run; installed this
+    way it starts compiled, and installs the lock from there.
     """
     import configparser
-    import zipfile
 
     site = site_packages(slot)
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
-        if any(name.startswith("/") or ".." in name.split("/") or ".data/" in name for name in names):
-            error(f"{os.path.basename(wheel)} is not a plain pure-Python wheel. "
-                  "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
-        archive.extractall(site)
-        dist_info = next(name.split("/")[0] for name in names if name.endswith(".dist-info/RECORD"))
+    seed_tree.copy_into(site)
+    dist_info = next(name for name in os.listdir(seed_tree.tree) if name.endswith(".dist-info"))
     entry_points = configparser.ConfigParser(interpolation=None)
     entry_points.read(os.path.join(site, dist_info, "entry_points.txt"), encoding="utf-8")
     scripts = dict(entry_points["console_scripts"])
@@ -1231,7 +1506,10 @@ def unpack_seed(slot, wheel):
         lines.append(write_installed(os.path.join(slot, "bin", name), script, site, 0o755))
     lines.append(write_installed(os.path.join(site, dist_info, "INSTALLER"), "bootstrap.py\n", site, 0o644))
     record = os.path.join(site, dist_info, "RECORD")
-    with open(record, "a", encoding="utf-8") as handle:
+    with open(record, encoding="utf-8") as handle:
+        lines[:0] = [handle.read()]
+    os.unlink(record)  # a new file, never written in place: it may be a hard link into the cache
+    with open(record, "w", encoding="utf-8") as handle:
         handle.writelines(lines)
     return record
 
@@ -1258,26 +1536,230 @@ def write_installed(path, text, site, mode):
     return f"{os.path.relpath(path, site)},sha256={digest},{len(data)}\n"
 
 
-def compile_bytecode(slot, env, skip=None):
-    """Compile site-packages on every core, instead of pip's one file at a time (`skip`: a path regex).
+# Run by the new ve's Python, one per core, while pip installs: each wheel pip finishes (its RECORD is written last,
+# atomically) is compiled at its final paths, in chunks that the workers claim with O_EXCL files in the scratch dir.
+# The same py_compile call as compileall's, checked-hash: the .pyc are the same bytes whichever worker made them.
+COMPILE_WORKER = r"""
+import csv, os, py_compile, sys, time
+site, claims, done, ignore = sys.argv[1], sys.argv[2], sys.argv[3], set(sys.argv[4:])
+mode = py_compile.PycInvalidationMode.CHECKED_HASH
 
-    checked-hash .pyc files are the same bytes on every build. -S keeps site (and setuptools' .pth hook)
-    from writing a timestamped .pyc of its own first; -f recompiles anything that did. A file that does not
-    compile is skipped, as pip skips it, hence no exit status check.
-    """
-    argv = [python_in(slot), "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0",
-            "--invalidation-mode", "checked-hash", *(["-x", skip] if skip else []), site_packages(slot)]
-    spawn(argv, env, capture=False)
+def claimed(name):
+    try:
+        os.close(os.open(os.path.join(claims, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+def compile_files(paths):
+    for path in paths:
+        try:
+            py_compile.compile(path, doraise=True, invalidation_mode=mode)
+        except (py_compile.PyCompileError, SyntaxError, UnicodeError, ValueError):
+            pass  # as compileall and pip do: a file that does not compile is left to fail at import
+
+def record_sources(dist):
+    with open(os.path.join(site, dist, "RECORD"), encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    paths = sorted({os.path.normpath(os.path.join(site, row[0])) for row in rows if row and row[0].endswith(".py")})
+    return [path for path in paths if path.startswith(site + os.sep)]
+
+if claimed("pre"):  # what was there before pip: virtualenv's own module (the seed is compiled already)
+    tag = sys.implementation.cache_tag
+    compile_files(sorted(os.path.join(site, name) for name in os.listdir(site) if name.endswith(".py")
+                         and not os.path.exists(os.path.join(site, "__pycache__", f"{name[:-3]}.{tag}.pyc"))))
+seen = set(ignore)
+while True:
+    finished = os.path.exists(done)
+    found = [name for name in sorted(os.listdir(site)) if name.endswith(".dist-info") and name not in seen
+             and os.path.exists(os.path.join(site, name, "RECORD"))]
+    for dist in found:
+        seen.add(dist)
+        paths = record_sources(dist)
+        for number in range(0, len(paths), 40):
+            if claimed(f"{dist}.{number}"):
+                compile_files(paths[number:number + 40])
+    if finished and not found:
+        break
+    if not found:
+        time.sleep(0.02)
+"""
+
+
+class Compilers:
+    """The compile workers of a pip install: started on entry, told pip is done by finish(), stopped on any error."""
+
+    def __init__(self, slot, scratch, env):
+        self.slot, self.scratch, self.env, self.children = slot, scratch, env, []
+        self.done = os.path.join(scratch, "pip-done")
+
+    def __enter__(self):
+        claims = os.path.join(self.scratch, "compile-claims")
+        os.mkdir(claims)
+        site = site_packages(self.slot)
+        present = [name for name in os.listdir(site) if name.endswith(".dist-info")]
+        self.argv = [python_in(self.slot), "-I", "-S", "-c", COMPILE_WORKER, site, claims, self.done, *present]
+        # pip is the longest step and runs on one core: the workers take the others while it runs, and every core
+        # once it is done.
+        self.start(max(1, self.cores - 1))
+        return self
+
+    @property
+    def cores(self):
+        return min(16, max(1, os.cpu_count() or 1))
+
+    def start(self, count):
+        import subprocess
+
+        for _ in range(count):
+            self.children.append(subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+
+    def finish(self, but=None):
+        """pip is done: one more worker for its core, and wait for all of them (`but`: another child, left alone)."""
+        with open(self.done, "w"):
+            pass
+        self.start(self.cores - len([child for child in self.children if child is not but]))
+        for child in self.children:
+            if child is but:
+                continue
+            _, stderr = child.communicate()
+            if child.returncode != 0:
+                print("".join(f"    {line}\n" for line in stderr.rstrip().splitlines()), end="", file=sys.stderr)
+                error(f"compiling the bytecode of {os.path.relpath(site_packages(self.slot), ROOT)} failed (exit "
+                      f"{child.returncode}); see the output above. The previous ve is untouched.")
+        self.children = [but] if but else []
+
+    def __exit__(self, *exc_info):
+        stop_children(self.children)
+
+
+def stop_children(children):
+    """Stop what is still running (an error or an interrupt left it), so nothing writes after we leave."""
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except BaseException:
+            child.kill()
+            child.wait()
 
 
 def python_in(slot):
     return os.path.join(slot, "bin", "python")
 
 
-def check_env(slot, env):
-    step("checking installed requirements (pip check)")
-    run([python_in(slot), "-I", "-m", "pip", "check", "--isolated", "--disable-pip-version-check"],
-        env, "pip check")
+# Run by the new ve's Python with the seed pip's own `packaging`, as `pip check` reads them: every Requires-Dist
+# of every installed distribution (extras not requested, so their requirements are left out) is installed, in a
+# version its specifier allows. `pip check` itself costs a pip start-up; `make check` still runs it.
+DEPENDENCY_CHECK = r"""
+import json, os, sys
+from email.parser import HeaderParser
+sys.path.insert(0, sys.argv[1])
+from pip._vendor.packaging.requirements import Requirement
+from pip._vendor.packaging.utils import canonicalize_name
+site, metadata = sys.argv[1], {}
+for name in sorted(os.listdir(site)):
+    if name.endswith(".dist-info"):
+        with open(os.path.join(site, name, "METADATA"), encoding="utf-8", errors="replace") as handle:
+            headers = HeaderParser().parse(handle)
+        metadata[canonicalize_name(headers["Name"])] = headers
+problems = []
+for name, headers in sorted(metadata.items()):
+    for line in headers.get_all("Requires-Dist") or []:
+        requirement = Requirement(line)
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        found = metadata.get(canonicalize_name(requirement.name))
+        if found is None:
+            problems.append(f"{headers['Name']} {headers['Version']} requires {requirement}, which is not installed")
+        elif not requirement.specifier.contains(found["Version"], prereleases=True):
+            problems.append(f"{headers['Name']} {headers['Version']} requires {requirement}, but "
+                            f"{found['Name']} {found['Version']} is installed")
+print(json.dumps(problems))
+"""
+
+
+def start_dependency_check(slot, env):
+    import subprocess
+
+    return subprocess.Popen([python_in(slot), "-I", "-S", "-c", DEPENDENCY_CHECK, site_packages(slot)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def check_env(slot, pins, report, dependencies):
+    """The ve holds exactly the lock's pins for this Python (pip's report says which), each with its RECORD, and
+    their requirements are met: what `pip check` would say, without starting pip again."""
+    import json
+
+    step("checking the installed distributions against the lock")
+    problems = installed_problems(slot, pins, report)
+    try:
+        problems += json.loads(dependencies)
+    except ValueError:
+        print("".join(f"    {line}\n" for line in dependencies.rstrip().splitlines()), end="", file=sys.stderr)
+        error("checking the requirements of the installed distributions failed; see the output above. The previous "
+              "ve is untouched.")
+    if problems:
+        more = f" ({len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
+        error(f"the new build does not match the lock (checked like pip check): {problems[0]}{more}. The lock is "
+              "incomplete or inconsistent: "
+              "restore it with `git checkout -- requirements.txt`, or run `make freeze`. The previous ve is untouched.")
+
+
+def installed_problems(slot, pins, report):
+    """Missing, extra, mis-versioned or RECORD-less distributions in the slot, against pip's report of the lock."""
+    import json
+
+    with open(report, encoding="utf-8") as handle:
+        reported = {canonical_name(item["metadata"]["name"]): item["metadata"]["version"]
+                    for item in json.load(handle).get("install", [])}
+    expected = dict(reported)
+    site = site_packages(slot)
+    installed, problems = {}, []
+    for dist in installed_dists(slot):
+        fields = read_metadata(os.path.join(site, dist, "METADATA"))
+        name = canonical_name(fields.get("Name", dist[:-len(".dist-info")].rpartition("-")[0]))
+        installed[name] = fields.get("Version", dist[:-len(".dist-info")].rpartition("-")[2])
+        if not os.path.isfile(os.path.join(site, dist, "RECORD")):
+            problems.append(f"{dist} has no RECORD")
+    if "pip" not in expected and "pip" in installed:
+        expected["pip"] = installed["pip"]  # the seed, which the lock's pip (if pinned) left in place
+    versions = {}
+    for pin in pins:
+        versions.setdefault(pin.name, set()).add(release(pin.version))
+    for name, version in sorted(expected.items()):
+        if name in versions and release(version) not in versions[name]:
+            pinned = " or ".join(sorted(versions[name]))
+            problems.append(f"{name} {version} was installed, but the lock pins {name} {pinned}")
+        elif name not in versions and name != "pip":
+            problems.append(f"{name} {version} was installed, but the lock does not pin it")
+    for name, version in sorted(expected.items()):
+        if name not in installed:
+            problems.append(f"{name} {version} is missing")
+        elif release(installed[name]) != release(version):
+            problems.append(f"{name} {installed[name]} is installed where {version} was expected")
+    problems += [f"{name} {version} is installed, but is not one of the lock's pins for this Python"
+                 for name, version in sorted(installed.items()) if name not in expected]
+    return problems
+
+
+def read_metadata(path):
+    """{"Name": ..., "Version": ...} from a METADATA file's header block (the rest is not needed)."""
+    fields = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    break
+                key, colon, value = line.partition(":")
+                if colon and key in ("Name", "Version") and key not in fields:
+                    fields[key] = value.strip()
+    except OSError:
+        pass
+    return fields
 
 
 def write_stamp(slot, key, inputs):
@@ -1296,7 +1778,7 @@ def exclude_from_git(ve):
     if not ve.startswith(root + os.sep) or not os.path.isdir(os.path.dirname(exclude)):
         return
     names = [ve, f"{ve}.switching", lock_path(ve), scratch_path(ve)] + [slot_path(ve, slot) for slot in SLOTS]
-    wanted = ["/" + os.path.relpath(name, root) for name in names]
+    wanted = ["/" + os.path.relpath(name, root) for name in names] + ["/__pycache__/bootstrap.*.pyc"]
     try:
         with open(exclude, encoding="utf-8") as handle:
             present = set(handle.read().splitlines())
@@ -1305,7 +1787,7 @@ def exclude_from_git(ve):
     missing = [line for line in wanted if line not in present]
     if missing:
         with open(exclude, "a", encoding="utf-8") as handle:
-            handle.write("# the ve of `make ve` (bootstrap.py), its slots, lock and scratch\n"
+            handle.write("# the ve of `make ve` (bootstrap.py), its slots, lock and scratch, bootstrap.py's bytecode\n"
                          + "".join(f"{line}\n" for line in missing))
 
 
@@ -1347,6 +1829,14 @@ def clean(ve, name):
                 else:
                     kept.append(os.path.basename(path))
             remove(lock_path(ve))
+            for kind in CACHE_KINDS:  # nothing but bootstrap.py writes there; a symlink is unlinked, not followed
+                if os.path.lexists(os.path.join(CACHE, kind)):
+                    remove(os.path.join(CACHE, kind))
+                    removed.append(f"{os.path.relpath(CACHE, ROOT)}/{kind}")
+            import glob
+
+            for pyc in glob.glob(os.path.join(ROOT, "__pycache__", "bootstrap.*.pyc")):  # our own bytecode
+                os.unlink(pyc)
         except PermissionError as exc:
             error(permission_message(exc, ve))
     print(f"removed {', '.join(removed) or 'nothing (no build of make ve here)'}")

@@ -1,7 +1,7 @@
 """`make bench`: time `make ve` against the naive pip recipe and uv, on the same lock, wheelhouse and interpreter.
 
 Usage (inside ./ve, as `make bench` runs it):
-    python bench/bench.py [run] [--rounds N] [--cases fresh,noop,scale] [--python python3]
+    python bench/bench.py [run] [--rounds N] [--cases fresh,noop,repin,scale] [--python python3]
     python bench/bench.py profile [--rounds N] [--sets own,scale]   where `make ve`'s time goes, and what
                                                                   candidate optimizations of bootstrap.py buy
     python bench/bench.py lock                                    regenerate bench/uv.txt (needs the index)
@@ -14,8 +14,9 @@ Contenders alternate A B C A B C ... so that drift (page cache, other load) spre
 Every command runs with bootstrap_tools.run.hermetic_env (fresh HOME, no PIP_*/UV_*/PYTHON* variables, pip config
 files skipped), so this machine's own pip config cannot steer any contender.
 
-Cases: fresh (the project's own lock, from nothing), noop (everything already built), scale (the reference
-set of bench/requirements.in, about 70 pins). Network is used only on the first run: to install uv from
+Cases: fresh (the project's own lock, from nothing), noop (everything already built), repin (rebuild after one
+pin changed, as after a small `make freeze`: uv's peer is its warm re-sync), scale (the reference set of
+bench/requirements.in, about 70 pins). Network is used only on the first run: to install uv from
 bench/uv.txt into build/bench/uv-env/ and to lock and download the reference set into build/bench/scale/.
 """
 
@@ -70,7 +71,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="run", choices=("run", "profile", "lock"))
     parser.add_argument("--rounds", type=int, default=5, help="rounds per case (default 5)")
-    parser.add_argument("--cases", default="fresh,noop,scale", help="comma-separated: fresh, noop, scale")
+    parser.add_argument("--cases", default="fresh,noop,repin,scale",
+                        help="comma-separated: fresh, noop, repin, scale")
     parser.add_argument("--sets", default="own,scale", help="profile: which lock sets to profile (own, scale)")
     parser.add_argument("--python", default="python3", help="interpreter for every contender (default python3)")
     args = parser.parse_args(argv)
@@ -214,6 +216,81 @@ def ensure_scale(python):
     return lock, wheels
 
 
+REPIN = "pygments"  # a leaf of the own lock (nothing pins against its version), with many modules to install
+
+
+def ensure_repin(python):
+    """(lock A, lock B): the own lock, and the same with REPIN moved to its previous release, as a small
+    `make freeze` would; the older wheel is downloaded once (needs the index) into build/bench/repin/."""
+    work = WORK / "repin"
+    lock_a = (ROOT / "requirements.txt").read_text()
+    current = next(line.split("==")[1].split()[0] for line in lock_a.splitlines() if line.startswith(f"{REPIN}=="))
+    stamp = work / "input-stamp.txt"
+    if not (stamp.exists() and stamp.read_text().strip() == current and list(work.glob("wheels/*.whl"))):
+        staging = fresh_dir(work / "staging")
+        env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(WORK / "cache" / "pip")})
+        say(f"==> downloading the release of {REPIN} before {current} (needs the index, once)")
+        run([python, "-I", "-m", "venv", "--without-pip", staging / "venv"], env=env)
+        run([sys.executable, "-m", "pip", "--python", staging / "venv" / "bin" / "python", "download", "--isolated",
+             "--no-deps", "--only-binary=:all:", "--quiet", "--dest", staging / "wheels", f"{REPIN}<{current}"],
+            env=env)
+        remove(work / "wheels")
+        os.replace(staging / "wheels", work / "wheels")
+        shutil.rmtree(staging)
+        stamp.write_text(current + "\n")
+    wheel = next((work / "wheels").glob("*.whl"))
+    version = wheel.name.split("-")[1]
+    lines, out, skipping = lock_a.splitlines(keepends=True), [], False
+    for line in lines:
+        if line.startswith(f"{REPIN}=="):
+            out.append(f"{REPIN}=={version} \\\n    --hash=sha256:{sha256(wheel)}\n")
+            skipping = True
+            continue
+        if skipping and line.startswith("    --hash"):
+            continue
+        skipping = False
+        out.append(line)
+    return lock_a, "".join(out), wheel
+
+
+def run_repin(python, uv, count):
+    """Rebuild after one pin changed: each round moves REPIN to the other version (and a comment, so the other
+    slot never already holds the build); uv's peer is its warm re-sync (same venv, cache kept), pip's is
+    `pip install -r` in its existing venv."""
+    lock_a, lock_b, wheel = ensure_repin(python)
+    work = WORK / "repin"
+    say("==> copying the project to build/bench/repin/tree")
+    tree = copy_tree(work / "tree")
+    shutil.copyfile(wheel, tree / "requirements" / wheel.name)
+    lock = tree / "requirements.txt"
+    state = {"round": 0}
+
+    def next_lock(env):
+        state["round"] += 1
+        text = lock_b if state["round"] % 2 else lock_a
+        lock.write_text(text + f"# bench round {state['round']}\n")
+
+    say("==> case repin: building each contender once on the original lock (untimed)")
+    env = contender_env(fresh_dir(WORK / "home"))
+    lock.write_text(lock_a)
+    run(["make", "ve", f"PYTHON={python}"], cwd=tree, env=env)
+    remove(work / "naive-venv")
+    for argv in naive_commands(tree, python, work / "naive-venv", fresh=True):
+        run(argv, cwd=tree, env=env)
+    remove(work / "uv-venv")
+    remove(work / "uv-cache")
+    for argv in uv_commands(uv, python, work / "uv-venv", work / "uv-cache", fresh=True):
+        run(argv, cwd=tree, env=env)
+    ours_ = Contender("make ve", [["make", "ve", f"PYTHON={python}"]], tree, prepare=next_lock)
+    naive_ = Contender("naive pip", naive_commands(tree, python, work / "naive-venv", fresh=False), tree)
+    uv_ = Contender("uv", uv_commands(uv, python, work / "uv-venv", work / "uv-cache", fresh=False), tree)
+    say(f"==> case repin: {count} rounds, {REPIN} moved between {wheel.name.split('-')[1]} and the lock's version")
+    rounds([ours_, naive_, uv_], count, "repin")
+    note = (f"each round moves {REPIN} to the other version (make ve rebuilds the whole ve; uv re-syncs its venv "
+            "with its cache kept; naive pip upgrades in place)")
+    return "repin", [ours_, naive_, uv_], note
+
+
 def count_pins(lock):
     return sum(1 for line in Path(lock).read_text().splitlines() if "==" in line and not line.startswith("#"))
 
@@ -291,9 +368,9 @@ def rounds(contenders, count, label):
 
 def bench(args, python):
     cases = [case.strip() for case in args.cases.split(",") if case.strip()]
-    unknown = set(cases) - {"fresh", "noop", "scale"}
+    unknown = set(cases) - {"fresh", "noop", "repin", "scale"}
     if unknown:
-        raise ToolError(f"unknown case(s) {', '.join(sorted(unknown))}; choose among fresh, noop, scale.")
+        raise ToolError(f"unknown case(s) {', '.join(sorted(unknown))}; choose among fresh, noop, repin, scale.")
     WORK.mkdir(parents=True, exist_ok=True)
     say(f"==> {load_note()}")
     uv = ensure_uv(python)
@@ -305,6 +382,8 @@ def bench(args, python):
             results.append(run_case("fresh", tree, python, uv, WORK / "own", args.rounds, fresh=True))
         if "noop" in cases:
             results.append(run_noop(tree, python, uv, WORK / "own", args.rounds))
+    if "repin" in cases:
+        results.append(run_repin(python, uv, args.rounds))
     if "scale" in cases:
         lock, wheels = ensure_scale(python)
         say(f"==> copying the project with the reference set ({count_pins(lock)} pins, "
@@ -483,10 +562,10 @@ def table(emit, title, rows):
         emit(f"  {label:<56} {min(times):8.3f} {statistics.median(times):9.3f} {max(times):8.3f}")
 
 
-def timed_steps(tree, python, env):
+def timed_steps(tree, python, env, extra=()):
     """Run bootstrap.py, timestamping each `==>` line as it arrives: [(step, seconds)]."""
     started = time.perf_counter()
-    process = subprocess.Popen([python, "-I", "-S", "bootstrap.py"], cwd=tree, env=env, text=True,
+    process = subprocess.Popen([python, "-I", "-S", "bootstrap.py", *extra], cwd=tree, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     marks = [("start: lock, key, verify lock/seed/wheelhouse hashes", started)]
     for line in process.stdout:
@@ -499,23 +578,28 @@ def timed_steps(tree, python, env):
 
 
 def short_step(label):
-    for word, short in (("creating", "virtualenv.py --no-seed"), ("installing", "pip install (from the seed wheel)"),
-                        ("checking", "pip check, stamp, switch"), ("done", "summary, exit")):
+    for word, short in (("creating", "virtualenv (seed pip compiled meanwhile when cold)"),
+                        ("seeding", "seed pip into the slot (waits for its compile when cold)"),
+                        ("installing", "pip install, compile workers alongside"),
+                        ("checking", "check installed vs lock and Requires-Dist, stamp, switch"),
+                        ("the cached", "a damaged cache entry rebuilt"), ("done", "summary, exit")):
         if label.startswith(word):
             return short
     return "verify inputs (lock, seed, wheelhouse hashes), pick slot"
 
 
 def profile_steps(tree, python, count, emit):
-    steps, totals = {}, []
-    for _ in range(count):
-        env = contender_env(fresh_dir(WORK / "home"))
-        make_clean(tree, env)
-        measured = timed_steps(tree, python, env)
-        for label, seconds in measured:
-            steps.setdefault(short_step(label), []).append(seconds)
-        totals.append(sum(seconds for _, seconds in measured))
-    table(emit, "bootstrap.py steps (fresh, from its ==> lines)", list(steps.items()) + [("total", totals)])
+    for title, warm in (("fresh, caches cold", False), ("rebuild (--force), caches warm", True)):
+        steps, totals = {}, []
+        for _ in range(count):
+            env = contender_env(fresh_dir(WORK / "home"))
+            if not warm:
+                make_clean(tree, env)
+            measured = timed_steps(tree, python, env, ["--force"] if warm else [])
+            for label, seconds in measured:
+                steps.setdefault(short_step(label), []).append(seconds)
+            totals.append(sum(seconds for _, seconds in measured))
+        table(emit, f"bootstrap.py steps ({title}, from its ==> lines)", list(steps.items()) + [("total", totals)])
 
 
 VIRTUALENV_SPLIT = r"""

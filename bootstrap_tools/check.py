@@ -11,6 +11,7 @@ pins and the wheels in its own payload (header, launcher and payload).
 
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from bootstrap_tools import (
     lockfile, pins_file, platforms, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
 )
 from bootstrap_tools.seeds import read_sums
-from bootstrap_tools.run import ToolError, run
+from bootstrap_tools.run import ToolError, hermetic_env, run
 from bootstrap_tools.wheels import is_artifact_of, name_version, names_pin, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,7 @@ def find_problems(root):
     problems += requirements_in_problems(root, pins, targets or ["3"])
     problems += seed_problems(root, pins, targets)
     problems += virtualenv_py_problems(root)
+    problems += pip_check_problems(root)
     # Both are derived from the files checked above: while those have problems, their fix (`make freeze`, a
     # restore) rewrites or restores these too, and one broken wheel should not read as three problems.
     return problems or supply_chain_problems(root)
@@ -110,6 +112,22 @@ def supply_chain_problems(root):
 
     pylock.toml takes its upload times from the record: while the record is wrong, only the record is named."""
     return provenance.check_problems(root) or pylock.check_problems(root)
+
+
+def pip_check_problems(root):
+    """`pip check` of the ve this runs in, when it is root's: `make ve` checks the same requirements without
+    starting pip; this is pip's own word on them."""
+    if not Path(sys.prefix).resolve().is_relative_to(Path(root).resolve()):
+        return []
+    try:
+        with tempfile.TemporaryDirectory(prefix="make-check-") as home:
+            run([sys.executable, "-I", "-m", "pip", "check", "--isolated", "--disable-pip-version-check"],
+                env=hermetic_env(home))
+    except ToolError as exc:
+        found = [line.strip() for line in (exc.output or "").splitlines() if line.strip()]
+        return [f"pip check in the ve: {line}: the lock is incomplete, run `make freeze` (then `make ve`)"
+                for line in found or [str(exc)]]
+    return []
 
 
 def lfs_pointer_problems(root):

@@ -491,8 +491,7 @@ def test_lock_missing_a_dependency_fails_pip_check_and_keeps_the_previous_ve(bui
     with restored(lock):
         replace_pin(lock, "iniconfig", "")
         result = run_make(checkout, "ve")
-        assert_one_error(result, "pip check")
-        assert "iniconfig" in result.stderr, describe(result)
+        assert_one_error(result, "pip check", "requires iniconfig")
     assert ve_state(checkout) == before
     assert_ve_works(checkout)
 
