@@ -30,7 +30,7 @@ slow = pytest.mark.slow
 # The files a freeze may change; a failed one must leave every byte of them as it was.
 MANAGED = ("requirements.txt", "requirements.pins", "requirements", "virtualenv_support", "virtualenv.py",
            "bootstrap_tools/virtualenv.txt")
-NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp", "ve.switching", "build", ".bootstrap")
+NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp", "ve.switching", "build", ".bootstrap", "__pycache__")
 
 
 # --- the package index and the project copy ------------------------------------------------------------------

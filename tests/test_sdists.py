@@ -29,7 +29,8 @@ THIS = "%d.%d" % sys.version_info[:2]
 OTHER = next((version for version in ("3.12", "3.11", "3.13", "3.10") if version != THIS and _find_python(version)),
              None)
 SOURCE_ONLY = ("pyproj", "legacy", "dynamic", "cext")
-NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp", "build", ".bootstrap")
+# __pycache__/: bootstrap.py's own bytecode, which make ve keeps (git-ignored), like the ve itself.
+NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp", "build", ".bootstrap", "__pycache__")
 OFFLINE = ("unshare", "-n") if _unshare_works("-n") else ()
 
 
