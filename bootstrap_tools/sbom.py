@@ -1,8 +1,10 @@
-"""`make sbom`: a CycloneDX JSON SBOM of what `make ve` installs, one document per target Python, offline.
+"""`make sbom`: a CycloneDX JSON SBOM of what `make ve` installs, one document per target, offline.
 
-For each target of requirements.txt: one component per pin whose marker holds there (what `make ve` installs
-on that Python, the seed pip included as the lock's pip), with its package URL, version, the sha256 of the
-artifact(s) in requirements/ that fit that Python, and the license its wheel's metadata declares
+A target is a Python of the lock, or with declared platforms (`# platforms:`) a (platform, Python) pair, whose
+descriptor (platforms/<name>.json) gives the markers and the wheel tags. For each target of requirements.txt: one
+component per pin whose marker holds there (what `make ve` installs there, the seed pip included as the lock's
+pip), with its package URL, version, the sha256 of the artifact(s) in requirements/ that fit there (the sdist
+where it builds at `make ve`), and the license its wheel's metadata declares
 (License-Expression, else License, else its license classifiers, as written); dependency edges from each
 wheel's Requires-Dist evaluated for that Python, between the lock's own pins; the root component depends on
 requirements.in's requirements. Built with cyclonedx-python-lib. Deterministic for a given lock and
@@ -21,7 +23,7 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bootstrap_tools import lockfile, requirements_in
+from bootstrap_tools import lockfile, platforms, requirements_in
 from bootstrap_tools.run import ToolError, fail
 from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, unfit_reason, wheel_metadata
 
@@ -52,9 +54,9 @@ def write_all(root, output):
         raise ToolError(f"requirements.txt line `{problems[0].line}` {problems[0].message}: run `make check`.")
     output.mkdir(parents=True, exist_ok=True)
     written = []
-    for target in lockfile.targets(lock_text):
+    for target in platforms.lock_targets(lock_text, root):
         text, count = render(root, pins, target)
-        path = output / f"sbom-python{target}.cdx.json"
+        path = output / file_name(target)
         partial = path.with_name(f".{path.name}.part")
         partial.write_text(text, encoding="utf-8")
         partial.replace(path)
@@ -62,7 +64,19 @@ def write_all(root, output):
     return written
 
 
+def file_name(target):
+    """`sbom-python3.12.cdx.json`, or `sbom-python3.12-macos-arm64.cdx.json` for a (platform, Python) pair."""
+    if isinstance(target, platforms.Pair):
+        return f"sbom-python{target.python}-{target.platform}.cdx.json"
+    return f"sbom-python{target}.cdx.json"
+
+
 def target_environment(target):
+    """The marker environment of a target, for the Requires-Dist edges. A pair's descriptor wins; what it lacks
+    (platform_release, platform_version: no lock marker may use them, platforms.evaluate refuses) is this machine's,
+    which only a dependency edge between two pins already selected could ever read."""
+    if isinstance(target, platforms.Pair):
+        return dict(default_environment(), **target.environment(), extra="")
     return dict(default_environment(), python_version=target, python_full_version=full_version(target), extra="")
 
 
@@ -75,10 +89,31 @@ def installed_pins(root, pins, target):
             continue
         ours = [path for path, digest in files.items() if is_artifact_of(path.name, digest, pin)]
         fitting = [path for path in ours if not is_sdist(path.name) and unfit_reason(path, target) is None]
+        if not fitting:  # on a declared platform an sdist fits: it builds at `make ve` there, offline
+            fitting = [path for path in ours if is_sdist(path.name) and platforms.unfit(path, target) is None]
         if not fitting:
             raise ToolError(f"requirements/ has no artifact of {pin} for Python {target}: run `make check`.")
-        chosen.append((pin, fitting))
+        # The metadata: a fitting wheel's, else (an sdist that builds there) the wheel freeze built here from it.
+        wheels = [path for path in fitting + ours if not is_sdist(path.name)]
+        chosen.append((pin, fitting, wheels[0] if wheels else None))
     return chosen
+
+
+def metadata_of(path):
+    """The core metadata of a wheel, or of an sdist (its PKG-INFO) where no wheel of the pin is at hand."""
+    if not is_sdist(path.name):
+        return wheel_metadata(path)
+    import email.parser
+    import tarfile
+    import zipfile
+
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO"))
+            return email.parser.HeaderParser().parsestr(archive.read(name).decode("utf-8"))
+    with tarfile.open(path) as archive:
+        member = next(m for m in archive.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"))
+        return email.parser.HeaderParser().parsestr(archive.extractfile(member).read().decode("utf-8"))
 
 
 def declared_licenses(metadata):
@@ -121,15 +156,15 @@ def render(root, pins, target):
 
     environment = target_environment(target)
     chosen = installed_pins(root, pins, target)
-    names = {pin.name for pin, _ in chosen}
+    names = {pin.name for pin, _, _ in chosen}
     bom = Bom()
     root_component = Component(type=ComponentType.APPLICATION, name="requirements.in", bom_ref="requirements.in",
                                description=f"what `make ve` installs from requirements.txt on Python {target}")
     bom.metadata.component = root_component
     bom.metadata.timestamp = None  # reproducible: the same lock gives the same bytes
     components, edges = {}, {}
-    for pin, paths in chosen:
-        metadata = wheel_metadata(paths[0])
+    for pin, paths, source in chosen:
+        metadata = metadata_of(source or paths[0])
         # An SPDX id or expression in License becomes one (the factory's choice), anything else stays a name.
         licenses = [LicenseExpression(text) if kind == "expression" else LicenseFactory().make_from_string(text)
                     if kind == "license" else DisjunctiveLicense(name=text)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from bootstrap_tools import check, cooldown, lockfile, provenance, pylock
+from bootstrap_tools import check, cooldown, lockfile, platforms, provenance, pylock, sbom
 from conftest import assert_ok, assert_one_error, describe, make_env, run_make, unshare_or_skip
 
 slow = pytest.mark.slow
@@ -137,9 +137,12 @@ def test_make_sbom_is_schema_valid_deterministic_and_lists_what_make_ve_installs
     unshare_or_skip("-n")  # offline: the first run has no network at all
     first = assert_ok(run_make(built_checkout, "sbom", "SBOM_DIR=sbom-1", prefix=("unshare", "-n")))
     assert_ok(run_make(built_checkout, "sbom", "SBOM_DIR=sbom-2"))
-    names = sorted(path.name for path in (built_checkout / "sbom-1").iterdir())
-    targets = lockfile.targets((built_checkout / "requirements.txt").read_text(encoding="utf-8"))
-    assert names == [f"sbom-python{target}.cdx.json" for target in targets], describe(first)
+    # One document per target: this repository declares platforms, so per (platform, Python) pair.
+    targets = platforms.lock_targets((built_checkout / "requirements.txt").read_text(encoding="utf-8"),
+                                     built_checkout)
+    assert len(targets) == 12 and all(isinstance(target, platforms.Pair) for target in targets)
+    names = [sbom.file_name(target) for target in targets]
+    assert sorted(path.name for path in (built_checkout / "sbom-1").iterdir()) == sorted(names), describe(first)
     validate = cyclonedx_validator()
     pins, _ = lockfile.parse((built_checkout / "requirements.txt").read_text(encoding="utf-8"))
     for name, target in zip(names, targets):
@@ -155,7 +158,8 @@ def test_make_sbom_is_schema_valid_deterministic_and_lists_what_make_ve_installs
         assert "timestamp" not in document.get("metadata", {})
         edges = {entry["ref"]: entry.get("dependsOn", []) for entry in document["dependencies"]}
         assert "packaging==" in " ".join(edges[next(ref for ref in edges if ref.startswith("build=="))])
-    this = json.loads((built_checkout / "sbom-1" / f"sbom-python{THIS_PYTHON}.cdx.json").read_text())
+    here = f"sbom-python{THIS_PYTHON}-{platforms.this_platform()}.cdx.json"
+    this = json.loads((built_checkout / "sbom-1" / here).read_text())
     ve = installed(built_checkout / "ve" / "bin" / "python")
     assert sorted(component["purl"] for component in this["components"]) == sorted(
         f"pkg:pypi/{canonicalize_name(name)}@{version}" for name, (version, _) in ve.items())
