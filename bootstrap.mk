@@ -82,7 +82,8 @@ $(foreach name,$(BOOTSTRAP_TARGETS),$(eval .PHONY: $(name))$(eval $(name): boots
 .PHONY: bootstrap-help  ## show this help
 bootstrap-help:
 	@echo "Targets (variables: PYTHON=$(PYTHON) VE=$(VE); FORCE=1 forces a rebuild; PYTEST_ARGS=... and"
-	@echo "FLAKE8_ARGS=... narrow make test; PACKAGES=... limits freeze-upgrade; INDEX_URL=... for freeze*):"
+	@echo "FLAKE8_ARGS=... narrow make test; PACKAGES=... limits freeze-upgrade; INDEX_URL=... for freeze*;"
+	@echo "COOLDOWN_DAYS=$(COOLDOWN_DAYS) (0: off) and TARGET_PLATFORMS=$(TARGET_PLATFORMS) for freeze*):"
 	@awk -F '## ' -v short=" $(BOOTSTRAP_TARGETS) " '/^\.PHONY: [a-z-]+ +## / { \
 		sub(/^\.PHONY: /, "", $$1); sub(/ +$$/, "", $$1); name = $$1; \
 		if (name ~ /^bootstrap-/ && index(short, " " substr(name, 11) " ")) name = substr(name, 11); \
@@ -130,7 +131,7 @@ bootstrap-platforms: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).platforms --pythons "$(TARGET_PYTHONS)" $(if $(RECORD),--record) \
 		$(TARGET_PLATFORMS)
 
-.PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target Python of what make ve installs, in SBOM_DIR
+.PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target (Python, or platform and Python) of what make ve installs
 bootstrap-sbom: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).sbom --output "$(SBOM_DIR)"
 
