@@ -338,3 +338,33 @@ def test_the_reports_pin_changes_count_a_pin_for_a_python_when_it_holds_there_on
              + line.format('macdep==1.0 ; sys_platform == "darwin" and python_version >= "3.11"', "b" * 64))
     assert report.pin_changes(before, after) == [("targets", "3.10 -> 3.10 3.11"),
                                                  ("added", "macdep 1.0 (Python 3.11)")]
+
+
+def test_an_sdist_only_pin_counts_on_a_foreign_pair_and_its_sbom_reads_the_wheel_built_here(tmp_path):
+    """A pin published only as an sdist: freeze builds its wheel for this machine only, and on another declared
+    platform it builds at `make ve`, offline. So for a macOS pair the sdist is the fitting artifact, and the SBOM
+    reads its metadata from the wheel built here."""
+    from bootstrap_tools import sbom
+    from sdist_helpers import make_sdist
+
+    wheelhouse = tmp_path / "requirements"
+    wheel = build_wheel(wheelhouse, "cext", "1.0", requires=['purelib ; sys_platform == "darwin"'],
+                        tag="cp311-cp311-linux_x86_64")
+    sdist = make_sdist(wheelhouse, "cext", "1.0", {"setup.py": ""})
+    pins, problems = lockfile.parse(f"cext==1.0 --hash=sha256:{sha256_file(wheel)} "
+                                    f"--hash=sha256:{sha256_file(sdist)}\n"
+                                    f"purelib==1.0 ; sys_platform == \"darwin\" --hash=sha256:{'0' * 64}\n")
+    assert problems == []
+    mac = platforms.Pair(platforms.generated("macos-arm64", ["3.11"]), "3.11")
+    linux = platforms.Pair(platforms.generated("linux-x86_64", ["3.11"]), "3.11")
+    assert platforms.unfit(sdist, mac) is None  # builds at make ve there
+    assert platforms.unfit(wheel, mac) is not None  # a Linux wheel
+    assert platforms.unfit(wheel, linux) is None
+    cext = [pin for pin in pins if pin.name == "cext"]
+    (chosen_pin, fitting, source), = sbom.installed_pins(tmp_path, cext, mac)
+    assert fitting == [sdist] and source == wheel
+    assert sbom.dependencies(sbom.metadata_of(source), {"purelib"}, sbom.target_environment(mac)) == ["purelib"]
+    assert sbom.dependencies(sbom.metadata_of(source), {"purelib"}, sbom.target_environment(linux)) == []
+    (_, fitting, _), = sbom.installed_pins(tmp_path, cext, linux)
+    assert fitting == [wheel]
+    assert sbom.metadata_of(sdist)["Name"] == "cext"  # where no wheel of the pin is at hand: its PKG-INFO
