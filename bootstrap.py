@@ -898,13 +898,14 @@ def virtualenv_py_problems():
         return [f"virtualenv.py is damaged: its header has no payload sha256, or its payload is cut short "
                 f"(truncated?). {fix}"]
     try:
-        actual = hashlib.sha256(base64.b64decode(encoded.group(1))).hexdigest()
+        payload = base64.b64decode(encoded.group(1))
+        actual = hashlib.sha256(payload).hexdigest()
     except (binascii.Error, ValueError):
         actual = "(not valid base64)"
     if actual != recorded.group(1).decode():
         return [f"virtualenv.py is damaged: its payload does not match the sha256 in its header (expected "
                 f"{recorded.group(1).decode()}, got {actual}). {fix}"]
-    VERIFIED_PAYLOAD[:] = [hashlib.sha256(data).hexdigest(), base64.b64decode(encoded.group(1))]
+    VERIFIED_PAYLOAD[:] = [hashlib.sha256(data).hexdigest(), payload]
     try:
         compile(data, VIRTUALENV_PY, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
@@ -1090,21 +1091,17 @@ def run(argv, env, what):
 
 
 def create_env(slot, scratch, env):
-    """virtualenv --no-seed from virtualenv.py's verified payload, unpacked (and its bytecode and interpreter
-    query kept) in a cache entry checked file by file before each use; built afresh on a miss."""
-    import shutil
-
+    """virtualenv --no-seed from virtualenv.py's verified payload, unpacked (with the bytecode its imports write)
+    in a cache entry checked file by file before each use; built afresh on a miss. Its app-data is the scratch
+    dir's: virtualenv describes the running interpreter in-process and writes nothing there worth keeping."""
     step(f"creating {os.path.relpath(slot, ROOT)} with virtualenv.py for Python {python_version()}")
     digest, payload = VERIFIED_PAYLOAD
     entry = valid_entry("virtualenv", digest)
-    app_data = os.path.join(scratch, "app-data")
     if entry:
-        shutil.copytree(os.path.join(entry, "app-data"), app_data)  # virtualenv may write there: never in the cache
         tree, write_bytecode = entry, False
     else:
         tree, write_bytecode = os.path.join(scratch, "virtualenv-tree"), True
         remove(tree)
-        app_data = os.path.join(tree, "app-data")
         unpack_virtualenv(payload, tree)
     with open(os.path.join(tree, SYS_PATH), encoding="utf-8") as handle:
         dirs = [os.path.join(tree, name) for name in handle.read().split()]
@@ -1114,7 +1111,8 @@ def create_env(slot, scratch, env):
               "from virtualenv.__main__ import run_with_catch; run_with_catch(sys.argv[1:])")
     # --no-venv-redirect: virtualenv would otherwise drop a PEP 832 `.venv` file beside a pyproject.toml.
     run([sys.executable, "-I", "-c", launch, *dirs, "--", "--no-seed", "--no-download", "--no-periodic-update",
-         "--no-venv-redirect", "--app-data", app_data, "--python", sys.executable, slot], env, "virtualenv")
+         "--no-venv-redirect", "--app-data", os.path.join(scratch, "app-data"), "--python", sys.executable, slot],
+        env, "virtualenv")
     if not entry:
         keep_entry("virtualenv", digest, tree)
 
@@ -1139,8 +1137,8 @@ def unpack_virtualenv(payload, tree):
 
 
 # ---------------------------------------------------------------- caches in the build area
-# What every build would otherwise redo: virtualenv.py's unpacked tree (with the bytecode its imports wrote and
-# virtualenv's interpreter query in its app-data), and the seed pip unpacked and compiled. An entry is built in the
+# What every build would otherwise redo: virtualenv.py's unpacked tree (with the bytecode its imports wrote), and
+# the seed pip unpacked and compiled. An entry is built in the
 # scratch dir and renamed into .bootstrap/cache/ whole, with a MANIFEST of every file's sha256; each use checks
 # every file against it first, so a half-written, damaged or changed entry is never used: it is removed and built
 # again. Keys: what the entry is made from (virtualenv.py's or the seed's sha256) and the interpreter's identity.
