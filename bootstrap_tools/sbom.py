@@ -54,8 +54,9 @@ def write_all(root, output):
         raise ToolError(f"requirements.txt line `{problems[0].line}` {problems[0].message}: run `make check`.")
     output.mkdir(parents=True, exist_ok=True)
     written = []
+    files = artifact_digests(root)  # once for every target: a wheelhouse can be large
     for target in platforms.lock_targets(lock_text, root):
-        text, count = render(root, pins, target)
+        text, count = render(root, pins, target, files)
         path = output / file_name(target)
         partial = path.with_name(f".{path.name}.part")
         partial.write_text(text, encoding="utf-8")
@@ -80,9 +81,14 @@ def target_environment(target):
     return dict(default_environment(), python_version=target, python_full_version=full_version(target), extra="")
 
 
-def installed_pins(root, pins, target):
-    """[(pin, [fitting artifact paths])] of the pins `make ve` installs on `target`."""
-    files = {path: lockfile.sha256(path) for path in sorted((root / "requirements").glob("*")) if path.is_file()}
+def artifact_digests(root):
+    return {path: lockfile.sha256(path) for path in sorted((root / "requirements").glob("*")) if path.is_file()}
+
+
+def installed_pins(root, pins, target, files=None):
+    """[(pin, [fitting artifact paths], wheel to read the metadata from)] of the pins `make ve` installs on
+    `target`; files: {path: sha256} of requirements/, when the caller has them."""
+    files = artifact_digests(root) if files is None else files
     chosen = []
     for pin in sorted(pins, key=lambda pin: pin.name):
         if not pin.applies_to(target):
@@ -144,7 +150,7 @@ def dependencies(metadata, names, environment):
     return sorted(found)
 
 
-def render(root, pins, target):
+def render(root, pins, target, files=None):
     """(the CycloneDX 1.6 JSON text for `target`, how many components)."""
     from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import HashAlgorithm, HashType
@@ -155,7 +161,7 @@ def render(root, pins, target):
     from packageurl import PackageURL
 
     environment = target_environment(target)
-    chosen = installed_pins(root, pins, target)
+    chosen = installed_pins(root, pins, target, files)
     names = {pin.name for pin, _, _ in chosen}
     bom = Bom()
     root_component = Component(type=ComponentType.APPLICATION, name="requirements.in", bom_ref="requirements.in",
