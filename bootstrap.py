@@ -546,9 +546,12 @@ def build(ve, key, inputs, one_slot=False):
     try:
         slot = pick_slot(ve)
         env = hermetic_env(scratch)
-        with SeedTree(seed, scratch, env) as seed_tree:  # unpacked and compiled while virtualenv runs
+        # The seed unpacked and compiled, and the wheels' modules compiled, while virtualenv runs.
+        with SeedTree(seed, scratch) as seed_tree, CompilePool(scratch, env) as pool:
+            pool.start(slot, seed_tree, pins)
             create_env(slot, scratch, env)
-            report, dependencies = install(slot, seed_tree, pins, scratch, env)
+            pool.ve_made()
+            report, dependencies = install(slot, seed_tree, pins, scratch, env, pool)
         check_env(slot, pins, report, dependencies)
     finally:
         if remover:
@@ -801,11 +804,7 @@ def check_artifacts(pins):
     Matching by name and version as well as by hash, as pip selects: a renamed copy or a backup with the same bytes
     (`x.whl.orig`) is not the pin's artifact.
     """
-    by_pin = {}
-    for path in list_files(WHEELHOUSE):
-        key = artifact_pin(os.path.basename(path))
-        if key and os.path.isfile(path):
-            by_pin.setdefault(key, []).append(path)
+    by_pin = artifacts_by_pin()
     problems = []
     for pin in pins:
         candidates = by_pin.get((pin.name, release(pin.version)), [])
@@ -818,6 +817,16 @@ def check_artifacts(pins):
             problems.append(f"requirements/ has no artifact for {pin} (pinned in requirements.txt). Restore it with "
                             "`git checkout -- requirements/`; if git has no copy, run `make freeze` (needs the index).")
     return problems
+
+
+def artifacts_by_pin():
+    """{(name, release): [its files in requirements/]}, by file name as pip finds them."""
+    by_pin = {}
+    for path in list_files(WHEELHOUSE):
+        key = artifact_pin(os.path.basename(path))
+        if key and os.path.isfile(path):
+            by_pin.setdefault(key, []).append(path)
+    return by_pin
 
 
 def artifact_pin(filename):
@@ -1109,8 +1118,9 @@ def create_env(slot, scratch, env):
     launch = ("import sys; end = sys.argv.index('--'); sys.path[:0], sys.argv = sys.argv[1:end], sys.argv[end:]; "
               f"sys.dont_write_bytecode = {not write_bytecode}; "
               "from virtualenv.__main__ import run_with_catch; run_with_catch(sys.argv[1:])")
+    # -S: the interpreter's own site-packages and .pth files (the machine's, not ours) stay out of the run.
     # --no-venv-redirect: virtualenv would otherwise drop a PEP 832 `.venv` file beside a pyproject.toml.
-    run([sys.executable, "-I", "-c", launch, *dirs, "--", "--no-seed", "--no-download", "--no-periodic-update",
+    run([sys.executable, "-I", "-S", "-c", launch, *dirs, "--", "--no-seed", "--no-download", "--no-periodic-update",
          "--no-venv-redirect", "--app-data", os.path.join(scratch, "app-data"), "--python", sys.executable, slot],
         env, "virtualenv")
     if not entry:
@@ -1164,11 +1174,13 @@ def tree_files(tree):
     return found
 
 
-def write_manifest(tree):
-    files = tree_files(tree)
-    lines = [f"{file_sha256(path)} {relative}\n" for relative, path in sorted(files.items()) if relative != MANIFEST]
+def write_manifest(tree, lines=None):
+    """The MANIFEST of tree: from its files, or from `lines` (`<sha256> <path>`) its writers recorded."""
+    if lines is None:
+        files = tree_files(tree)
+        lines = [f"{file_sha256(path)} {relative}\n" for relative, path in files.items() if relative != MANIFEST]
     with open(os.path.join(tree, MANIFEST), "w", encoding="utf-8") as handle:
-        handle.writelines(lines)
+        handle.writelines(sorted(lines, key=lambda line: line.split(" ", 1)[1]))
 
 
 def entry_problem(entry, copy_to=None):
@@ -1235,12 +1247,12 @@ def valid_entry(kind, digest, copy_to=None):
     return None
 
 
-def keep_entry(kind, digest, tree):
+def keep_entry(kind, digest, tree, lines=None):
     """Move a tree built in the scratch dir into the cache, whole (one rename), with its MANIFEST; best effort:
     a read-only checkout, another file system or a concurrent build's entry just mean no cache this time."""
     entry = entry_path(kind, digest)
-    write_manifest(tree)
     try:
+        write_manifest(tree, lines)
         os.makedirs(os.path.dirname(entry), exist_ok=True)
         os.rename(tree, entry)
     except OSError:
@@ -1249,96 +1261,150 @@ def keep_entry(kind, digest, tree):
 
 
 class SeedTree:
-    """The seed pip unpacked and compiled (checked-hash, paths relative so the .pyc fit any slot): a cache entry, or
-    made in the scratch dir while virtualenv runs (then kept in the cache); copy_into() checks it as it copies."""
+    """The seed pip unpacked and compiled (checked-hash, paths relative so the .pyc fit any slot): a cache entry,
+    checked file by file as it is copied into the ve, or made in the scratch dir by the compile workers while
+    virtualenv runs, linked into the ve as it is, and then kept in the cache (in the background)."""
 
-    def __init__(self, seed, scratch, env):
-        self.seed, self.scratch, self.env, self.child, self.tree = seed, scratch, env, None, None
-        self.thread = self.failure = None
+    def __init__(self, seed, scratch):
+        self.seed, self.scratch, self.job, self.keeper = seed, scratch, None, None
+        entry = entry_path("seed", seed[1])
+        if os.path.isdir(entry):
+            self.tree = entry
+            self.dist_info = next((name for name in os.listdir(entry) if name.endswith(".dist-info")), None)
+        else:
+            self.tree = os.path.join(scratch, "seed-tree")
+            self.job, self.dist_info = seed_job(seed, self.tree, "seed")
 
     def __enter__(self):
-        entry = entry_path("seed", self.seed[1])
-        self.tree = entry if os.path.isdir(entry) else self.start()
         return self
 
-    def start(self):
-        """Check the verified wheel's private copy, then unpack and compile it in the background (unpacking ~950
-        files is itself ~0.15 s of file creation: it runs beside virtualenv too); return the directory."""
-        import shutil
+    def copy_into(self, site, pool):
+        """Put the tree into site-packages. A cache entry is checked against its MANIFEST as it is copied; a
+        damaged one is removed with whatever it had copied, and built again (by one worker, alone)."""
         import threading
-        import zipfile
 
-        path, recorded = self.seed
-        runner = os.path.join(self.scratch, os.path.basename(path))
-        shutil.copyfile(path, runner)  # a private copy, checked again: nobody can swap it between check and use
-        mismatch = verify_file(runner, {recorded}, "virtualenv_support/SHA256SUMS", "run `make ve` again")
-        if mismatch:
-            error(mismatch)
-        tree = os.path.join(self.scratch, "seed-tree")
-        remove(tree)
-        with zipfile.ZipFile(runner) as archive:
-            names = archive.namelist()
-        if any(name.startswith("/") or ".." in name.split("/") or ".data/" in name for name in names):
-            error(f"{os.path.basename(runner)} is not a plain pure-Python wheel. "
-                  "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
-        self.thread = threading.Thread(target=self.unpack_and_compile, args=(runner, tree), daemon=True)
-        self.thread.start()
-        return tree
-
-    def unpack_and_compile(self, runner, tree):
-        import subprocess
-        import zipfile
-
-        try:
-            with zipfile.ZipFile(runner) as archive:
-                archive.extractall(tree)
-            self.child = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-m", "compileall", "-f", "-qq", "-j0", "--invalidation-mode",
-                 "checked-hash", "-s", tree, tree],
-                env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except BaseException as exc:  # raised again by ready(), in the main thread
-            self.failure = exc
-
-    def ready(self):
-        """Wait for the unpacking and the compile, if they run, and keep the result in the cache."""
-        if self.thread:
-            self.thread.join()
-            self.thread = None
-            if self.failure:
-                raise self.failure
-        if self.child:
-            self.child.wait()
-            self.child = None
-            self.tree = keep_entry("seed", self.seed[1], self.tree)
-        return self.tree
-
-    def copy_into(self, site):
-        """Copy the tree into site-packages, each file checked against the MANIFEST as it is copied; a damaged
-        cache entry is removed with whatever it had copied, and built again."""
-        tree = self.ready()
-        problem = entry_problem(tree, copy_to=site)
+        if self.job:  # written just now by the workers, from the verified wheel's bytes: nothing to check it against
+            manifest = pool.wait_for(self.job)
+            self.job = None
+            link_tree(self.tree, site)
+            self.keeper = threading.Thread(target=keep_entry, args=("seed", self.seed[1], self.tree, manifest))
+            self.keeper.start()
+            return
+        problem = entry_problem(self.tree, copy_to=site)
         if problem is None:
             return
-        for name in {relative.split(os.sep, 1)[0] for relative in tree_files(tree)} - {MANIFEST}:
+        for name in {relative.split(os.sep, 1)[0] for relative in tree_files(self.tree)} - {MANIFEST}:
             remove(os.path.join(site, name))
-        if not tree.startswith(CACHE + os.sep):
-            error(f"the seed pip unpacked in {tree} changed while it was copied ({problem}). Run `make ve` again.")
-        step(f"the cached seed tree {os.path.relpath(tree, ROOT)} is damaged ({problem}): building it again")
-        remove(tree)
-        self.tree = self.start()
-        self.copy_into(site)
+        step(f"the cached seed tree {os.path.relpath(self.tree, ROOT)} is damaged ({problem}): building it again")
+        remove(self.tree)
+        self.tree = os.path.join(self.scratch, "seed-tree")
+        self.job, self.dist_info = seed_job(self.seed, self.tree, "seed-again")
+        pool.run_alone(self.job)
+        self.copy_into(site, pool)
 
     def __exit__(self, *exc_info):
-        if self.thread:
-            self.thread.join()  # it ends by starting the compile, stopped here with it
-        if self.child:
-            stop_children([self.child])
+        if self.keeper:
+            self.keeper.join()
 
 
-def install(slot, seed_tree, pins, scratch, env):
+def link_tree(tree, target):
+    """Hard-link (where the file system allows, else copy) every file of tree to the same place under target."""
+    import shutil
+
+    made = set()
+    for relative, path in sorted(tree_files(tree).items()):
+        place = os.path.join(target, relative)
+        if os.path.dirname(place) not in made:
+            os.makedirs(os.path.dirname(place), exist_ok=True)
+            made.add(os.path.dirname(place))
+        try:
+            os.link(path, place)
+        except OSError:
+            shutil.copyfile(path, place)
+
+
+def seed_job(seed, tree, name):
+    """(the workers' job that unpacks and compiles the seed wheel into tree, its dist-info directory's name)."""
+    import zipfile
+
+    path, recorded = seed
+    remove(tree)
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(name for name in archive.namelist() if not name.endswith("/"))
+    if any(unsafe_member(name) or ".data/" in name for name in names):
+        error(f"{os.path.basename(path)} is not a plain pure-Python wheel. "
+              "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
+    dist_info = next((name.split("/")[0] for name in names if name.split("/")[0].endswith(".dist-info")), None)
+    # Chunks of about 40 modules, each with the other files that come before the next module.
+    chunks, current, modules = [], [], 0
+    for member in names:
+        current.append([member, member])
+        modules += member.endswith(".py")
+        if modules == 40:
+            chunks.append(current)
+            current, modules = [], 0
+    chunks += [current] if current else []
+    return {"name": name, "path": path, "sha256": [recorded], "root": tree, "unpack": True, "chunks": chunks}, dist_info
+
+
+def unsafe_member(name):
+    return name.startswith("/") or ".." in name.split("/") or "\\" in name
+
+
+def wheel_jobs(pins, site, taken):
+    """The workers' jobs for the wheels pip is bound to install, so their modules compile while virtualenv and pip
+    run: an unmarked pin with one artifact in requirements/, a wheel (any other pin waits for pip's RECORD). Each
+    .py member is named by its place in site-packages; one that two wheels (or the seed, `taken`) carry is left
+    out, and compiled once pip has put the winning copy in place."""
+    import collections
+    import importlib.util
+    import zipfile
+
+    by_pin = artifacts_by_pin()
+    planned = []
+    for pin in pins:
+        paths = by_pin.get((pin.name, release(pin.version)), [])
+        if pin.marker or pin.name == "pip" or len(paths) != 1 or not paths[0].endswith(".whl"):
+            continue
+        try:
+            with zipfile.ZipFile(paths[0]) as archive:
+                names = [name for name in archive.namelist() if not name.endswith("/")]
+        except (OSError, zipfile.BadZipFile):
+            continue  # pip names what is wrong with it
+        if any(map(unsafe_member, names)):
+            continue
+        places = {name: site_place(name) for name in names}
+        shipped = {place for place in places.values() if place and place.endswith(".pyc")}
+        modules = {name: place for name, place in places.items() if place and place.endswith(".py")
+                   and importlib.util.cache_from_source(place) not in shipped}
+        dist_info = next((name.split("/")[0] for name in names if name.split("/")[0].endswith(".dist-info")), None)
+        planned.append((pin, paths[0], dist_info, modules))
+    counts = collections.Counter(taken)
+    for _, _, _, modules in planned:
+        counts.update(modules.values())
+    jobs = []
+    for pin, path, dist_info, modules in planned:
+        members = [[name, place] for name, place in sorted(modules.items()) if counts[place] == 1]
+        if members:
+            chunks = [members[start:start + 60] for start in range(0, len(members), 60)]
+            jobs.append({"name": dist_info, "path": path, "sha256": sorted(pin.hashes), "root": site,
+                         "unpack": False, "chunks": chunks})
+    return jobs
+
+
+def site_place(name):
+    """Where pip puts a wheel member, relative to site-packages (None: elsewhere, or not installed)."""
+    top, _, rest = name.partition("/")
+    if top.endswith(".data"):
+        scheme, _, rest = rest.partition("/")
+        return rest if scheme in ("purelib", "platlib") and rest else None
+    return name
+
+
+def install(slot, seed_tree, pins, scratch, env, pool):
     """Copy the compiled seed pip into the ve, then let it install the whole lock in one run, compiled meanwhile."""
     step(f"seeding {os.path.basename(seed_tree.seed[0])} from virtualenv_support/")
-    install_seed(slot, seed_tree)
+    install_seed(slot, seed_tree, pool)
     requirements = os.path.join(scratch, "requirements.txt")
     with open(requirements, "w", encoding="utf-8") as handle:
         for pin in pins:
@@ -1347,17 +1413,16 @@ def install(slot, seed_tree, pins, scratch, env):
     step(f"installing requirements.txt ({len(pins)} pins, those for this Python) from requirements/ "
          "(offline, hashes required)")
     report = os.path.join(scratch, "pip-report.json")
-    with Compilers(slot, scratch, env) as compilers:
-        (source_build(source) if source else run)(
-            [python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
-             "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
-             "--no-input", "--quiet", "--no-compile", "--report", report, *source_args(source, scratch),
-             "-r", requirements],
-            env, "pip install")
-        compilers.children.append(start_dependency_check(slot, env))  # runs while the last files compile
-        dependencies = compilers.children[-1]
-        compilers.finish(but=dependencies)
-        output, _ = dependencies.communicate()
+    (source_build(source) if source else run)(
+        [python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
+         "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
+         "--no-input", "--quiet", "--no-compile", "--report", report, *source_args(source, scratch),
+         "-r", requirements],
+        env, "pip install")
+    dependencies = start_dependency_check(slot, env)
+    pool.children.append(dependencies)  # runs while the last files compile; stopped with the workers on an error
+    pool.finish(but=dependencies)
+    output, _ = dependencies.communicate()
     return report, output
 
 
@@ -1368,11 +1433,7 @@ def build_lock_input():
 
 def sdist_wheels(pins):
     """{pin: [its wheel files]} for the pins that have an sdist in requirements/ (built at freeze time)."""
-    by_pin = {}
-    for path in list_files(WHEELHOUSE):
-        key = artifact_pin(os.path.basename(path))
-        if key:
-            by_pin.setdefault(key, []).append(path)
+    by_pin = artifacts_by_pin()
     found = {}
     for pin in pins:
         paths = by_pin.get((pin.name, release(pin.version)), [])
@@ -1480,7 +1541,7 @@ def site_packages(slot):
     return os.path.join(slot, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
 
 
-def install_seed(slot, seed_tree):
+def install_seed(slot, seed_tree, pool):
     """Install pip by copying its unpacked, compiled pure-Python wheel (files and bytecode), then writing what pip's
     installer adds: scripts, INSTALLER and their RECORD lines. Return RECORD's path.
 
@@ -1490,8 +1551,8 @@ def install_seed(slot, seed_tree):
     import configparser
 
     site = site_packages(slot)
-    seed_tree.copy_into(site)
-    dist_info = next(name for name in os.listdir(seed_tree.tree) if name.endswith(".dist-info"))
+    seed_tree.copy_into(site, pool)
+    dist_info = seed_tree.dist_info
     entry_points = configparser.ConfigParser(interpolation=None)
     entry_points.read(os.path.join(site, dist_info, "entry_points.txt"), encoding="utf-8")
     scripts = dict(entry_points["console_scripts"])
@@ -1534,13 +1595,23 @@ def write_installed(path, text, site, mode):
     return f"{os.path.relpath(path, site)},sha256={digest},{len(data)}\n"
 
 
-# Run by the new ve's Python, one per core, while pip installs: each wheel pip finishes (its RECORD is written last,
-# atomically) is compiled at its final paths, in chunks that the workers claim with O_EXCL files in the scratch dir.
-# The same py_compile call as compileall's, checked-hash: the .pyc are the same bytes whichever worker made them.
+# Run by the interpreter of the build (-I -S), one per core, from the start of a build to its end. A job is a wheel
+# checked against the lock's sha256 in the worker itself, from the bytes it then reads; its chunks are claimed with
+# O_EXCL files, so each is done once, and marked done. The seed's job unpacks it too, into the scratch dir (it runs
+# beside virtualenv, and pip waits for it); the other jobs write only bytecode, into site-packages once virtualenv
+# has made it, while pip installs the very same files. Then each distribution pip installed that no job covered (a
+# pin with a marker or several artifacts, one built from its sdist) is compiled once its RECORD appears (pip writes
+# it last, atomically). The bytes are py_compile's with checked-hash invalidation, whichever worker makes them.
 COMPILE_WORKER = r"""
-import csv, os, py_compile, sys, time
-site, claims, done, ignore = sys.argv[1], sys.argv[2], sys.argv[3], set(sys.argv[4:])
-mode = py_compile.PycInvalidationMode.CHECKED_HASH
+import csv, hashlib, io, json, marshal, os, sys, time, zipfile
+from importlib.util import MAGIC_NUMBER, cache_from_source, source_hash
+with open(sys.argv[1], encoding="utf-8") as handle:
+    plan = json.load(handle)
+site, claims, made, done = plan["site"], plan["claims"], plan["made"], plan["done"]
+try:
+    os.nice(plan["nice"])  # pip and virtualenv, on the critical path, come first
+except (AttributeError, OSError):
+    pass
 
 def claimed(name):
     try:
@@ -1549,24 +1620,76 @@ def claimed(name):
         return False
     return True
 
+def wait_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.005)
+
+def write(path, data, root=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    if root:  # the line of the tree's MANIFEST
+        return f"{hashlib.sha256(data).hexdigest()} {os.path.relpath(path, root)}\n"
+
+def compile_source(path, source, dfile, root=None):
+    try:
+        code = compile(source, dfile, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return  # as compileall and pip do: a file that does not compile is left to fail at import
+    pyc = MAGIC_NUMBER + b"\3\0\0\0" + source_hash(source) + marshal.dumps(code)
+    return write(cache_from_source(path), pyc, root)
+
 def compile_files(paths):
     for path in paths:
-        try:
-            py_compile.compile(path, doraise=True, invalidation_mode=mode)
-        except (py_compile.PyCompileError, SyntaxError, UnicodeError, ValueError):
-            pass  # as compileall and pip do: a file that does not compile is left to fail at import
+        with open(path, "rb") as handle:
+            compile_source(path, handle.read(), path)
+
+def ve_made():
+    wait_for(made)
+    if claimed("made"):  # virtualenv's own modules, listed by bootstrap.py before pip ran
+        with open(made, encoding="utf-8") as handle:
+            compile_files(handle.read().split("\n")[:-1])
+
+opened = None
+for job in plan["jobs"]:
+    for number, members in enumerate(job["chunks"]):
+        if not claimed(f"{job['name']}.{number}"):
+            continue
+        if opened is None or opened[0] != job["path"]:
+            with open(job["path"], "rb") as handle:
+                data = handle.read()
+            if hashlib.sha256(data).hexdigest() not in job["sha256"]:
+                sys.exit(f"{job['path']} changed during the build: its sha256 is no longer one the lock allows")
+            opened = job["path"], zipfile.ZipFile(io.BytesIO(data))
+        if job["root"] == site:
+            ve_made()
+        root = job["root"] if job["unpack"] else None
+        lines = []
+        for member, place in members:
+            path = os.path.join(job["root"], place)
+            source = opened[1].read(member)
+            if root:
+                lines.append(write(path, source, root))
+            if place.endswith(".py"):
+                lines.append(compile_source(path, source, place if root else path, root))
+        mark = os.path.join(claims, f"{job['name']}.{number}.done")
+        with open(mark + ".tmp", "w", encoding="utf-8") as handle:
+            handle.writelines(line for line in lines if line)
+        os.rename(mark + ".tmp", mark)
+opened = None
+if not plan["site"]:
+    sys.exit(0)
+ve_made()
+precompiled = {os.path.join(site, place) for job in plan["jobs"] if job["root"] == site
+               for members in job["chunks"] for _, place in members}
 
 def record_sources(dist):
     with open(os.path.join(site, dist, "RECORD"), encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
     paths = sorted({os.path.normpath(os.path.join(site, row[0])) for row in rows if row and row[0].endswith(".py")})
-    return [path for path in paths if path.startswith(site + os.sep)]
+    return [path for path in paths if path.startswith(site + os.sep) and path not in precompiled]
 
-if claimed("pre"):  # what was there before pip: virtualenv's own module (the seed is compiled already)
-    tag = sys.implementation.cache_tag
-    compile_files(sorted(os.path.join(site, name) for name in os.listdir(site) if name.endswith(".py")
-                         and not os.path.exists(os.path.join(site, "__pycache__", f"{name[:-3]}.{tag}.pyc"))))
-seen = set(ignore)
+seen = set(plan["present"])
 while True:
     finished = os.path.exists(done)
     found = [name for name in sorted(os.listdir(site)) if name.endswith(".dist-info") and name not in seen
@@ -1575,7 +1698,7 @@ while True:
         seen.add(dist)
         paths = record_sources(dist)
         for number in range(0, len(paths), 40):
-            if claimed(f"{dist}.{number}"):
+            if claimed(f"record {dist}.{number}"):
                 compile_files(paths[number:number + 40])
     if finished and not found:
         break
@@ -1584,48 +1707,93 @@ while True:
 """
 
 
-class Compilers:
-    """The compile workers of a pip install: started on entry, told pip is done by finish(), stopped on any error."""
+class CompilePool:
+    """The compile workers of a build: started before virtualenv, told by ve_made() that site-packages exists and
+    by finish() that pip is done; stopped on any error."""
 
-    def __init__(self, slot, scratch, env):
-        self.slot, self.scratch, self.env, self.children = slot, scratch, env, []
-        self.done = os.path.join(scratch, "pip-done")
+    def __init__(self, scratch, env):
+        self.scratch, self.env, self.children = scratch, env, []
+        self.claims = os.path.join(scratch, "compile-claims")
+        self.made, self.done = os.path.join(scratch, "ve-made"), os.path.join(scratch, "pip-done")
+        self.site = None
 
     def __enter__(self):
-        claims = os.path.join(self.scratch, "compile-claims")
-        os.mkdir(claims)
-        site = site_packages(self.slot)
-        present = [name for name in os.listdir(site) if name.endswith(".dist-info")]
-        self.argv = [python_in(self.slot), "-I", "-S", "-c", COMPILE_WORKER, site, claims, self.done, *present]
-        # pip is the longest step and runs on one core: the workers take the others while it runs, and every core
-        # once it is done.
-        self.start(max(1, self.cores - 1))
         return self
 
     @property
     def cores(self):
         return min(16, max(1, os.cpu_count() or 1))
 
-    def start(self, count):
+    def start(self, slot, seed_tree, pins):
+        self.site = site_packages(slot)
+        taken = [place for _, place in (pair for chunk in (seed_tree.job or {}).get("chunks", []) for pair in chunk)]
+        jobs = ([seed_tree.job] if seed_tree.job else []) + wheel_jobs(pins, self.site, taken)
+        plan = self.write_plan("compile-plan.json", jobs, self.site, [seed_tree.dist_info])
+        self.children += [self.spawn(plan) for _ in range(self.cores)]
+
+    def write_plan(self, name, jobs, site, present):
+        import json
+
+        os.makedirs(self.claims, exist_ok=True)
+        path = os.path.join(self.scratch, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"jobs": jobs, "site": site, "present": present, "claims": self.claims, "made": self.made,
+                       "done": self.done, "nice": 5}, handle)
+        return path
+
+    def spawn(self, plan):
         import subprocess
 
-        for _ in range(count):
-            self.children.append(subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        return subprocess.Popen([sys.executable, "-I", "-S", "-c", COMPILE_WORKER, plan], env=self.env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def ve_made(self):
+        """virtualenv is done: its own modules (listed now, before pip adds any) are compiled by one worker, and the
+        jobs may write into site-packages."""
+        listed = "".join(f"{os.path.join(self.site, name)}\n" for name in sorted(os.listdir(self.site))
+                         if name.endswith(".py"))
+        with open(self.made + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(listed)
+        os.rename(self.made + ".tmp", self.made)
+
+    def wait_for(self, job):
+        """Until every chunk of job is done (a worker that failed meanwhile stops the build); the MANIFEST lines of
+        what it wrote, for a job that unpacks."""
+        marks = [os.path.join(self.claims, f"{job['name']}.{number}.done") for number in range(len(job["chunks"]))]
+        while not all(map(os.path.exists, marks)):
+            for child in self.children:
+                if child.poll():
+                    self.failed(child)
+            time.sleep(0.005)
+        lines = []
+        for mark in marks:
+            with open(mark, encoding="utf-8") as handle:
+                lines += handle.readlines()
+        return lines
+
+    def run_alone(self, job):
+        """One worker doing one job to its end (a damaged cache entry built again)."""
+        child = self.spawn(self.write_plan(f"plan-{job['name']}.json", [job], "", []))
+        self.children.append(child)
+        child.wait()
+        if child.returncode:
+            self.failed(child)
+
+    def failed(self, child):
+        _, stderr = child.communicate()
+        print("".join(f"    {line}\n" for line in stderr.rstrip().splitlines()), end="", file=sys.stderr)
+        error(f"compiling the bytecode of {os.path.relpath(self.site, ROOT)} failed (exit {child.returncode}); see "
+              "the output above. The previous ve is untouched.")
 
     def finish(self, but=None):
-        """pip is done: one more worker for its core, and wait for all of them (`but`: another child, left alone)."""
+        """pip is done: wait for the workers (`but`: another child, left alone)."""
         with open(self.done, "w"):
             pass
-        self.start(self.cores - len([child for child in self.children if child is not but]))
         for child in self.children:
-            if child is but:
-                continue
-            _, stderr = child.communicate()
-            if child.returncode != 0:
-                print("".join(f"    {line}\n" for line in stderr.rstrip().splitlines()), end="", file=sys.stderr)
-                error(f"compiling the bytecode of {os.path.relpath(site_packages(self.slot), ROOT)} failed (exit "
-                      f"{child.returncode}); see the output above. The previous ve is untouched.")
+            if child is not but:
+                child.wait()
+                if child.returncode:
+                    self.failed(child)
         self.children = [but] if but else []
 
     def __exit__(self, *exc_info):
