@@ -902,12 +902,13 @@ def virtualenv_py_problems():
     except OSError:
         return []  # a missing file is reported by check_seed
     recorded = re.search(rb"^# Payload: .*\n#\s+sha256:([0-9a-f]{64})$", data, re.MULTILINE)
-    encoded = re.search(rb'^PAYLOAD = b"""\n(.*?)"""\n', data, re.MULTILINE | re.DOTALL)
-    if not recorded or not encoded:
+    start = data.find(b'\nPAYLOAD = b"""\n') + len(b'\nPAYLOAD = b"""\n')  # find(), not a regex: 1.7 MB
+    end = data.find(b'"""\n', start)
+    if not recorded or start < len(b'\nPAYLOAD = b"""\n') or end < 0:
         return [f"virtualenv.py is damaged: its header has no payload sha256, or its payload is cut short "
                 f"(truncated?). {fix}"]
     try:
-        payload = base64.b64decode(encoded.group(1))
+        payload = base64.b64decode(data[start:end])
         actual = hashlib.sha256(payload).hexdigest()
     except (binascii.Error, ValueError):
         actual = "(not valid base64)"
@@ -915,8 +916,9 @@ def virtualenv_py_problems():
         return [f"virtualenv.py is damaged: its payload does not match the sha256 in its header (expected "
                 f"{recorded.group(1).decode()}, got {actual}). {fix}"]
     VERIFIED_PAYLOAD[:] = [hashlib.sha256(data).hexdigest(), payload]
-    try:
-        compile(data, VIRTUALENV_PY, "exec", dont_inherit=True)
+    try:  # the code around the payload (its lines kept blank, for the line numbers); the payload has its sha256
+        compile(data[:start] + b"\n" * data.count(b"\n", start, end) + data[end:], VIRTUALENV_PY, "exec",
+                dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
         return [f"virtualenv.py is damaged: Python cannot read it ({exc.__class__.__name__} at line "
                 f"{getattr(exc, 'lineno', '?')}). {fix}"]
@@ -1114,8 +1116,10 @@ def create_env(slot, scratch, env):
         unpack_virtualenv(payload, tree)
     with open(os.path.join(tree, SYS_PATH), encoding="utf-8") as handle:
         dirs = [os.path.join(tree, name) for name in handle.read().split()]
-    # The launcher of virtualenv.py, minus what bootstrap.py has done already (version and payload checks).
-    launch = ("import sys; end = sys.argv.index('--'); sys.path[:0], sys.argv = sys.argv[1:end], sys.argv[end:]; "
+    # The launcher of virtualenv.py, minus what bootstrap.py has done already (version and payload checks), with the
+    # garbage collector off: a short run that frees what it makes.
+    launch = ("import gc, sys; gc.disable(); end = sys.argv.index('--'); "
+              "sys.path[:0], sys.argv = sys.argv[1:end], sys.argv[end:]; "
               f"sys.dont_write_bytecode = {not write_bytecode}; "
               "from virtualenv.__main__ import run_with_catch; run_with_catch(sys.argv[1:])")
     # -S: the interpreter's own site-packages and .pth files (the machine's, not ours) stay out of the run.
@@ -1413,12 +1417,15 @@ def install(slot, seed_tree, pins, scratch, env, pool):
     step(f"installing requirements.txt ({len(pins)} pins, those for this Python) from requirements/ "
          "(offline, hashes required)")
     report = os.path.join(scratch, "pip-report.json")
+    # Installing wheels needs no program from PATH, and pip, building an HTTP User-Agent even offline, runs
+    # `rustc --version` and `lsb_release -a` when PATH has them (~0.1 s): PATH is the ve's bin/ alone, unless
+    # sdists are built (their build backends may need a compiler).
     (source_build(source) if source else run)(
         [python_in(slot), "-I", "-m", "pip", "install", "--isolated", "--no-index", "--find-links", WHEELHOUSE,
          "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check",
          "--no-input", "--quiet", "--no-compile", "--report", report, *source_args(source, scratch),
          "-r", requirements],
-        env, "pip install")
+        env if source else dict(env, PATH=os.path.join(slot, "bin")), "pip install")
     dependencies = start_dependency_check(slot, env)
     pool.children.append(dependencies)  # runs while the last files compile; stopped with the workers on an error
     pool.finish(but=dependencies)
@@ -1603,8 +1610,15 @@ def write_installed(path, text, site, mode):
 # pin with a marker or several artifacts, one built from its sdist) is compiled once its RECORD appears (pip writes
 # it last, atomically). The bytes are py_compile's with checked-hash invalidation, whichever worker makes them.
 COMPILE_WORKER = r"""
-import csv, hashlib, io, json, marshal, os, sys, time, zipfile
+import csv, gc, hashlib, io, json, marshal, os, sys, time, zipfile
 from importlib.util import MAGIC_NUMBER, cache_from_source, source_hash
+
+def wait_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.005)
+
+gc.disable()  # a short run that frees what it makes: the collector's passes would be wasted time
+wait_for(sys.argv[1])  # started while bootstrap.py makes the plan
 with open(sys.argv[1], encoding="utf-8") as handle:
     plan = json.load(handle)
 site, claims, made, done = plan["site"], plan["claims"], plan["made"], plan["done"]
@@ -1619,10 +1633,6 @@ def claimed(name):
     except FileExistsError:
         return False
     return True
-
-def wait_for(path):
-    while not os.path.exists(path):
-        time.sleep(0.005)
 
 def write(path, data, root=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -1650,38 +1660,43 @@ def ve_made():
         with open(made, encoding="utf-8") as handle:
             compile_files(handle.read().split("\n")[:-1])
 
-opened = None
-for job in plan["jobs"]:
-    for number, members in enumerate(job["chunks"]):
-        if not claimed(f"{job['name']}.{number}"):
-            continue
-        if opened is None or opened[0] != job["path"]:
-            with open(job["path"], "rb") as handle:
-                data = handle.read()
-            if hashlib.sha256(data).hexdigest() not in job["sha256"]:
-                sys.exit(f"{job['path']} changed during the build: its sha256 is no longer one the lock allows")
-            opened = job["path"], zipfile.ZipFile(io.BytesIO(data))
-        if job["root"] == site:
-            ve_made()
-        root = job["root"] if job["unpack"] else None
-        lines = []
-        for member, place in members:
-            path = os.path.join(job["root"], place)
-            source = opened[1].read(member)
-            if root:
-                lines.append(write(path, source, root))
-            if place.endswith(".py"):
-                lines.append(compile_source(path, source, place if root else path, root))
-        mark = os.path.join(claims, f"{job['name']}.{number}.done")
-        with open(mark + ".tmp", "w", encoding="utf-8") as handle:
-            handle.writelines(line for line in lines if line)
-        os.rename(mark + ".tmp", mark)
-opened = None
-if not plan["site"]:
+def do_jobs(jobs):
+    opened = None
+    for job in jobs:
+        for number, members in enumerate(job["chunks"]):
+            if not claimed(f"{job['name']}.{number}"):
+                continue
+            if opened is None or opened[0] != job["path"]:
+                with open(job["path"], "rb") as handle:
+                    data = handle.read()
+                if hashlib.sha256(data).hexdigest() not in job["sha256"]:
+                    sys.exit(f"{job['path']} changed during the build: its sha256 is no longer one the lock allows")
+                opened = job["path"], zipfile.ZipFile(io.BytesIO(data))
+            if job["root"] == site:
+                ve_made()
+            root = job["root"] if job["unpack"] else None
+            lines = []
+            for member, place in members:
+                path = os.path.join(job["root"], place)
+                source = opened[1].read(member)
+                if root:
+                    lines.append(write(path, source, root))
+                if place.endswith(".py"):
+                    lines.append(compile_source(path, source, place if root else path, root))
+            mark = os.path.join(claims, f"{job['name']}.{number}.done")
+            with open(mark + ".tmp", "w", encoding="utf-8") as handle:
+                handle.writelines(line for line in lines if line)
+            os.rename(mark + ".tmp", mark)
+
+do_jobs(plan["jobs"])  # the seed's, planned first
+if not site:
     sys.exit(0)
+wait_for(plan["more"])  # the wheels', planned while the seed's ran
+with open(plan["more"], encoding="utf-8") as handle:
+    more = json.load(handle)
+do_jobs(more)
 ve_made()
-precompiled = {os.path.join(site, place) for job in plan["jobs"] if job["root"] == site
-               for members in job["chunks"] for _, place in members}
+precompiled = {os.path.join(site, place) for job in more for members in job["chunks"] for _, place in members}
 
 def record_sources(dist):
     with open(os.path.join(site, dist, "RECORD"), encoding="utf-8", newline="") as handle:
@@ -1725,21 +1740,20 @@ class CompilePool:
         return min(16, max(1, os.cpu_count() or 1))
 
     def start(self, slot, seed_tree, pins):
+        """Start the workers (they wait for their plan), then plan the seed's job (pip waits for it), then the
+        wheels' jobs, which the workers take once the seed's are taken."""
         self.site = site_packages(slot)
-        taken = [place for _, place in (pair for chunk in (seed_tree.job or {}).get("chunks", []) for pair in chunk)]
-        jobs = ([seed_tree.job] if seed_tree.job else []) + wheel_jobs(pins, self.site, taken)
-        plan = self.write_plan("compile-plan.json", jobs, self.site, [seed_tree.dist_info])
+        plan = os.path.join(self.scratch, "compile-plan.json")
         self.children += [self.spawn(plan) for _ in range(self.cores)]
+        more = os.path.join(self.scratch, "compile-plan-wheels.json")
+        self.write_plan(plan, [seed_tree.job] if seed_tree.job else [], self.site, [seed_tree.dist_info], more)
+        taken = [place for _, place in (pair for chunk in (seed_tree.job or {}).get("chunks", []) for pair in chunk)]
+        write_json(more, wheel_jobs(pins, self.site, taken))
 
-    def write_plan(self, name, jobs, site, present):
-        import json
-
+    def write_plan(self, path, jobs, site, present, more=None):
         os.makedirs(self.claims, exist_ok=True)
-        path = os.path.join(self.scratch, name)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump({"jobs": jobs, "site": site, "present": present, "claims": self.claims, "made": self.made,
-                       "done": self.done, "nice": 5}, handle)
-        return path
+        return write_json(path, {"jobs": jobs, "site": site, "present": present, "claims": self.claims,
+                                 "made": self.made, "done": self.done, "more": more, "nice": 5})
 
     def spawn(self, plan):
         import subprocess
@@ -1773,7 +1787,7 @@ class CompilePool:
 
     def run_alone(self, job):
         """One worker doing one job to its end (a damaged cache entry built again)."""
-        child = self.spawn(self.write_plan(f"plan-{job['name']}.json", [job], "", []))
+        child = self.spawn(self.write_plan(os.path.join(self.scratch, f"plan-{job['name']}.json"), [job], "", []))
         self.children.append(child)
         child.wait()
         if child.returncode:
@@ -1781,6 +1795,8 @@ class CompilePool:
 
     def failed(self, child):
         _, stderr = child.communicate()
+        if any(text in stderr for text in NO_SPACE_TEXTS):
+            raise OSError(NO_SPACE_ERRNOS[0], NO_SPACE_TEXTS[0])  # main names the disk, as for pip's
         print("".join(f"    {line}\n" for line in stderr.rstrip().splitlines()), end="", file=sys.stderr)
         error(f"compiling the bytecode of {os.path.relpath(self.site, ROOT)} failed (exit {child.returncode}); see "
               "the output above. The previous ve is untouched.")
@@ -1798,6 +1814,16 @@ class CompilePool:
 
     def __exit__(self, *exc_info):
         stop_children(self.children)
+
+
+def write_json(path, data):
+    """Write data as JSON that a reader never sees half-written: a new file, renamed into place."""
+    import json
+
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data))  # dumps: the C encoder; dump() writes piece by piece in Python
+    os.rename(path + ".tmp", path)
+    return path
 
 
 def stop_children(children):
@@ -1821,7 +1847,8 @@ def python_in(slot):
 # of every installed distribution (extras not requested, so their requirements are left out) is installed, in a
 # version its specifier allows. `pip check` itself costs a pip start-up; `make check` still runs it.
 DEPENDENCY_CHECK = r"""
-import json, os, sys
+import gc, json, os, sys
+gc.disable()
 from email.parser import HeaderParser
 sys.path.insert(0, sys.argv[1])
 from pip._vendor.packaging.requirements import Requirement
