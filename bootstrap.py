@@ -931,7 +931,8 @@ NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 
 
 def disk_full_message(ve):
-    """Remove every slot of ours that `ve` does not point at (the half-built one), then say where and how much.
+    """Remove every slot of ours that `ve` does not point at (the half-built one) and the cache entries this build
+    made, then say where and how much.
 
     The disk is then as it was before the build, and the message gives the space a build needs: the size of the
     current build when there is one, else an estimate from the wheels.
@@ -942,6 +943,8 @@ def disk_full_message(ve):
     for path in [slot_path(ve, slot) for slot in SLOTS] + [scratch_path(ve)]:
         if path != current and is_ours(path):
             remove(path)
+    for entry in NEW_ENTRIES:
+        remove(entry)
     where = os.path.dirname(ve)
     free = shutil.disk_usage(where).free
     needed = tree_bytes(current) if current else 4 * tree_bytes(WHEELHOUSE) + 30 * 10**6
@@ -1261,7 +1264,11 @@ def keep_entry(kind, digest, tree, lines=None):
         os.rename(tree, entry)
     except OSError:
         return tree
+    NEW_ENTRIES.append(entry)
     return entry
+
+
+NEW_ENTRIES = []  # the cache entries this build made: a full disk takes them back with the half-built slot
 
 
 class SeedTree:
@@ -1390,7 +1397,8 @@ def wheel_jobs(pins, site, taken):
     for pin, path, dist_info, modules in planned:
         members = [[name, place] for name, place in sorted(modules.items()) if counts[place] == 1]
         if members:
-            chunks = [members[start:start + 60] for start in range(0, len(members), 60)]
+            # One chunk per wheel but the largest: a worker reads and hashes each wheel it takes a chunk of.
+            chunks = [members[start:start + 100] for start in range(0, len(members), 100)]
             jobs.append({"name": dist_info, "path": path, "sha256": sorted(pin.hashes), "root": site,
                          "unpack": False, "chunks": chunks})
     return jobs
@@ -1847,31 +1855,43 @@ def python_in(slot):
 # of every installed distribution (extras not requested, so their requirements are left out) is installed, in a
 # version its specifier allows. `pip check` itself costs a pip start-up; `make check` still runs it.
 DEPENDENCY_CHECK = r"""
-import gc, json, os, sys
+import gc, os, sys
 gc.disable()
-from email.parser import HeaderParser
 sys.path.insert(0, sys.argv[1])
 from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.utils import canonicalize_name
+
+def headers(path):  # METADATA's header block (RFC 822: a line starting with white space continues the one before)
+    found = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                break
+            if line[0] in " \t" and found:
+                found[-1][1] += " " + line.strip()
+            elif ":" in line:
+                found.append(list(map(str.strip, line.split(":", 1))))
+    return {"name": next(v for k, v in found if k.lower() == "name"),
+            "version": next(v for k, v in found if k.lower() == "version"),
+            "requires": [v for k, v in found if k.lower() == "requires-dist"]}
+
 site, metadata = sys.argv[1], {}
 for name in sorted(os.listdir(site)):
     if name.endswith(".dist-info"):
-        with open(os.path.join(site, name, "METADATA"), encoding="utf-8", errors="replace") as handle:
-            headers = HeaderParser().parse(handle)
-        metadata[canonicalize_name(headers["Name"])] = headers
-problems = []
-for name, headers in sorted(metadata.items()):
-    for line in headers.get_all("Requires-Dist") or []:
+        dist = headers(os.path.join(site, name, "METADATA"))
+        metadata[canonicalize_name(dist["name"])] = dist
+for name, dist in sorted(metadata.items()):
+    for line in dist["requires"]:
         requirement = Requirement(line)
         if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
             continue
         found = metadata.get(canonicalize_name(requirement.name))
         if found is None:
-            problems.append(f"{headers['Name']} {headers['Version']} requires {requirement}, which is not installed")
-        elif not requirement.specifier.contains(found["Version"], prereleases=True):
-            problems.append(f"{headers['Name']} {headers['Version']} requires {requirement}, but "
-                            f"{found['Name']} {found['Version']} is installed")
-print(json.dumps(problems))
+            print(f"{dist['name']} {dist['version']} requires {requirement}, which is not installed")
+        elif not requirement.specifier.contains(found["version"], prereleases=True):
+            print(f"{dist['name']} {dist['version']} requires {requirement}, but {found['name']} {found['version']} "
+                  "is installed")
+print("checked")  # the last line of a check that ran to its end
 """
 
 
@@ -1885,13 +1905,12 @@ def start_dependency_check(slot, env):
 def check_env(slot, pins, report, dependencies):
     """The ve holds exactly the lock's pins for this Python (pip's report says which), each with its RECORD, and
     their requirements are met: what `pip check` would say, without starting pip again."""
-    import json
-
     step("checking the installed distributions against the lock")
     problems = installed_problems(slot, pins, report)
-    try:
-        problems += json.loads(dependencies)
-    except ValueError:
+    lines = dependencies.splitlines()
+    if lines[-1:] == ["checked"]:
+        problems += lines[:-1]
+    else:
         print("".join(f"    {line}\n" for line in dependencies.rstrip().splitlines()), end="", file=sys.stderr)
         error("checking the requirements of the installed distributions failed; see the output above. The previous "
               "ve is untouched.")

@@ -106,7 +106,7 @@ def test_the_installed_distributions_are_the_locks_pins(tmp_path):
 def test_a_missing_extra_or_other_version_is_one_error(tmp_path, capsys, installed, expected):
     slot, report = fake_slot(tmp_path, installed, {"alpha": "1.0"})
     with pytest.raises(SystemExit):
-        bootstrap.check_env(slot, pins(pip="26.3", alpha="1.0"), report, "[]")
+        bootstrap.check_env(slot, pins(pip="26.3", alpha="1.0"), report, "checked\n")
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and expected in errors[0], errors
 
