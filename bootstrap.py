@@ -1340,6 +1340,7 @@ def seed_job(seed, tree, name):
 
     path, recorded = seed
     remove(tree)
+    remove(f"{tree}.manifest")
     with zipfile.ZipFile(path) as archive:
         names = sorted(name for name in archive.namelist() if not name.endswith("/"))
     if any(unsafe_member(name) or ".data/" in name for name in names):
@@ -1355,7 +1356,9 @@ def seed_job(seed, tree, name):
             chunks.append(current)
             current, modules = [], 0
     chunks += [current] if current else []
-    return {"name": name, "path": path, "sha256": [recorded], "root": tree, "unpack": True, "chunks": chunks}, dist_info
+    job = {"name": name, "path": path, "sha256": [recorded], "root": tree, "unpack": True, "chunks": chunks,
+           "manifest": f"{tree}.manifest"}
+    return job, dist_info
 
 
 def unsafe_member(name):
@@ -1618,7 +1621,7 @@ def write_installed(path, text, site, mode):
 # pin with a marker or several artifacts, one built from its sdist) is compiled once its RECORD appears (pip writes
 # it last, atomically). The bytes are py_compile's with checked-hash invalidation, whichever worker makes them.
 COMPILE_WORKER = r"""
-import csv, gc, hashlib, io, json, marshal, os, sys, time, zipfile
+import csv, fcntl, gc, hashlib, io, json, marshal, os, sys, time, zipfile
 from importlib.util import MAGIC_NUMBER, cache_from_source, source_hash
 
 def wait_for(path):
@@ -1635,12 +1638,26 @@ try:
 except (AttributeError, OSError):
     pass
 
-def claimed(name):
+log, logged, offset = os.open(claims, os.O_RDWR | os.O_CREAT | os.O_APPEND), set(), 0
+
+def claimed(name, extra=None):
+    # The first worker to append `name` to the log, under its lock, has it; `extra`: lines for another file.
+    global offset
+    fcntl.flock(log, fcntl.LOCK_EX)
     try:
-        os.close(os.open(os.path.join(claims, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return False
-    return True
+        while data := os.pread(log, 1 << 16, offset):
+            offset += len(data)
+            logged.update(data.decode().splitlines())
+        if name in logged:
+            return False
+        if extra:
+            with open(extra[0], "a", encoding="utf-8") as handle:
+                handle.writelines(extra[1])
+        offset += os.write(log, f"{name}\n".encode())
+        logged.add(name)
+        return True
+    finally:
+        fcntl.flock(log, fcntl.LOCK_UN)
 
 def write(path, data, root=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -1691,10 +1708,8 @@ def do_jobs(jobs):
                     lines.append(write(path, source, root))
                 if place.endswith(".py"):
                     lines.append(compile_source(path, source, place if root else path, root))
-            mark = os.path.join(claims, f"{job['name']}.{number}.done")
-            with open(mark + ".tmp", "w", encoding="utf-8") as handle:
-                handle.writelines(line for line in lines if line)
-            os.rename(mark + ".tmp", mark)
+            lines = [line for line in lines if line]
+            claimed(f"done {job['name']}.{number}", (job["manifest"], lines) if root else None)
 
 do_jobs(plan["jobs"])  # the seed's, planned first
 if not site:
@@ -1736,7 +1751,7 @@ class CompilePool:
 
     def __init__(self, scratch, env):
         self.scratch, self.env, self.children = scratch, env, []
-        self.claims = os.path.join(scratch, "compile-claims")
+        self.claims = os.path.join(scratch, "compile-claims.log")
         self.made, self.done = os.path.join(scratch, "ve-made"), os.path.join(scratch, "pip-done")
         self.site = None
 
@@ -1759,7 +1774,6 @@ class CompilePool:
         write_json(more, wheel_jobs(pins, self.site, taken))
 
     def write_plan(self, path, jobs, site, present, more=None):
-        os.makedirs(self.claims, exist_ok=True)
         return write_json(path, {"jobs": jobs, "site": site, "present": present, "claims": self.claims,
                                  "made": self.made, "done": self.done, "more": more, "nice": 5})
 
@@ -1781,17 +1795,23 @@ class CompilePool:
     def wait_for(self, job):
         """Until every chunk of job is done (a worker that failed meanwhile stops the build); the MANIFEST lines of
         what it wrote, for a job that unpacks."""
-        marks = [os.path.join(self.claims, f"{job['name']}.{number}.done") for number in range(len(job["chunks"]))]
-        while not all(map(os.path.exists, marks)):
+        marks = {f"done {job['name']}.{number}" for number in range(len(job["chunks"]))}
+        while not marks <= self.logged():
             for child in self.children:
                 if child.poll():
                     self.failed(child)
             time.sleep(0.005)
-        lines = []
-        for mark in marks:
-            with open(mark, encoding="utf-8") as handle:
-                lines += handle.readlines()
-        return lines
+        with open(job["manifest"], encoding="utf-8") as handle:
+            return handle.readlines()
+
+    def logged(self):
+        """The names in the workers' log of claims, read under its lock (an append is never seen half-made)."""
+        try:
+            with open(self.claims, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+                return set(handle.read().decode().splitlines())
+        except FileNotFoundError:
+            return set()
 
     def run_alone(self, job):
         """One worker doing one job to its end (a damaged cache entry built again)."""
