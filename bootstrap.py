@@ -1278,13 +1278,14 @@ class SeedTree:
 
     def __init__(self, seed, scratch):
         self.seed, self.scratch, self.job, self.keeper = seed, scratch, None, None
+        # `name-version.dist-info`, named as the wheel file is (the wheel format's rule), whatever is in the tree.
+        self.dist_info = "-".join(os.path.basename(seed[0]).split("-")[:2]) + ".dist-info"
         entry = entry_path("seed", seed[1])
         if os.path.isdir(entry):
             self.tree = entry
-            self.dist_info = next((name for name in os.listdir(entry) if name.endswith(".dist-info")), None)
         else:
             self.tree = os.path.join(scratch, "seed-tree")
-            self.job, self.dist_info = seed_job(seed, self.tree, "seed")
+            self.job = seed_job(seed, self.tree, "seed")
 
     def __enter__(self):
         return self
@@ -1309,7 +1310,7 @@ class SeedTree:
         step(f"the cached seed tree {os.path.relpath(self.tree, ROOT)} is damaged ({problem}): building it again")
         remove(self.tree)
         self.tree = os.path.join(self.scratch, "seed-tree")
-        self.job, self.dist_info = seed_job(self.seed, self.tree, "seed-again")
+        self.job = seed_job(self.seed, self.tree, "seed-again")
         pool.run_alone(self.job)
         self.copy_into(site, pool)
 
@@ -1335,7 +1336,7 @@ def link_tree(tree, target):
 
 
 def seed_job(seed, tree, name):
-    """(the workers' job that unpacks and compiles the seed wheel into tree, its dist-info directory's name)."""
+    """The workers' job that unpacks and compiles the seed wheel into tree."""
     import zipfile
 
     path, recorded = seed
@@ -1346,7 +1347,6 @@ def seed_job(seed, tree, name):
     if any(unsafe_member(name) or ".data/" in name for name in names):
         error(f"{os.path.basename(path)} is not a plain pure-Python wheel. "
               "Restore virtualenv_support/ with `git checkout virtualenv_support`.")
-    dist_info = next((name.split("/")[0] for name in names if name.split("/")[0].endswith(".dist-info")), None)
     # Chunks of about 40 modules, each with the other files that come before the next module.
     chunks, current, modules = [], [], 0
     for member in names:
@@ -1356,9 +1356,8 @@ def seed_job(seed, tree, name):
             chunks.append(current)
             current, modules = [], 0
     chunks += [current] if current else []
-    job = {"name": name, "path": path, "sha256": [recorded], "root": tree, "unpack": True, "chunks": chunks,
-           "manifest": f"{tree}.manifest"}
-    return job, dist_info
+    return {"name": name, "path": path, "sha256": [recorded], "root": tree, "unpack": True, "chunks": chunks,
+            "manifest": f"{tree}.manifest"}
 
 
 def unsafe_member(name):
@@ -1624,8 +1623,15 @@ COMPILE_WORKER = r"""
 import csv, fcntl, gc, hashlib, io, json, marshal, os, sys, time, zipfile
 from importlib.util import MAGIC_NUMBER, cache_from_source, source_hash
 
+parent = os.getppid()
+
+def alive():  # bootstrap.py killed (kill -9 leaves no chance to stop us): nothing is waiting for our work
+    if os.getppid() != parent:
+        sys.exit(1)
+
 def wait_for(path):
     while not os.path.exists(path):
+        alive()
         time.sleep(0.005)
 
 gc.disable()  # a short run that frees what it makes: the collector's passes would be wasted time
@@ -1661,8 +1667,13 @@ def claimed(name, extra=None):
 
 def write(path, data, root=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(data)
+    if root:  # into a tree of our own, made just now
+        with open(path, "wb") as handle:
+            handle.write(data)
+    else:  # into site-packages: a new file renamed over the old, never written through a hard link into the cache
+        with open(f"{path}.{os.getpid()}", "wb") as handle:
+            handle.write(data)
+        os.replace(f"{path}.{os.getpid()}", path)
     if root:  # the line of the tree's MANIFEST
         return f"{hashlib.sha256(data).hexdigest()} {os.path.relpath(path, root)}\n"
 
@@ -1741,6 +1752,7 @@ while True:
     if finished and not found:
         break
     if not found:
+        alive()
         time.sleep(0.02)
 """
 
