@@ -1364,11 +1364,16 @@ def unsafe_member(name):
     return name.startswith("/") or ".." in name.split("/") or "\\" in name
 
 
+# A worker holds the wheel it compiles from in memory (the bytes it checked): a larger one (a machine-learning
+# framework's) is compiled from what pip installed instead.
+PLANNED_WHEEL_BYTES = 64 * 2**20
+
+
 def wheel_jobs(pins, site, taken):
     """The workers' jobs for the wheels pip is bound to install, so their modules compile while virtualenv and pip
-    run: an unmarked pin with one artifact in requirements/, a wheel (any other pin waits for pip's RECORD). Each
-    .py member is named by its place in site-packages; one that two wheels (or the seed, `taken`) carry is left
-    out, and compiled once pip has put the winning copy in place."""
+    run: an unmarked pin with one artifact in requirements/, a wheel of at most PLANNED_WHEEL_BYTES (any other pin
+    waits for pip's RECORD). Each .py member is named by its place in site-packages; one that two wheels (or the
+    seed, `taken`) carry is left out, and compiled once pip has put the winning copy in place."""
     import collections
     import importlib.util
     import zipfile
@@ -1377,7 +1382,8 @@ def wheel_jobs(pins, site, taken):
     planned = []
     for pin in pins:
         paths = by_pin.get((pin.name, release(pin.version)), [])
-        if pin.marker or pin.name == "pip" or len(paths) != 1 or not paths[0].endswith(".whl"):
+        if (pin.marker or pin.name == "pip" or len(paths) != 1 or not paths[0].endswith(".whl")
+                or os.path.getsize(paths[0]) > PLANNED_WHEEL_BYTES):
             continue
         try:
             with zipfile.ZipFile(paths[0]) as archive:

@@ -59,6 +59,15 @@ def test_only_the_wheels_pip_is_bound_to_install_are_planned_each_module_once(wh
     assert jobs[0]["sha256"] == sorted(pins[0].hashes)
 
 
+def test_a_wheel_too_big_to_hold_in_memory_is_compiled_from_what_pip_installs(wheelhouse, monkeypatch):
+    small = make_wheel(wheelhouse / "alpha-1.0-py3-none-any.whl", "alpha", "1.0", {"alpha.py": b"A = 1\n"})
+    big = make_wheel(wheelhouse / "huge-1.0-py3-none-any.whl", "huge", "1.0", {
+        "huge.py": b"H = 1\n", "huge_data.bin": os.urandom(20000)})
+    monkeypatch.setattr(bootstrap, "PLANNED_WHEEL_BYTES", (small.stat().st_size + big.stat().st_size) // 2)
+    jobs = bootstrap.wheel_jobs([pin("alpha", "1.0", small), pin("huge", "1.0", big)], "/site", taken=[])
+    assert [job["name"] for job in jobs] == ["alpha-1.0.dist-info"]
+
+
 def run_alone(tmp_path, job):
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
