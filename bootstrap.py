@@ -1712,7 +1712,7 @@ def do_jobs(jobs):
                 with open(job["path"], "rb") as handle:
                     data = handle.read()
                 if hashlib.sha256(data).hexdigest() not in job["sha256"]:
-                    sys.exit(f"{job['path']} changed during the build: its sha256 is no longer one the lock allows")
+                    sys.exit(f"changed: {job['path']}")
                 opened = job["path"], zipfile.ZipFile(io.BytesIO(data))
             if job["root"] == site:
                 ve_made()
@@ -1843,6 +1843,11 @@ class CompilePool:
         _, stderr = child.communicate()
         if any(text in stderr for text in NO_SPACE_TEXTS):
             raise OSError(NO_SPACE_ERRNOS[0], NO_SPACE_TEXTS[0])  # main names the disk, as for pip's
+        if stderr.startswith("changed: "):
+            path = os.path.relpath(stderr[len("changed: "):].strip(), ROOT)
+            error(f"{path} changed during the build, after it was checked: its sha256 is no longer one the lock "
+                  f"allows. Restore it with `git checkout -- {path}` and run `make ve` again (is something else "
+                  "writing to this checkout?). The previous ve is untouched.")
         print("".join(f"    {line}\n" for line in stderr.rstrip().splitlines()), end="", file=sys.stderr)
         error(f"compiling the bytecode of {os.path.relpath(self.site, ROOT)} failed (exit {child.returncode}); see "
               "the output above. The previous ve is untouched.")
