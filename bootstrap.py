@@ -1619,15 +1619,18 @@ def write_installed(path, text, site, mode):
 
 
 # Run by the interpreter of the build (-I -S), one per core, from the start of a build to its end. A job is a wheel
-# checked against the lock's sha256 in the worker itself, from the bytes it then reads; its chunks are claimed with
-# O_EXCL files, so each is done once, and marked done. The seed's job unpacks it too, into the scratch dir (it runs
-# beside virtualenv, and pip waits for it); the other jobs write only bytecode, into site-packages once virtualenv
-# has made it, while pip installs the very same files. Then each distribution pip installed that no job covered (a
-# pin with a marker or several artifacts, one built from its sdist) is compiled once its RECORD appears (pip writes
-# it last, atomically). The bytes are py_compile's with checked-hash invalidation, whichever worker makes them.
+# checked against the lock's sha256 in the worker itself, from the bytes it then reads; its chunks are claimed in
+# one log under a lock, so each is done once, and marked done there. The seed's job unpacks it too, into the
+# scratch dir (it runs beside virtualenv, and pip waits for it); the other jobs write only bytecode, into
+# site-packages once virtualenv has made it, while pip installs the very same files. Then each distribution pip
+# installed that no job covered (a pin with a marker or several artifacts, one built from its sdist, a module two
+# wheels carry) is compiled once its RECORD appears (pip writes it last, atomically). The bytes are py_compile's
+# with checked-hash invalidation, whichever worker makes them.
 COMPILE_WORKER = r"""
-import csv, fcntl, gc, hashlib, io, json, marshal, os, sys, time, zipfile
+import csv, fcntl, gc, hashlib, io, json, marshal, os, sys, time, warnings, zipfile
 from importlib.util import MAGIC_NUMBER, cache_from_source, source_hash
+
+warnings.simplefilter("ignore")  # as pip compiles: a SyntaxWarning per odd escape would only fill our pipe
 
 parent = os.getppid()
 
@@ -1839,8 +1842,8 @@ class CompilePool:
         if child.returncode:
             self.failed(child)
 
-    def failed(self, child):
-        _, stderr = child.communicate()
+    def failed(self, child, stderr=None):
+        stderr = child.communicate()[1] if stderr is None else stderr
         if any(text in stderr for text in NO_SPACE_TEXTS):
             raise OSError(NO_SPACE_ERRNOS[0], NO_SPACE_TEXTS[0])  # main names the disk, as for pip's
         if stderr.startswith("changed: "):
@@ -1858,9 +1861,9 @@ class CompilePool:
             pass
         for child in self.children:
             if child is not but:
-                child.wait()
+                _, stderr = child.communicate()
                 if child.returncode:
-                    self.failed(child)
+                    self.failed(child, stderr)
         self.children = [but] if but else []
 
     def __exit__(self, *exc_info):
