@@ -1155,12 +1155,14 @@ def unpack_virtualenv(payload, tree):
 
 # ---------------------------------------------------------------- caches in the build area
 # What every build would otherwise redo: virtualenv.py's unpacked tree (with the bytecode its imports wrote), and
-# the seed pip unpacked and compiled. An entry is built in the
-# scratch dir and renamed into .bootstrap/cache/ whole, with a MANIFEST of every file's sha256; each use checks
-# every file against it first, so a half-written, damaged or changed entry is never used: it is removed and built
-# again. Keys: what the entry is made from (virtualenv.py's or the seed's sha256) and the interpreter's identity.
+# the seed pip unpacked and compiled. An entry is built in the scratch dir and renamed into .bootstrap/cache/
+# whole, with a MANIFEST of every file's sha256; each use checks every file against it first, so a half-written,
+# damaged or changed entry is never used: it is removed and built again. Keys: what the entry is made from
+# (virtualenv.py's or the seed's sha256), the interpreter's identity, and how entries are made (CACHE_FORMAT: 2
+# since the compile workers make the seed's, whose .pyc bytes differ from compileall's; an entry of another
+# format is never used, so a cache hit builds what a cold build does).
 CACHE = os.path.join(ROOT, ".bootstrap", "cache")
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 MANIFEST = "MANIFEST"
 SYS_PATH = "sys-path.txt"
 CACHE_KINDS = ("seed", "virtualenv")
