@@ -1680,15 +1680,14 @@ def claimed(name, extra=None):
 
 def write(path, data, root=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    if root:  # into a tree of our own, made just now
+    if root:  # into a tree of our own, made just now; returns the line of its MANIFEST
         with open(path, "wb") as handle:
             handle.write(data)
-    else:  # into site-packages: a new file renamed over the old, never written through a hard link into the cache
-        with open(f"{path}.{os.getpid()}", "wb") as handle:
-            handle.write(data)
-        os.replace(f"{path}.{os.getpid()}", path)
-    if root:  # the line of the tree's MANIFEST
         return f"{hashlib.sha256(data).hexdigest()} {os.path.relpath(path, root)}\n"
+    # into site-packages: a new file renamed over the old, never written through a hard link into the cache
+    with open(f"{path}.{os.getpid()}", "wb") as handle:
+        handle.write(data)
+    os.replace(f"{path}.{os.getpid()}", path)
 
 def compile_source(path, source, dfile, root=None):
     try:
@@ -1811,11 +1810,8 @@ class CompilePool:
     def ve_made(self):
         """virtualenv is done: its own modules (listed now, before pip adds any) are compiled by one worker, and the
         jobs may write into site-packages."""
-        listed = "".join(f"{os.path.join(self.site, name)}\n" for name in sorted(os.listdir(self.site))
-                         if name.endswith(".py"))
-        with open(self.made + ".tmp", "w", encoding="utf-8") as handle:
-            handle.write(listed)
-        os.rename(self.made + ".tmp", self.made)
+        write_whole(self.made, "".join(f"{os.path.join(self.site, name)}\n" for name in sorted(os.listdir(self.site))
+                                       if name.endswith(".py")))
 
     def wait_for(self, job):
         """Until every chunk of job is done (a worker that failed meanwhile stops the build); the MANIFEST lines of
@@ -1875,11 +1871,15 @@ class CompilePool:
 
 
 def write_json(path, data):
-    """Write data as JSON that a reader never sees half-written: a new file, renamed into place."""
     import json
 
+    return write_whole(path, json.dumps(data))  # dumps: the C encoder; dump() writes piece by piece in Python
+
+
+def write_whole(path, text):
+    """Write text to a file a reader (a worker polling for it) never sees half-written: a new file, renamed."""
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data))  # dumps: the C encoder; dump() writes piece by piece in Python
+        handle.write(text)
     os.rename(path + ".tmp", path)
     return path
 
