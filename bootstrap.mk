@@ -1,9 +1,9 @@
-# bootstrap.mk version 4: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
+# bootstrap.mk version 5: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
 # It expects beside it: bootstrap.py, virtualenv.py, virtualenv_support/, bootstrap_tools/, requirements.in,
 # requirements.txt, requirements/. Set the variables below on the command line (`make ve PYTHON=python3.12`)
 # or in the Makefile before the include.
 
-BOOTSTRAP_MK_VERSION := 4
+BOOTSTRAP_MK_VERSION := 5
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
@@ -57,8 +57,10 @@ BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade platforms c
 # Where the convention keeps its maintainer tooling and its build area (staging, caches, reports).
 BOOTSTRAP_TOOLS := bootstrap_tools
 BOOTSTRAP_BUILD := .bootstrap
-# Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out.
-VE_PYTHON = "$(VE)/bin/python" -E -s
+# Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out, through the
+# slot's real path (resolved when the recipe starts, after `make ve`): through the `ve` link, a long run would
+# import from whichever build a later `make ve` switched in.
+VE_PYTHON = "$(or $(realpath $(VE)),$(VE))/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --resolution "$(RESOLUTION)" \
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
@@ -66,12 +68,16 @@ FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --
 # bootstrap.py is imported, not run as a script, so the no-op loads its checked-hash bytecode (written into
 # __pycache__/ by a build, never by a no-op: -B) instead of compiling 2,000 lines on every run. The checkout
 # goes last on sys.path, so a project's own json.py or shutil.py at its root never shadows the standard library.
-BOOTSTRAP = $(PYTHON) -I -S -B \
-	-c 'import sys; sys.path.append(""); from bootstrap import main; sys.exit(main(sys.argv[1:]))' --ve "$(VE)"
+# -E -s rather than -I, and the version checked first, so an interpreter too old for bootstrap.py (2.7 has no -I,
+# 3.9 cannot parse it) gets our one ERROR line, never its own usage text or a SyntaxError.
+BOOTSTRAP_TOO_OLD = ERROR: PYTHON=$(PYTHON) is Python %d.%d, and bootstrap.py needs CPython 3.10 or newer, so no ve was built or changed. Run `make ve PYTHON=<path of an installed CPython>` naming one of the versions on the `\# targets:` line of requirements.txt.
+BOOTSTRAP = $(PYTHON) -E -s -S -B -c 'import sys; sys.version_info >= (3, 10) or sys.exit("$(BOOTSTRAP_TOO_OLD)" \
+	% sys.version_info[:2]); sys.path[:] = [p for p in sys.path if p] + [""]; from bootstrap import main; \
+	sys.exit(main(sys.argv[1:]))' --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
 VE_BASE = $(or $(patsubst .%,%,$(VE_NAME)),$(VE_NAME))
-BOOTSTRAP_FLAKE8_EXCLUDE = $(VE_NAME),.$(VE_BASE)-a,.$(VE_BASE)-b,.$(VE_BASE).tmp,$(BOOTSTRAP_BUILD),virtualenv.py,requirements,virtualenv_support
+BOOTSTRAP_FLAKE8_EXCLUDE = $(VE_NAME),.$(VE_BASE)-a,.$(VE_BASE)-b,.$(VE_BASE).tmp*,.$(VE_BASE)-?.deleting-*,$(BOOTSTRAP_BUILD),virtualenv.py,requirements,virtualenv_support
 
 ifeq ($(.DEFAULT_GOAL),)
 .DEFAULT_GOAL := $(if $(filter help,$(BOOTSTRAP_TARGETS)),help,bootstrap-help)
@@ -97,7 +103,7 @@ BOOTSTRAP_NO_PYTHON = ERROR: PYTHON=$(PYTHON) cannot run (exit $$status: not ins
 bootstrap-ve:
 	@$(BOOTSTRAP) $(if $(FORCE),--force) $(if $(ONE_SLOT),--one-slot) $(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
 		$(if $(filter %freeze %freeze-upgrade %adopt,$(MAKECMDGOALS)),--freezing) || { status=$$?; \
-		$(PYTHON) -I -S -c "" >/dev/null 2>&1 || echo "$(BOOTSTRAP_NO_PYTHON)" >&2; exit $$status; }
+		$(PYTHON) -E -S -c "" >/dev/null 2>&1 || echo "$(BOOTSTRAP_NO_PYTHON)" >&2; exit $$status; }
 
 .PHONY: bootstrap-test  ## make check, flake8, then pytest, inside ./ve (builds it first)
 bootstrap-test: bootstrap-ve
@@ -135,11 +141,11 @@ bootstrap-platforms: bootstrap-ve
 bootstrap-sbom: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).sbom --output "$(SBOM_DIR)"
 
-# Through bootstrap.py: it removes only what it made, never through the ve link (VE=ve/ included).
-.PHONY: bootstrap-clean  ## remove ./ve, both of its build slots and the convention's build area
+# Through bootstrap.py: it removes only what it made, never through the ve link (VE=ve/ included), under the ve's
+# lock (it waits for a running `make ve`, and refuses while a `make freeze` runs).
+.PHONY: bootstrap-clean  ## remove ./ve, both of its build slots, leftovers and the convention's caches and staging
 bootstrap-clean:
 	@$(BOOTSTRAP) --clean
-	rm -rf $(BOOTSTRAP_BUILD)
 
 # LFS=1: the project's wheels are stored with Git LFS (.gitattributes, `git lfs install --local` there).
 .PHONY: bootstrap-adopt  ## bring this convention into another project: make adopt DEST=path (again: upgrade it)

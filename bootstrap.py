@@ -39,6 +39,8 @@ SLOTS = ("a", "b")
 # default to hash-based .pyc files); with checked-hash compilation, rebuilds are byte-identical.
 SOURCE_DATE_EPOCH = "315532800"
 AMBIENT_PREFIXES = ("PIP_", "VIRTUALENV_", "UV_", "PYTHON", "CONDA_", "PIPENV_", "PDM_", "POETRY_", "XDG_")
+# The process's umask, read once by main (reading it means setting it): the modes a cold build gives its files.
+UMASK = [0o022]
 AMBIENT_NAMES = ("VIRTUAL_ENV", "__PYVENV_LAUNCHER__", "SETUPTOOLS_USE_DISTUTILS", "DISTUTILS_DEBUG")
 
 
@@ -69,6 +71,8 @@ def step(message):
 def main(argv):
     args = parse_args(argv)
     started = time.monotonic()
+    UMASK[0] = os.umask(0o022)
+    os.umask(UMASK[0])
     ve = resolve_ve(args.ve)
     if args.clean:
         return clean(ve, args.ve)
@@ -85,6 +89,7 @@ def main(argv):
     try:
         # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
         if not args.force and is_current(ve, key) and not switch_pending():
+            tidy(ve)
             return report_up_to_date(args.ve)
         stop_on_signals()
         with exclusive_lock(ve), settled_inputs():
@@ -95,13 +100,16 @@ def main(argv):
             reason = rebuild_reason(ve, inputs, args.force)
             ready = None if args.force else finished_slot(ve, key)
             if ready:
+                remove_leftovers(ve)
                 switch(ve, ready)
                 step(f"switched {args.ve} to {os.path.basename(ready)}, which already holds the build for "
                      f"these inputs ({reason}); nothing rebuilt")
                 return 0
             check_interpreter(read_targets())
             step(f"building {args.ve}: {reason}")
-            count, pins = build(ve, key, inputs, args.one_slot)
+            if args.force:
+                step("FORCE=1: nothing is taken from the build caches in .bootstrap/cache/; they are made again")
+            count, pins = build(ve, key, inputs, args.one_slot, fresh=args.force)
     except KeyboardInterrupt:
         error(f"interrupted; {describe_ve(ve, args.ve)}. Run `make ve` again.")
     except PermissionError as exc:
@@ -117,6 +125,17 @@ def main(argv):
     step(f"done: {args.ve} ready, Python {python_version()} ({sys.executable}), {count} packages installed "
          f"(of the lock's {pins} pins, those for this Python), {seconds:.1f} s")
     return 0
+
+
+def tidy(ve):
+    """The no-op removes leftovers too (a killed run's scratch, a half-built slot), unless a build of this ve is
+    running: what is beside the ve then is that build's, and the lock says so without waiting."""
+    if leftovers(ve):
+        stop_on_signals()
+        lock = exclusive_lock(ve, wait=False)
+        if lock:
+            with lock:
+                remove_leftovers(ve)
 
 
 def report_up_to_date(ve):
@@ -238,18 +257,43 @@ def lock_path(ve):
     return beside(ve, ".lock")
 
 
-def exclusive_lock(ve):
-    """Serialize builds of one ve: a second `make ve` waits, then finds the first one's result."""
+# Leftovers carry names only make ve gives: `.ve.tmp` (the scratch), `.ve-a.deleting-<pid>-<n>` (a slot or the
+# scratch renamed away to be deleted), `.ve.tmp.moved-aside*` (scratch that older versions set aside).
+DELETING = ".deleting-"
+
+
+def exclusive_lock(ve, wait=True):
+    """Serialize builds and cleans of one ve: a second `make ve` waits, then finds the first one's result.
+
+    The lock file is never unlinked (a waiter would hold a lock on a file nobody else sees); should it be replaced
+    anyway, the holder notices that the file it locked is no longer the one at the path and locks again.
+    wait=False: None when someone else holds it."""
     path = lock_path(ve)
-    try:
-        os.makedirs(os.path.dirname(ve), exist_ok=True)
-        # flock needs no write access: a lock file left by another user (sudo make ve) still serves.
-        handle = open(path, "r") if os.path.exists(path) else open(path, "a")
-    except PermissionError as exc:
-        error(permission_message(exc, ve))
-    except OSError as exc:
-        error(f"cannot write {path}: {exc.strerror}. Make {os.path.dirname(ve)} writable or pick another VE=...")
-    return LockedFile(handle)
+    while True:
+        try:
+            os.makedirs(os.path.dirname(ve), exist_ok=True)
+            # flock needs no write access: a lock file left by another user (sudo make ve) still serves.
+            handle = open(path, "r") if os.path.exists(path) else open(path, "a")
+        except PermissionError as exc:
+            error(permission_message(exc, ve))
+        except OSError as exc:
+            error(f"cannot write {path}: {exc.strerror}. Make {os.path.dirname(ve)} writable or pick another VE=...")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                handle.close()
+                return None
+            step(f"waiting for {os.path.basename(path)}: another `make ve` or `make clean` of this ve is running")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            here = os.stat(path)
+        except FileNotFoundError:
+            here = None
+        mine = os.fstat(handle.fileno())
+        if here and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+            return LockedFile(handle)
+        handle.close()
 
 
 class LockedFile:
@@ -257,7 +301,6 @@ class LockedFile:
         self.handle = handle
 
     def __enter__(self):
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc_info):
@@ -289,7 +332,7 @@ def permission_message(exc, ve):
 
     me = owner(os.geteuid())
     foreign = {}
-    for path in [ve, lock_path(ve), scratch_path(ve), f"{ve}.switching"] + [slot_path(ve, slot) for slot in SLOTS]:
+    for path in [ve, lock_path(ve), f"{ve}.switching"] + slot_paths(ve) + leftovers(ve):
         try:
             uid = os.lstat(path).st_uid
         except OSError:
@@ -376,13 +419,15 @@ def read_stamp(path):
             lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError):
         return None
-    stamp = {"key": lines[0].strip() if lines else "", "inputs": {}, "dists": None}
+    stamp = {"key": lines[0].strip() if lines else "", "inputs": {}, "dists": None, "umask": None}
     for line in lines[1:]:
         fields = line.split("\t")
         if fields[0] == "input" and len(fields) == 3:
             stamp["inputs"][fields[1]] = fields[2]
         elif fields[0] == "dists":
             stamp["dists"] = fields[1:]
+        elif fields[0] == "umask" and len(fields) == 2:
+            stamp["umask"] = int(fields[1], 8)
     return stamp
 
 
@@ -418,16 +463,32 @@ def drift(path, stamp):
 
 
 def is_current(ve, key):
-    """`ve` is our finished build for `key`, unchanged by hand: the no-op check (a stamp read and one listdir)."""
-    stamp = read_stamp(ve) if is_our_link(ve) else None
+    """`ve` is our finished build for `key`, unchanged by hand: the no-op check (a stamp read, a few stats and one
+    listdir)."""
+    stamp = read_stamp(ve) if is_our_link(ve) and looks_whole(ve) else None
     return stamp is not None and stamp["key"] == key and not drift(ve, stamp)
+
+
+def looks_whole(path):
+    """The files without which a stamped directory is no ve at all: our marker, pyvenv.cfg (without it
+    bin/python is the bare base interpreter) and bin/python. A stamp alone proves nothing: a deletion by an older
+    version, interrupted, could leave the stamp behind them."""
+    return all(os.path.exists(os.path.join(path, name)) for name in (MARKER, "pyvenv.cfg", WHOLE_PYTHON))
+
+
+WHOLE_PYTHON = os.path.join("bin", "python")
+
+
+def finished(path):
+    """Our slot holding a finished build (its stamp and the files of looks_whole)."""
+    return is_ours(path) and os.path.isfile(os.path.join(path, STAMP)) and looks_whole(path)
 
 
 def finished_slot(ve, key):
     """The other slot, if it holds our finished, unchanged build for `key` (after `make ve PYTHON=...` and back)."""
     current = os.path.realpath(ve) if os.path.islink(ve) else None
     for slot in (slot_path(ve, slot) for slot in SLOTS):
-        stamp = read_stamp(slot) if is_ours(slot) and os.path.realpath(slot) != current else None
+        stamp = read_stamp(slot) if finished(slot) and os.path.realpath(slot) != current else None
         if stamp and stamp["key"] == key and not drift(slot, stamp):
             return slot
     return None
@@ -439,7 +500,7 @@ def rebuild_reason(ve, inputs, force):
         return "FORCE=1"
     if not os.path.lexists(ve):
         return "there is no ve yet"
-    stamp = read_stamp(ve) if our_slot(ve) else None
+    stamp = read_stamp(ve) if our_slot(ve) and looks_whole(ve) else None
     if stamp is None:
         return "it holds no finished build of make ve"
     if not stamp["inputs"]:
@@ -485,11 +546,13 @@ def verify(ve, name):
     import csv
 
     slot = our_slot(ve)
-    stamp = read_stamp(slot) if slot else None
+    stamp = read_stamp(slot) if slot and finished(slot) else None
     if stamp is None:
         error(f"{name} holds no finished build of make ve to verify. Run `make ve` first.")
     site = built_site_packages(slot)
     problems, checked = [], 0
+    # A build gives every file 666 or 777 less its umask (the stamp records it; older stamps do not).
+    modes = {0o666 & ~stamp["umask"], 0o777 & ~stamp["umask"]} if stamp["umask"] is not None else None
     changed = drift(slot, stamp)
     if changed:
         problems.append(f"distributions installed or removed by hand since the build: {changed}")
@@ -514,6 +577,9 @@ def verify(ve, name):
             actual = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             if actual != row[1][len("sha256="):]:
                 problems.append(f"{os.path.relpath(path, slot)} was changed (its RECORD in {dist} says otherwise)")
+            elif modes and os.stat(path).st_mode & 0o777 not in modes:
+                problems.append(f"{os.path.relpath(path, slot)} has mode {os.stat(path).st_mode & 0o777:o}, which no "
+                                f"build under its umask {stamp['umask']:03o} gives")
     for problem in problems:
         print(f"  - {problem}")
     if problems:
@@ -526,19 +592,22 @@ def verify(ve, name):
 def describe_ve(ve, name):
     """What `ve` really points at now, for the message after an interrupted build."""
     slot = our_slot(ve)
-    if slot and os.path.isfile(os.path.join(slot, STAMP)):
+    if slot and finished(slot):
         return f"{name} still points at the previous finished build ({os.path.basename(slot)})"
     if os.path.lexists(ve):
         return f"{name} is as it was before this run (no finished build of make ve)"
     return f"there is no {name} yet"
 
 
-def build(ve, key, inputs, one_slot=False):
-    """Build into the free slot and switch `ve` to it; return (packages installed, pins in the lock)."""
+def build(ve, key, inputs, one_slot=False, fresh=False):
+    """Build into the free slot and switch `ve` to it; return (packages installed, pins in the lock).
+
+    fresh (FORCE=1): no cache entry is used, each is made again from the verified inputs and replaces the old one."""
     pins, seed, problems = verify_inputs()
     if problems:
         more = len(problems) - 1
         error(problems[0] + (f" ({more} more problem(s): `make check` lists them all.)" if more else ""))
+    remove_leftovers(ve)
     if one_slot:
         drop_builds(ve)
     scratch = fresh_dir(scratch_path(ve))
@@ -547,9 +616,9 @@ def build(ve, key, inputs, one_slot=False):
         slot = pick_slot(ve)
         env = hermetic_env(scratch)
         # The seed unpacked and compiled, and the wheels' modules compiled, while virtualenv runs.
-        with SeedTree(seed, scratch) as seed_tree, CompilePool(scratch, env) as pool:
+        with SeedTree(seed, scratch, fresh) as seed_tree, CompilePool(scratch, env) as pool:
             pool.start(slot, seed_tree, pins)
-            create_env(slot, scratch, env)
+            create_env(slot, scratch, env, fresh)
             pool.ve_made()
             report, dependencies = install(slot, seed_tree, pins, scratch, env, pool)
         check_env(slot, pins, report, dependencies)
@@ -942,9 +1011,11 @@ def disk_full_message(ve):
     import shutil
 
     current = our_slot(ve)
-    for path in [slot_path(ve, slot) for slot in SLOTS] + [scratch_path(ve)]:
+    for path in slot_paths(ve):
         if path != current and is_ours(path):
-            remove(path)
+            discard(path)
+    for path in leftovers(ve):
+        discard(path)
     for entry in NEW_ENTRIES:
         remove(entry)
     where = os.path.dirname(ve)
@@ -979,10 +1050,10 @@ def drop_builds(ve):
 
     Until the new build is done there is no working ve; a failed build leaves none (the next `make ve` builds one).
     """
-    for path in [slot_path(ve, slot) for slot in SLOTS]:
+    for path in slot_paths(ve):
         if is_ours(path):
             step(f"removing {os.path.basename(path)} first (ONE_SLOT: room for one build only)")
-            remove(path)
+            discard(path)
 
 
 def set_aside_old_build(ve, scratch):
@@ -1010,11 +1081,53 @@ def pick_slot(ve):
     return fresh_dir(free)
 
 
+def leftovers(ve):
+    """What interrupted or killed runs left beside the ve, all ours by name or marker: the scratch, whatever was
+    renamed away to be deleted, and any slot of ours that holds no finished build (half-built or half-deleted)."""
+    where = os.path.dirname(ve)
+    scratch = os.path.basename(scratch_path(ve))
+    prefixes = tuple(os.path.basename(path) + DELETING for path in [scratch_path(ve)] + slot_paths(ve))
+    try:
+        names = sorted(os.listdir(where))
+    except OSError:
+        return []
+    found = [os.path.join(where, name) for name in names
+             if name == scratch or name.startswith(prefixes) or name.startswith(scratch + ".moved-aside")]
+    return found + [path for path in slot_paths(ve) if is_ours(path) and not finished(path)]
+
+
+def slot_paths(ve):
+    return [slot_path(ve, slot) for slot in SLOTS]
+
+
+def remove_leftovers(ve):
+    """Remove every leftover (see leftovers), and say what and how much; the caller holds the ve's lock."""
+    found = leftovers(ve)
+    if not found:
+        return
+    freed = sum(tree_bytes(path) for path in found)
+    for path in found:
+        discard(path)
+    step(f"removed what an interrupted run left ({', '.join(map(os.path.basename, found))}): {mb(freed)} freed")
+
+
+def discard(path):
+    """Delete a directory of ours so that no interruption can leave part of it under its own name (where a
+    half-deleted slot could pass for a build): one rename to a leftover name first, then the deletion."""
+    if DELETING not in os.path.basename(path):
+        number = 1
+        while os.path.lexists(f"{path}{DELETING}{os.getpid()}-{number}"):
+            number += 1
+        os.rename(path, f"{path}{DELETING}{os.getpid()}-{number}")
+        path = f"{path}{DELETING}{os.getpid()}-{number}"
+    remove(path)
+
+
 def fresh_dir(path):
     """An empty directory of ours at `path` (a slot, the scratch dir), carrying our marker from its first moment:
     a previous one of ours is wiped, anything else there is moved aside."""
     if is_ours(path):
-        remove(path)
+        discard(path)
     elif os.path.lexists(path):
         move_aside(path)
     os.mkdir(path)
@@ -1106,13 +1219,13 @@ def run(argv, env, what):
     return stdout
 
 
-def create_env(slot, scratch, env):
+def create_env(slot, scratch, env, fresh=False):
     """virtualenv --no-seed from virtualenv.py's verified payload, unpacked (with the bytecode its imports write)
     in a cache entry checked file by file before each use; built afresh on a miss. Its app-data is the scratch
     dir's: virtualenv describes the running interpreter in-process and writes nothing there worth keeping."""
     step(f"creating {os.path.relpath(slot, ROOT)} with virtualenv.py for Python {python_version()}")
     digest, payload = VERIFIED_PAYLOAD
-    entry = valid_entry("virtualenv", digest)
+    entry = None if fresh else valid_entry("virtualenv", digest)
     if entry:
         tree, write_bytecode = entry, False
     else:
@@ -1133,7 +1246,7 @@ def create_env(slot, scratch, env):
          "--no-venv-redirect", "--app-data", os.path.join(scratch, "app-data"), "--python", sys.executable, slot],
         env, "virtualenv")
     if not entry:
-        keep_entry("virtualenv", digest, tree)
+        keep_entry("virtualenv", digest, tree, replace=fresh)
 
 
 def unpack_virtualenv(payload, tree):
@@ -1176,10 +1289,11 @@ def entry_path(kind, digest):
 
 
 def tree_files(tree):
-    """{relative path: absolute path} of every file under tree (symlinks count as files: none is expected)."""
+    """{relative path: absolute path} of every file under tree; a symlink counts as a file, to a directory too
+    (os.walk does not enter it, so it would otherwise go unseen): none is expected, and a check refuses them."""
     found = {}
-    for directory, _, names in os.walk(tree):
-        for name in names:
+    for directory, dirs, names in os.walk(tree):
+        for name in names + [name for name in dirs if os.path.islink(os.path.join(directory, name))]:
             path = os.path.join(directory, name)
             found[os.path.relpath(path, tree)] = path
     return found
@@ -1197,6 +1311,8 @@ def write_manifest(tree, lines=None):
 def entry_problem(entry, copy_to=None):
     """None when every file of the entry has the sha256 its MANIFEST records and no file is missing or extra; else
     what is wrong. copy_to: also copy each file there, from the very bytes that were checked."""
+    if os.path.islink(entry):
+        return "it is a symlink"
     try:
         with open(os.path.join(entry, MANIFEST), encoding="utf-8") as handle:
             recorded = dict(reversed(line.rstrip("\n").split(" ", 1)) for line in handle)
@@ -1227,16 +1343,24 @@ def entry_problem(entry, copy_to=None):
 
 
 def copy_checked(path, data, target):
-    """Put the checked file at target: a hard link where the file system allows (creating a file costs far more),
-    else a copy of the checked bytes. A linked file changed later in the ve changes the cache entry too, which its
-    MANIFEST then refuses: the entry is built again, never used."""
-    try:
-        os.link(path, target)
-        return
-    except OSError:
-        pass
+    """Put the checked file at target: a hard link where the file system allows (creating a file costs far more)
+    and the file has the mode a cold build gives it now, else a copy of the checked bytes with that mode. A linked
+    file changed later in the ve changes the cache entry too, which its MANIFEST (or the mode) then refuses."""
+    mode = os.stat(path).st_mode
+    if mode & 0o777 == cold_mode(mode):
+        try:
+            os.link(path, target)
+            return
+        except OSError:
+            pass
     with open(target, "wb") as handle:
         handle.write(data)
+    os.chmod(target, cold_mode(mode))
+
+
+def cold_mode(mode):
+    """The permission bits pip or a compile worker gives a file now: 666 (777 where executable) less the umask."""
+    return (0o777 if mode & 0o100 else 0o666) & ~UMASK[0]
 
 
 def valid_entry(kind, digest, copy_to=None):
@@ -1258,13 +1382,16 @@ def valid_entry(kind, digest, copy_to=None):
     return None
 
 
-def keep_entry(kind, digest, tree, lines=None):
+def keep_entry(kind, digest, tree, lines=None, replace=False):
     """Move a tree built in the scratch dir into the cache, whole (one rename), with its MANIFEST; best effort:
-    a read-only checkout, another file system or a concurrent build's entry just mean no cache this time."""
+    a read-only checkout, another file system or a concurrent build's entry just mean no cache this time.
+    replace (FORCE=1): an entry already there is deleted first."""
     entry = entry_path(kind, digest)
     try:
         write_manifest(tree, lines)
         os.makedirs(os.path.dirname(entry), exist_ok=True)
+        if replace and os.path.lexists(entry):
+            discard(entry)
         os.rename(tree, entry)
     except OSError:
         return tree
@@ -1280,12 +1407,12 @@ class SeedTree:
     checked file by file as it is copied into the ve, or made in the scratch dir by the compile workers while
     virtualenv runs, linked into the ve as it is, and then kept in the cache (in the background)."""
 
-    def __init__(self, seed, scratch):
-        self.seed, self.scratch, self.job, self.keeper = seed, scratch, None, None
+    def __init__(self, seed, scratch, fresh=False):
+        self.seed, self.scratch, self.job, self.keeper, self.fresh = seed, scratch, None, None, fresh
         # `name-version.dist-info`, named as the wheel file is (the wheel format's rule), whatever is in the tree.
         self.dist_info = "-".join(os.path.basename(seed[0]).split("-")[:2]) + ".dist-info"
         entry = entry_path("seed", seed[1])
-        if os.path.isdir(entry):
+        if os.path.isdir(entry) and not fresh:
             self.tree = entry
         else:
             self.tree = os.path.join(scratch, "seed-tree")
@@ -1303,7 +1430,8 @@ class SeedTree:
             manifest = pool.wait_for(self.job)
             self.job = None
             link_tree(self.tree, site)
-            self.keeper = threading.Thread(target=keep_entry, args=("seed", self.seed[1], self.tree, manifest))
+            self.keeper = threading.Thread(target=keep_entry, args=("seed", self.seed[1], self.tree, manifest),
+                                           kwargs={"replace": self.fresh})
             self.keeper.start()
             return
         problem = entry_problem(self.tree, copy_to=site)
@@ -2028,6 +2156,7 @@ def write_stamp(slot, key, inputs):
     """Written last: a slot with a stamp is a finished build (see read_stamp for the format)."""
     lines = [key] + [f"input\t{label}\t{value}" for label, value in inputs]
     lines.append("\t".join(["dists", *installed_dists(slot)]))
+    lines.append(f"umask\t{UMASK[0]:04o}")  # what `make verify` checks the files' modes against
     with open(os.path.join(slot, STAMP), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 
@@ -2039,7 +2168,8 @@ def exclude_from_git(ve):
     exclude = os.path.join(root, ".git", "info", "exclude")
     if not ve.startswith(root + os.sep) or not os.path.isdir(os.path.dirname(exclude)):
         return
-    names = [ve, f"{ve}.switching", lock_path(ve), scratch_path(ve)] + [slot_path(ve, slot) for slot in SLOTS]
+    names = ([ve, f"{ve}.switching", lock_path(ve), scratch_path(ve) + "*"] + slot_paths(ve)
+             + [path + DELETING + "*" for path in slot_paths(ve)])
     wanted = ["/" + os.path.relpath(name, root) for name in names] + ["/__pycache__/bootstrap.*.pyc"]
     try:
         with open(exclude, encoding="utf-8") as handle:
@@ -2076,35 +2206,81 @@ def is_our_link(path):
         return False
 
 
-def clean(ve, name):
-    """`make clean`: remove the ve link, its slots, scratch and lock if they are ours; never through the link."""
-    removed, kept = [], []
-    with exclusive_lock(ve), settled_inputs():  # `make clean` removes .bootstrap/: finish a pending switch first
-        try:
-            for path in [ve, f"{ve}.switching"] + [slot_path(ve, slot) for slot in SLOTS] + [scratch_path(ve)]:
-                if not os.path.lexists(path):
-                    continue
-                ours = is_our_link(path) if path in (ve, f"{ve}.switching") else is_ours(path)
-                if ours:
-                    remove(path)
-                    removed.append(os.path.basename(path))
-                else:
-                    kept.append(os.path.basename(path))
-            remove(lock_path(ve))
-            for kind in CACHE_KINDS:  # nothing but bootstrap.py writes there; a symlink is unlinked, not followed
-                if os.path.lexists(os.path.join(CACHE, kind)):
-                    remove(os.path.join(CACHE, kind))
-                    removed.append(f"{os.path.relpath(CACHE, ROOT)}/{kind}")
-            import glob
+# What the convention's targets write into the build area, which `make clean` removes; a project's own files there
+# and the lock files (someone may be waiting on them) stay.
+BUILD_AREA = os.path.join(ROOT, ".bootstrap")
+BUILD_AREA_NAMES = ("cache", "freeze", "seeds", "sbom", "freeze-report.txt", "switch-done.json",
+                    "adopt-constraints.txt")
 
+
+def clean(ve, name):
+    """`make clean`: remove the ve link, its slots, leftovers and the build area's caches and staging, if they are
+    ours; never through the link. Waits for a running `make ve`, refuses while a `make freeze` runs."""
+    import glob
+
+    stop_on_signals()
+    removed, kept, freed = [], [], 0
+    try:
+        with exclusive_lock(ve), settled_inputs():  # a pending switch is finished first: its files are in .bootstrap
+            freezing = freeze_holder()
+            if freezing:
+                error(f"a `make freeze` is running in this checkout ({freezing}), and `make clean` would remove its "
+                      "staging; nothing was removed. Run `make clean` again once it has finished.")
+            for path in [ve, f"{ve}.switching"]:
+                if os.path.lexists(path):
+                    (removed if is_our_link(path) else kept).append(path)
+                    if is_our_link(path):
+                        os.unlink(path)
+            ours = [path for path in slot_paths(ve) if is_ours(path)]
+            kept += [path for path in slot_paths(ve) if os.path.lexists(path) and path not in ours]
+            for path in ours + [path for path in leftovers(ve) if path not in ours]:
+                freed += tree_bytes(path)
+                discard(path)
+                removed.append(path)
+            for path in [os.path.join(BUILD_AREA, name) for name in BUILD_AREA_NAMES]:
+                # Nothing but the convention writes these; a symlink is unlinked, not followed.
+                if os.path.lexists(path):
+                    freed += tree_bytes(path) if os.path.isdir(path) and not os.path.islink(path) else 0
+                    remove(path)
+                    removed.append(path)
             for pyc in glob.glob(os.path.join(ROOT, "__pycache__", "bootstrap.*.pyc")):  # our own bytecode
                 os.unlink(pyc)
-        except PermissionError as exc:
-            error(permission_message(exc, ve))
-    print(f"removed {', '.join(removed) or 'nothing (no build of make ve here)'}")
+    except KeyboardInterrupt:
+        error(f"interrupted; {clean_left(ve)}. Run `make clean` again to finish.")
+    except PermissionError as exc:
+        error(permission_message(exc, ve))
+    except OSError as exc:
+        error(f"cannot remove {exc.filename or ve}: {exc.strerror}, so `make clean` stopped; {clean_left(ve)}. Make "
+              f"{os.path.dirname(exc.filename or ve)} writable, then run `make clean` again.")
+    names = [os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path for path in removed]
+    print(f"removed {', '.join(names) + f' ({mb(freed)} freed)' if names else 'nothing (no build of make ve here)'}")
     if kept:
-        print(f"kept {', '.join(kept)}: not made by make ve (delete it yourself if you no longer need it)")
+        print(f"kept {', '.join(map(os.path.basename, kept))}: not made by make ve (delete it yourself if you no "
+              "longer need it)")
     return 0
+
+
+def clean_left(ve):
+    """What an interrupted or failed `make clean` left, for its ERROR line."""
+    left = [path for path in [ve] + slot_paths(ve) if os.path.lexists(path)] + leftovers(ve)
+    left += [path for path in (os.path.join(BUILD_AREA, name) for name in BUILD_AREA_NAMES) if os.path.lexists(path)]
+    names = sorted({os.path.relpath(path, os.path.dirname(ve)) for path in left})
+    return f"still there: {', '.join(names)}" if names else "nothing of make ve is left"
+
+
+def freeze_holder():
+    """Who holds the checkout's freeze lock (.bootstrap/freeze.lock) now, or None."""
+    path = os.path.join(BUILD_AREA, "freeze.lock")
+    try:
+        handle = open(path)
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "it holds .bootstrap/freeze.lock"
+    return None
 
 
 def release_key(version):
@@ -2122,9 +2298,6 @@ def release_key(version):
 SWITCH_JOURNAL = os.path.join(".bootstrap", "switch-journal.json")
 SWITCH_DONE = os.path.join(".bootstrap", "switch-done.json")
 SWITCH_LOCK = os.path.join(".bootstrap", "switch.lock")
-# Tests only: "<move number or all>:<file>" stops this process (SIGSTOP) before that move of a switch, after
-# appending "<pid> <number> <path>" to the file, so a test can kill it at that exact point.
-TEST_STOP_HOOK = "BOOTSTRAP_TEST_STOP_IN_SWITCH"
 
 
 def switch_pending(root=ROOT):
@@ -2181,9 +2354,13 @@ def complete_switch(root=ROOT, resumed=True):
         error(f"cannot read {SWITCH_JOURNAL} ({exc}), the journal of an interrupted `make freeze`. Restore the "
               "tree with `git checkout -- requirements.txt requirements.pins requirements virtualenv_support "
               f"virtualenv.py bootstrap_tools/virtualenv.txt`, delete {SWITCH_JOURNAL} and run `make freeze`.")
+    problem = journal_problem(root, moves)
+    if problem:
+        error(f"{SWITCH_JOURNAL} is not the journal of a `make freeze` ({problem}), so none of it was done. Restore "
+              "the tree with `git checkout -- requirements.txt requirements.pins requirements virtualenv_support "
+              f"virtualenv.py bootstrap_tools/virtualenv.txt`, delete {SWITCH_JOURNAL} and run `make freeze`.")
     left = 0
     for number, move in enumerate(moves):
-        stop_for_test(number, move["path"])
         target = os.path.join(root, move["path"])
         if "staged" not in move:
             if os.path.lexists(target):
@@ -2205,14 +2382,34 @@ def complete_switch(root=ROOT, resumed=True):
     return left
 
 
-def stop_for_test(number, path):
-    wanted = os.environ.get(TEST_STOP_HOOK)
-    if wanted and wanted.partition(":")[0] in ("all", str(number)):
-        import signal
+# The only files a freeze's switch moves: the lock files, virtualenv.py with what it is built from, and the files
+# directly in requirements/ and virtualenv_support/. Each is staged beside its destination as `.<name>.staged`.
+SWITCHED_FILES = ("requirements.txt", "requirements.pins", "virtualenv.py", "bootstrap_tools/virtualenv.txt",
+                  "pylock.toml", "requirements-provenance.json", "requirements-build.txt", "requirements-built.json")
+SWITCHED_DIRS = ("requirements", "virtualenv_support")
+STAGED_SUFFIX = ".switch-new"
 
-        with open(wanted.partition(":")[2], "a") as handle:
-            handle.write(f"{os.getpid()} {number} {path}\n")
-        os.kill(os.getpid(), signal.SIGSTOP)
+
+def journal_problem(root, moves):
+    """Why the journal's moves are not a freeze's (None when they are): the journal is data we check, never
+    instructions we follow, so a path outside the closed list, or one that leads out of the checkout through a
+    symlink, refuses the whole journal before anything is touched."""
+    if not isinstance(moves, list):
+        return "its moves are not a list"
+    real_root = os.path.realpath(root)
+    for move in moves:
+        if not isinstance(move, dict) or not isinstance(move.get("path"), str):
+            return f"a move without a path: {move!r}"
+        path = move["path"]
+        parent, name = os.path.split(path)
+        if path not in SWITCHED_FILES and not (parent in SWITCHED_DIRS and name and not name.startswith(".")):
+            return f"{path!r} is not a file a freeze moves"
+        if os.path.realpath(os.path.join(root, parent)) != os.path.join(real_root, parent).rstrip(os.sep):
+            return f"{path!r} leads out of the checkout through a symlink"
+        if "staged" in move and (move["staged"] != f"{parent}/.{name}{STAGED_SUFFIX}".lstrip("/")
+                                 or not isinstance(move.get("sha256"), str)):
+            return f"{move.get('staged')!r} is not where a freeze stages {path}"
+    return None
 
 
 if __name__ == "__main__":

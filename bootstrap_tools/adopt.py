@@ -28,7 +28,8 @@ TOOLS = Path(__file__).resolve().parent.name
 CONVENTION = ("bootstrap.mk", "bootstrap.py", "virtualenv.py", "virtualenv_support", TOOLS)
 BUILD = ".bootstrap"
 TARGETS = ("help", "ve", "test", "check", "freeze", "freeze-upgrade", "platforms", "clean", "adopt", "sbom")
-GITIGNORE = ("/ve", "/.ve-a/", "/.ve-b/", "/.ve.lock", "/.ve.tmp/", "/ve.switching", f"/{BUILD}/", "__pycache__/")
+GITIGNORE = ("/ve", "/.ve-a/", "/.ve-b/", "/.ve.lock", "/.ve.tmp*", "/.ve-?.deleting-*", "/ve.switching", f"/{BUILD}/",
+             "__pycache__/")
 # Git LFS for the wheelhouse (`make adopt LFS=1`): every artifact and the seed wheels; SHA256SUMS stays plain text.
 LFS_ATTRIBUTES = ("requirements/** filter=lfs diff=lfs merge=lfs -text",
                   "virtualenv_support/*.whl filter=lfs diff=lfs merge=lfs -text")
@@ -206,6 +207,7 @@ def adopt(dest, args):
     before = snapshot(dest)
     undo = Undo(dest)
     undo.remember(".git/info/exclude")  # make ve adds the ve's names there
+    undo.remember(".ve.lock")  # make ve's lock file, which its `make clean` keeps
     try:
         step(f"copying the convention (bootstrap.mk version {version_of(ROOT)}) into {dest}")
         for relative, path in convention_files(ROOT).items():

@@ -25,7 +25,7 @@ import bootstrap
 from bootstrap_tools import lockfile, report
 from bootstrap_tools.run import ToolError
 
-STAGED_SUFFIX = ".switch-new"
+STAGED_SUFFIX = bootstrap.STAGED_SUFFIX  # one owner: the journal check reads it
 FREEZE_LOCK = Path(".bootstrap") / "freeze.lock"
 
 

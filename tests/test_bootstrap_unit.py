@@ -508,11 +508,11 @@ def test_current_key(tmp_path):
 
 def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys, tmp_path):
     ve = tmp_path / "ve"
-    (tmp_path / ".ve-a").mkdir()
+    whole(tmp_path / ".ve-a")
     os.symlink(".ve-a", ve)
     bootstrap.write_stamp(str(tmp_path / ".ve-a"), bootstrap.input_key(str(ve)), [])
 
-    def no_build(*args):
+    def no_build(*args, **kwargs):
         raise AssertionError("built although nothing changed")
 
     monkeypatch.setattr(bootstrap, "build", no_build)
@@ -521,13 +521,13 @@ def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys,
 
 
 def test_main_reports_an_interrupt_in_one_line_saying_what_ve_is(key_inputs, monkeypatch, capsys, tmp_path):
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(bootstrap, "build", interrupted)
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
     assert "interrupted" in error and "there is no" in error
-    our_slot_dir(tmp_path / ".ve-a")
+    whole(our_slot_dir(tmp_path / ".ve-a"))
     bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [])
     os.symlink(".ve-a", tmp_path / "ve")
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
@@ -551,16 +551,27 @@ def fake_build(slot, dists, key="k" * 64, inputs=(("python", "3.11.7 /py"), ("re
     site.mkdir(parents=True)
     for name in dists:
         (site / f"{name}.dist-info").mkdir()
-    (slot / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    whole(slot)
     bootstrap.write_stamp(str(slot), key, list(inputs))
     return site
+
+
+def whole(slot):
+    """What a finished build has besides its stamp: our marker, pyvenv.cfg and bin/python."""
+    slot.mkdir(exist_ok=True)
+    (slot / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    (slot / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (slot / "bin").mkdir(exist_ok=True)
+    if not (slot / "bin" / "python").is_symlink():
+        (slot / "bin" / "python").symlink_to(sys.executable)
+    return slot
 
 
 def test_the_stamp_records_inputs_and_installed_distributions(tmp_path):
     fake_build(tmp_path / ".ve-a", ["alpha-1.0", "beta-2.0"])
     stamp = bootstrap.read_stamp(str(tmp_path / ".ve-a"))
     assert stamp == {"key": "k" * 64, "inputs": {"python": "3.11.7 /py", "requirements.txt": "aa"},
-                     "dists": ["alpha-1.0.dist-info", "beta-2.0.dist-info"]}
+                     "dists": ["alpha-1.0.dist-info", "beta-2.0.dist-info"], "umask": bootstrap.UMASK[0]}
 
 
 def test_a_ve_changed_by_hand_is_not_current_and_the_reason_says_so(tmp_path):

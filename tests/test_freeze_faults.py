@@ -1,7 +1,8 @@
 """Issue 17: `make freeze`, `freeze-upgrade` and `check` under faults, one scenario per numbered case.
 
-Kills are injected at exact points of the switch through bootstrap.py's test hook (BOOTSTRAP_TEST_STOP_IN_SWITCH:
-the process stops itself with SIGSTOP before move N and says so), then the test sends SIGKILL or SIGINT. One real
+Kills are injected at exact points of the switch through an audit hook the tests install into the checkout's ve
+(tests/switch_stop_hook.py: the process stops itself with SIGSTOP before move N and says so), then the test sends
+SIGKILL or SIGINT. One real
 `make freeze-upgrade` (module fixture) is stopped before every move to record the tree at each point; the kill
 matrix replays the switch from its journal and kills it before each move, then checks that the next command
 completes it. Items 2, 12 and 13 are covered by tests/test_check.py (named below) and item 14 by a merge unit test.
@@ -23,12 +24,13 @@ from conftest import (
     tree_digest, unshare_or_skip,
 )
 from index_helpers import build_wheel, rebuild_with_version
+import switch_stop_hook
 import test_freeze
 from test_freeze import MANAGED, THIS_PYTHON, Project, make_index, report_lines
 from bootstrap_tools import check, report, requirements_in, targets
 
 slow = pytest.mark.slow
-HOOK = "BOOTSTRAP_TEST_STOP_IN_SWITCH"
+HOOK = switch_stop_hook.VARIABLE
 # tests/test_freeze.py's fixtures: `base` (frozen once per module), `project` (a built copy of it per test).
 base, project, payload_wheels = test_freeze.base, test_freeze.project, test_freeze.payload_wheels
 JOURNAL = ".bootstrap/switch-journal.json"
@@ -72,11 +74,20 @@ def restore_state(saved, root):
             shutil.copyfile(source, target)
 
 
+def install_stop_hook(checkout):
+    """Put tests/switch_stop_hook.py into the site-packages of the slot `ve` points at, imported by a .pth line
+    (make ve's no-op looks at the distributions only, so it stays a no-op)."""
+    site = next(Path(os.path.realpath(Path(checkout) / "ve")).glob("lib/python*/site-packages"))
+    shutil.copyfile(Path(switch_stop_hook.__file__), site / "switch_stop_hook.py")
+    (site / "switch_stop_hook.pth").write_text("import switch_stop_hook\n")
+
+
 def start(checkout, *args, stop_at=None, log=None):
     """Start `make ARGS`; with stop_at, the process doing the switch stops itself before that move (or "all")."""
     env = make_env()
     if stop_at is not None:
         env[HOOK] = f"{stop_at}:{log}"
+        install_stop_hook(checkout)
     out = open(Path(log or checkout / ".." / "run").with_suffix(".out"), "w+")
     # Ctrl-C as at a terminal: a runner started in the background (`make test &`) passes SIGINT down ignored.
     process = subprocess.Popen(make_argv(*args), cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out,

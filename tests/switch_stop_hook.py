@@ -1,0 +1,33 @@
+"""Installed by tests/test_freeze_faults.py into a test checkout's ve (a .pth line imports it): an audit hook that
+stops the process (SIGSTOP) right before each file move of bootstrap.complete_switch, after appending
+"<pid> <move number> <path>" to a log, so the test can kill it at that exact point. The test hook lives here, in
+the tests; bootstrap.py has none. STOP_IN_SWITCH="<move number or all>:<log file>" turns it on."""
+
+import os
+import signal
+import sys
+
+VARIABLE = "STOP_IN_SWITCH"
+
+
+def before_a_move(event, args):
+    if event not in ("os.rename", "os.remove"):  # os.replace and os.unlink raise these
+        return
+    wanted = os.environ.get(VARIABLE)
+    frame = sys._getframe(1) if wanted else None
+    while frame is not None and frame.f_code.co_name != "complete_switch":
+        frame = frame.f_back
+    if frame is None or "number" not in frame.f_locals:
+        return
+    number, move = frame.f_locals["number"], frame.f_locals["move"]
+    moved = os.fsdecode(args[1] if event == "os.rename" else args[0])
+    if not moved.endswith("/" + move["path"]):  # the journal's own rename after the last move, say
+        return
+    when, _, log = wanted.partition(":")
+    if when in ("all", str(number)):
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()} {number} {move['path']}\n")
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+sys.addaudithook(before_a_move)

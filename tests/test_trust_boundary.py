@@ -1,0 +1,80 @@
+"""Nothing `make ve` runs, trusts or deletes comes from an unverified place (issue 24; docs/reliability.md rows
+89-): the freeze journal is data checked against a closed list, never instructions followed."""
+
+import hashlib
+import json
+import os
+
+import pytest
+
+import bootstrap
+from conftest import assert_one_error, built, run_make
+
+
+def write_journal(root, moves):
+    (root / ".bootstrap").mkdir(exist_ok=True)
+    (root / bootstrap.SWITCH_JOURNAL).write_text(json.dumps({"moves": moves}))
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "checkout"
+    (root / "requirements").mkdir(parents=True)
+    (root / "requirements" / "alpha-1.0-py3-none-any.whl").write_bytes(b"old")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("mine\n")
+    return root, outside
+
+
+def staged_put(root, path, data):
+    parent, name = os.path.split(path)
+    staged = f"{parent}/.{name}{bootstrap.STAGED_SUFFIX}".lstrip("/")
+    (root / staged).write_bytes(data)
+    return {"staged": staged, "path": path, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.parametrize("name", ["absolute", "dot-dot", "not-a-freeze-file", "symlink-out", "staged-elsewhere"])
+def test_a_journal_naming_anything_but_a_freezes_files_is_refused_whole_and_touches_nothing(tree, name, capsys):
+    root, outside = tree
+    good = staged_put(root, "requirements/beta-1.0-py3-none-any.whl", b"new")
+    bad = {
+        "absolute": {"path": str(outside / "precious.txt")},
+        "dot-dot": {"path": "requirements/../../outside/precious.txt"},
+        "not-a-freeze-file": {"path": "Makefile"},
+        "symlink-out": {"path": "virtualenv_support/precious.txt"},
+        "staged-elsewhere": {"staged": "../outside/precious.txt", "path": "requirements.txt", "sha256": "0" * 64},
+    }[name]
+    if name == "symlink-out":
+        os.symlink(outside, root / "virtualenv_support")
+    (root / "Makefile").write_text("all:\n")
+    write_journal(root, [good, bad])
+    with pytest.raises(SystemExit):
+        bootstrap.complete_switch(str(root))
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and "is not the journal of a `make freeze`" in err and err.count("\n") == 1, err
+    assert (outside / "precious.txt").read_text() == "mine\n"
+    assert (root / "Makefile").exists()
+    assert not (root / "requirements" / "beta-1.0-py3-none-any.whl").exists()  # not even the sound move was done
+    assert (root / bootstrap.SWITCH_JOURNAL).exists()
+
+
+def test_a_sound_journal_is_completed(tree):
+    root, _ = tree
+    write_journal(root, [staged_put(root, "requirements/beta-1.0-py3-none-any.whl", b"new"),
+                         {"path": "requirements/alpha-1.0-py3-none-any.whl"}])
+    assert bootstrap.complete_switch(str(root), resumed=False) == 2
+    assert sorted(os.listdir(root / "requirements")) == ["beta-1.0-py3-none-any.whl"]
+
+
+def test_make_ve_with_a_hostile_journal_deletes_nothing_outside(built_checkout, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    write_journal(built_checkout, [{"path": str(victim)}])
+    try:
+        result = run_make(built_checkout, "ve", "FORCE=1")
+        assert_one_error(result, "is not the journal of a `make freeze`")
+        assert victim.read_text() == "keep me\n"
+    finally:
+        (built_checkout / bootstrap.SWITCH_JOURNAL).unlink()
+    built(run_make(built_checkout, "ve", "FORCE=1"))
