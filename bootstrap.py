@@ -107,9 +107,7 @@ def main(argv):
                 return 0
             check_interpreter(read_targets())
             step(f"building {args.ve}: {reason}")
-            if args.force:
-                step("FORCE=1: nothing is taken from the build caches in .bootstrap/cache/; they are made again")
-            count, pins = build(ve, key, inputs, args.one_slot, fresh=args.force)
+            count, pins = build(ve, key, inputs, args.one_slot)
     except KeyboardInterrupt:
         error(f"interrupted; {describe_ve(ve, args.ve)}. Run `make ve` again.")
     except PermissionError as exc:
@@ -541,7 +539,8 @@ def warn_if_requirements_in_changed():
 
 
 def verify(ve, name):
-    """`make verify`: every installed file against its RECORD hash, and the distributions against the build's."""
+    """`make verify`: every installed file against its RECORD hash and mode, every .pyc against what compiling its
+    verified source gives, and the distributions against the build's."""
     import base64
     import csv
 
@@ -550,7 +549,7 @@ def verify(ve, name):
     if stamp is None:
         error(f"{name} holds no finished build of make ve to verify. Run `make ve` first.")
     site = built_site_packages(slot)
-    problems, checked = [], 0
+    problems, checked, sources = [], 0, {}
     # A build gives every file 666 or 777 less its umask (the stamp records it; older stamps do not).
     modes = {0o666 & ~stamp["umask"], 0o777 & ~stamp["umask"]} if stamp["umask"] is not None else None
     changed = drift(slot, stamp)
@@ -577,16 +576,60 @@ def verify(ve, name):
             actual = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             if actual != row[1][len("sha256="):]:
                 problems.append(f"{os.path.relpath(path, slot)} was changed (its RECORD in {dist} says otherwise)")
-            elif modes and os.stat(path).st_mode & 0o777 not in modes:
+                continue
+            sources[path] = data
+            if modes and os.stat(path).st_mode & 0o777 not in modes:
                 problems.append(f"{os.path.relpath(path, slot)} has mode {os.stat(path).st_mode & 0o777:o}, which no "
                                 f"build under its umask {stamp['umask']:03o} gives")
+    compiled, bytecode_problems = verify_bytecode(site, sources)
+    problems += [f"{os.path.relpath(path, slot)} {problem}" for path, problem in bytecode_problems]
     for problem in problems:
         print(f"  - {problem}")
     if problems:
         error(f"{name} differs from its build in {len(problems)} place(s), listed above. Never change the ve by "
               "hand: `make ve FORCE=1` rebuilds it from the lock.")
-    step(f"verify: {checked} files of {len(installed_dists(slot))} distributions in {name} match their RECORD")
+    step(f"verify: {checked} files of {len(installed_dists(slot))} distributions in {name} match their RECORD, and "
+         f"{compiled} .pyc files what compiling their source gives")
     return 0
+
+
+def verify_bytecode(site, sources):
+    """(how many .pyc match, [(path, problem)]): every .pyc under site that no RECORD lists (a build writes them:
+    pip runs with --no-compile) must be the checked-hash bytecode of its verified source, as the compile workers
+    make it (the seed's named by its place in site-packages, the others by their path): the same header, and a
+    code object equal to the one compiling gives (equal code, constants, names, line table). Not the bytes
+    themselves: marshal marks objects shared by reference counts, which depend on what else the process holds."""
+    import marshal
+    from importlib.util import MAGIC_NUMBER, source_from_cache, source_hash
+
+    matched, problems = 0, []
+    for directory, _, names in os.walk(site):
+        if os.path.basename(directory) != "__pycache__":
+            continue
+        for name in sorted(names):
+            pyc = os.path.join(directory, name)
+            if pyc in sources or not name.endswith(".pyc"):
+                continue  # a .pyc a wheel ships is in its RECORD, checked by hash
+            try:
+                source = source_from_cache(pyc)
+            except ValueError:
+                problems.append((pyc, "is bytecode of no module"))
+                continue
+            if source not in sources:
+                problems.append((pyc, "is bytecode whose source no RECORD lists"))
+                continue
+            with open(pyc, "rb") as handle:
+                data = handle.read()
+            try:
+                code = compile(sources[source], source, "exec", dont_inherit=True)
+                found = marshal.loads(data[16:])
+            except (SyntaxError, ValueError, EOFError, TypeError):
+                code = found = None
+            if data[:16] == MAGIC_NUMBER + b"\3\0\0\0" + source_hash(sources[source]) and code and code == found:
+                matched += 1
+            else:
+                problems.append((pyc, "is not what compiling its source gives (changed after the build)"))
+    return matched, problems
 
 
 def describe_ve(ve, name):
@@ -599,10 +642,8 @@ def describe_ve(ve, name):
     return f"there is no {name} yet"
 
 
-def build(ve, key, inputs, one_slot=False, fresh=False):
-    """Build into the free slot and switch `ve` to it; return (packages installed, pins in the lock).
-
-    fresh (FORCE=1): no cache entry is used, each is made again from the verified inputs and replaces the old one."""
+def build(ve, key, inputs, one_slot=False):
+    """Build into the free slot and switch `ve` to it; return (packages installed, pins in the lock)."""
     pins, seed, problems = verify_inputs()
     if problems:
         more = len(problems) - 1
@@ -616,9 +657,10 @@ def build(ve, key, inputs, one_slot=False, fresh=False):
         slot = pick_slot(ve)
         env = hermetic_env(scratch)
         # The seed unpacked and compiled, and the wheels' modules compiled, while virtualenv runs.
-        with SeedTree(seed, scratch, fresh) as seed_tree, CompilePool(scratch, env) as pool:
+        seed_tree = SeedTree(seed, scratch)
+        with CompilePool(scratch, env) as pool:
             pool.start(slot, seed_tree, pins)
-            create_env(slot, scratch, env, fresh)
+            create_env(slot, scratch, env)
             pool.ve_made()
             report, dependencies = install(slot, seed_tree, pins, scratch, env, pool)
         check_env(slot, pins, report, dependencies)
@@ -1002,8 +1044,7 @@ NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 
 
 def disk_full_message(ve):
-    """Remove every slot of ours that `ve` does not point at (the half-built one) and the cache entries this build
-    made, then say where and how much.
+    """Remove every slot of ours that `ve` does not point at (the half-built one), then say where and how much.
 
     The disk is then as it was before the build, and the message gives the space a build needs: the size of the
     current build when there is one, else an estimate from the wheels.
@@ -1016,8 +1057,6 @@ def disk_full_message(ve):
             discard(path)
     for path in leftovers(ve):
         discard(path)
-    for entry in NEW_ENTRIES:
-        remove(entry)
     where = os.path.dirname(ve)
     free = shutil.disk_usage(where).free
     needed = tree_bytes(current) if current else 4 * tree_bytes(WHEELHOUSE) + 30 * 10**6
@@ -1219,34 +1258,27 @@ def run(argv, env, what):
     return stdout
 
 
-def create_env(slot, scratch, env, fresh=False):
-    """virtualenv --no-seed from virtualenv.py's verified payload, unpacked (with the bytecode its imports write)
-    in a cache entry checked file by file before each use; built afresh on a miss. Its app-data is the scratch
-    dir's: virtualenv describes the running interpreter in-process and writes nothing there worth keeping."""
+def create_env(slot, scratch, env):
+    """virtualenv --no-seed from virtualenv.py's verified payload, unpacked into the scratch dir; its app-data is
+    the scratch dir's: virtualenv describes the running interpreter in-process and writes nothing there worth
+    keeping. No bytecode is written or read: nothing compiled outside this run can steer it."""
     step(f"creating {os.path.relpath(slot, ROOT)} with virtualenv.py for Python {python_version()}")
-    digest, payload = VERIFIED_PAYLOAD
-    entry = None if fresh else valid_entry("virtualenv", digest)
-    if entry:
-        tree, write_bytecode = entry, False
-    else:
-        tree, write_bytecode = os.path.join(scratch, "virtualenv-tree"), True
-        remove(tree)
-        unpack_virtualenv(payload, tree)
+    _, payload = VERIFIED_PAYLOAD
+    tree = os.path.join(scratch, "virtualenv-tree")
+    unpack_virtualenv(payload, tree)
     with open(os.path.join(tree, SYS_PATH), encoding="utf-8") as handle:
         dirs = [os.path.join(tree, name) for name in handle.read().split()]
     # The launcher of virtualenv.py, minus what bootstrap.py has done already (version and payload checks), with the
     # garbage collector off: a short run that frees what it makes.
     launch = ("import gc, sys; gc.disable(); end = sys.argv.index('--'); "
               "sys.path[:0], sys.argv = sys.argv[1:end], sys.argv[end:]; "
-              f"sys.dont_write_bytecode = {not write_bytecode}; "
+              "sys.dont_write_bytecode = True; "
               "from virtualenv.__main__ import run_with_catch; run_with_catch(sys.argv[1:])")
     # -S: the interpreter's own site-packages and .pth files (the machine's, not ours) stay out of the run.
     # --no-venv-redirect: virtualenv would otherwise drop a PEP 832 `.venv` file beside a pyproject.toml.
     run([sys.executable, "-I", "-S", "-c", launch, *dirs, "--", "--no-seed", "--no-download", "--no-periodic-update",
          "--no-venv-redirect", "--app-data", os.path.join(scratch, "app-data"), "--python", sys.executable, slot],
         env, "virtualenv")
-    if not entry:
-        keep_entry("virtualenv", digest, tree, replace=fresh)
 
 
 def unpack_virtualenv(payload, tree):
@@ -1268,203 +1300,39 @@ def unpack_virtualenv(payload, tree):
         handle.writelines(f"{name}\n" for name in dirs)  # in the launcher's order
 
 
-# ---------------------------------------------------------------- caches in the build area
-# What every build would otherwise redo: virtualenv.py's unpacked tree (with the bytecode its imports wrote), and
-# the seed pip unpacked and compiled. An entry is built in the scratch dir and renamed into .bootstrap/cache/
-# whole, with a MANIFEST of every file's sha256; each use checks every file against it first, so a half-written,
-# damaged or changed entry is never used: it is removed and built again. Keys: what the entry is made from
-# (virtualenv.py's or the seed's sha256), the interpreter's identity, and how entries are made (CACHE_FORMAT: 2
-# since the compile workers make the seed's, whose .pyc bytes differ from compileall's; an entry of another
-# format is never used, so a cache hit builds what a cold build does).
-CACHE = os.path.join(ROOT, ".bootstrap", "cache")
-CACHE_FORMAT = "2"
-MANIFEST = "MANIFEST"
 SYS_PATH = "sys-path.txt"
-CACHE_KINDS = ("seed", "virtualenv")
-
-
-def entry_path(kind, digest):
-    identity = f"{CACHE_FORMAT} {digest} {python_version()} {os.path.realpath(sys.executable)} {sys.version}"
-    return os.path.join(CACHE, kind, hashlib.sha256(identity.encode()).hexdigest()[:32])
-
-
-def tree_files(tree):
-    """{relative path: absolute path} of every file under tree; a symlink counts as a file, to a directory too
-    (os.walk does not enter it, so it would otherwise go unseen): none is expected, and a check refuses them."""
-    found = {}
-    for directory, dirs, names in os.walk(tree):
-        for name in names + [name for name in dirs if os.path.islink(os.path.join(directory, name))]:
-            path = os.path.join(directory, name)
-            found[os.path.relpath(path, tree)] = path
-    return found
-
-
-def write_manifest(tree, lines=None):
-    """The MANIFEST of tree: from its files, or from `lines` (`<sha256> <path>`) its writers recorded."""
-    if lines is None:
-        files = tree_files(tree)
-        lines = [f"{file_sha256(path)} {relative}\n" for relative, path in files.items() if relative != MANIFEST]
-    with open(os.path.join(tree, MANIFEST), "w", encoding="utf-8") as handle:
-        handle.writelines(sorted(lines, key=lambda line: line.split(" ", 1)[1]))
-
-
-def entry_problem(entry, copy_to=None):
-    """None when every file of the entry has the sha256 its MANIFEST records and no file is missing or extra; else
-    what is wrong. copy_to: also copy each file there, from the very bytes that were checked."""
-    if os.path.islink(entry):
-        return "it is a symlink"
-    try:
-        with open(os.path.join(entry, MANIFEST), encoding="utf-8") as handle:
-            recorded = dict(reversed(line.rstrip("\n").split(" ", 1)) for line in handle)
-    except (OSError, UnicodeDecodeError, ValueError):
-        return "its MANIFEST is missing or unreadable"
-    files = tree_files(entry)
-    files.pop(MANIFEST)
-    if set(files) != set(recorded):
-        return f"files missing or added: {', '.join(sorted(set(files) ^ set(recorded))[:3])}"
-    made = set()
-    for relative, path in sorted(files.items()):
-        if os.path.islink(path):
-            return f"{relative} is a symlink"
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:  # removed meanwhile by a concurrent build that found it damaged
-            return f"{relative} cannot be read: {exc.strerror}"
-        if hashlib.sha256(data).hexdigest() != recorded[relative]:
-            return f"{relative} does not match its sha256 in MANIFEST"
-        if copy_to:
-            target = os.path.join(copy_to, relative)
-            if os.path.dirname(target) not in made:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                made.add(os.path.dirname(target))
-            copy_checked(path, data, target)
-    return None
-
-
-def copy_checked(path, data, target):
-    """Put the checked file at target: a hard link where the file system allows (creating a file costs far more)
-    and the file has the mode a cold build gives it now, else a copy of the checked bytes with that mode. A linked
-    file changed later in the ve changes the cache entry too, which its MANIFEST (or the mode) then refuses."""
-    mode = os.stat(path).st_mode
-    if mode & 0o777 == cold_mode(mode):
-        try:
-            os.link(path, target)
-            return
-        except OSError:
-            pass
-    with open(target, "wb") as handle:
-        handle.write(data)
-    os.chmod(target, cold_mode(mode))
-
-
-def cold_mode(mode):
-    """The permission bits pip or a compile worker gives a file now: 666 (777 where executable) less the umask."""
-    return (0o777 if mode & 0o100 else 0o666) & ~UMASK[0]
-
-
-def valid_entry(kind, digest, copy_to=None):
-    """The cache entry for (kind, digest, this interpreter) when it is sound (copied to copy_to), else None: a
-    damaged one is removed (it is ours: nothing but bootstrap.py writes .bootstrap/cache/) to be built again."""
-    entry = entry_path(kind, digest)
-    if not os.path.isdir(entry):
-        return None
-    problem = entry_problem(entry, copy_to)
-    if problem is None:
-        return entry
-    step(f"the cached {kind} tree {os.path.relpath(entry, ROOT)} is damaged ({problem}): building it again")
-    try:
-        remove(entry)
-    except OSError:
-        pass
-    if copy_to:
-        remove(copy_to)
-    return None
-
-
-def keep_entry(kind, digest, tree, lines=None, replace=False):
-    """Move a tree built in the scratch dir into the cache, whole (one rename), with its MANIFEST; best effort:
-    a read-only checkout, another file system or a concurrent build's entry just mean no cache this time.
-    replace (FORCE=1): an entry already there is deleted first."""
-    entry = entry_path(kind, digest)
-    try:
-        write_manifest(tree, lines)
-        os.makedirs(os.path.dirname(entry), exist_ok=True)
-        if replace and os.path.lexists(entry):
-            discard(entry)
-        os.rename(tree, entry)
-    except OSError:
-        return tree
-    NEW_ENTRIES.append(entry)
-    return entry
-
-
-NEW_ENTRIES = []  # the cache entries this build made: a full disk takes them back with the half-built slot
 
 
 class SeedTree:
-    """The seed pip unpacked and compiled (checked-hash, paths relative so the .pyc fit any slot): a cache entry,
-    checked file by file as it is copied into the ve, or made in the scratch dir by the compile workers while
-    virtualenv runs, linked into the ve as it is, and then kept in the cache (in the background)."""
+    """The seed pip unpacked and compiled (checked-hash) by the compile workers in the scratch dir while virtualenv
+    runs, from the verified wheel's bytes, then linked into the ve as it is. Made on every build: bytecode is
+    never taken from anywhere the build did not just write it."""
 
-    def __init__(self, seed, scratch, fresh=False):
-        self.seed, self.scratch, self.job, self.keeper, self.fresh = seed, scratch, None, None, fresh
+    def __init__(self, seed, scratch):
+        self.seed = seed
         # `name-version.dist-info`, named as the wheel file is (the wheel format's rule), whatever is in the tree.
         self.dist_info = "-".join(os.path.basename(seed[0]).split("-")[:2]) + ".dist-info"
-        entry = entry_path("seed", seed[1])
-        if os.path.isdir(entry) and not fresh:
-            self.tree = entry
-        else:
-            self.tree = os.path.join(scratch, "seed-tree")
-            self.job = seed_job(seed, self.tree, "seed")
-
-    def __enter__(self):
-        return self
+        self.tree = os.path.join(scratch, "seed-tree")
+        self.job = seed_job(seed, self.tree, "seed")
 
     def copy_into(self, site, pool):
-        """Put the tree into site-packages. A cache entry is checked against its MANIFEST as it is copied; a
-        damaged one is removed with whatever it had copied, and built again (by one worker, alone)."""
-        import threading
+        """Hard-link (where the file system allows, else copy) every file of the tree into site-packages, once
+        the workers have written it."""
+        import shutil
 
-        if self.job:  # written just now by the workers, from the verified wheel's bytes: nothing to check it against
-            manifest = pool.wait_for(self.job)
-            self.job = None
-            link_tree(self.tree, site)
-            self.keeper = threading.Thread(target=keep_entry, args=("seed", self.seed[1], self.tree, manifest),
-                                           kwargs={"replace": self.fresh})
-            self.keeper.start()
-            return
-        problem = entry_problem(self.tree, copy_to=site)
-        if problem is None:
-            return
-        for name in {relative.split(os.sep, 1)[0] for relative in tree_files(self.tree)} - {MANIFEST}:
-            remove(os.path.join(site, name))
-        step(f"the cached seed tree {os.path.relpath(self.tree, ROOT)} is damaged ({problem}): building it again")
-        remove(self.tree)
-        self.tree = os.path.join(self.scratch, "seed-tree")
-        self.job = seed_job(self.seed, self.tree, "seed-again")
-        pool.run_alone(self.job)
-        self.copy_into(site, pool)
-
-    def __exit__(self, *exc_info):
-        if self.keeper:
-            self.keeper.join()
-
-
-def link_tree(tree, target):
-    """Hard-link (where the file system allows, else copy) every file of tree to the same place under target."""
-    import shutil
-
-    made = set()
-    for relative, path in sorted(tree_files(tree).items()):
-        place = os.path.join(target, relative)
-        if os.path.dirname(place) not in made:
-            os.makedirs(os.path.dirname(place), exist_ok=True)
-            made.add(os.path.dirname(place))
-        try:
-            os.link(path, place)
-        except OSError:
-            shutil.copyfile(path, place)
+        pool.wait_for(self.job)
+        made = set()
+        for directory, _, names in os.walk(self.tree):
+            for name in sorted(names):
+                path = os.path.join(directory, name)
+                place = os.path.join(site, os.path.relpath(path, self.tree))
+                if os.path.dirname(place) not in made:
+                    os.makedirs(os.path.dirname(place), exist_ok=True)
+                    made.add(os.path.dirname(place))
+                try:
+                    os.link(path, place)
+                except OSError:
+                    shutil.copyfile(path, place)
 
 
 def seed_job(seed, tree, name):
@@ -1722,7 +1590,7 @@ def install_seed(slot, seed_tree, pool):
     record = os.path.join(site, dist_info, "RECORD")
     with open(record, encoding="utf-8") as handle:
         lines[:0] = [handle.read()]
-    os.unlink(record)  # a new file, never written in place: it may be a hard link into the cache
+    os.unlink(record)  # a new file, never written in place: it is a hard link into the seed tree
     with open(record, "w", encoding="utf-8") as handle:
         handle.writelines(lines)
     return record
@@ -1745,7 +1613,7 @@ def write_installed(path, text, site, mode):
     data = text.encode()
     with open(path, "wb") as handle:
         handle.write(data)
-    os.chmod(path, mode)
+    os.chmod(path, mode & ~UMASK[0])  # as pip writes its scripts: the mode less the umask
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"{os.path.relpath(path, site)},sha256={digest},{len(data)}\n"
 
@@ -1812,7 +1680,7 @@ def write(path, data, root=None):
         with open(path, "wb") as handle:
             handle.write(data)
         return f"{hashlib.sha256(data).hexdigest()} {os.path.relpath(path, root)}\n"
-    # into site-packages: a new file renamed over the old, never written through a hard link into the cache
+    # into site-packages: a new file renamed over the old, never written through a hard link
     with open(f"{path}.{os.getpid()}", "wb") as handle:
         handle.write(data)
     os.replace(f"{path}.{os.getpid()}", path)
@@ -1921,8 +1789,8 @@ class CompilePool:
         plan = os.path.join(self.scratch, "compile-plan.json")
         self.children += [self.spawn(plan) for _ in range(self.cores)]
         more = os.path.join(self.scratch, "compile-plan-wheels.json")
-        self.write_plan(plan, [seed_tree.job] if seed_tree.job else [], self.site, [seed_tree.dist_info], more)
-        taken = [place for _, place in (pair for chunk in (seed_tree.job or {}).get("chunks", []) for pair in chunk)]
+        self.write_plan(plan, [seed_tree.job], self.site, [seed_tree.dist_info], more)
+        taken = [place for _, place in (pair for chunk in seed_tree.job["chunks"] for pair in chunk)]
         write_json(more, wheel_jobs(pins, self.site, taken))
 
     def write_plan(self, path, jobs, site, present, more=None):
@@ -1961,14 +1829,6 @@ class CompilePool:
                 return set(handle.read().decode().splitlines())
         except FileNotFoundError:
             return set()
-
-    def run_alone(self, job):
-        """One worker doing one job to its end (a damaged cache entry built again)."""
-        child = self.spawn(self.write_plan(os.path.join(self.scratch, f"plan-{job['name']}.json"), [job], "", []))
-        self.children.append(child)
-        child.wait()
-        if child.returncode:
-            self.failed(child)
 
     def failed(self, child, stderr=None):
         stderr = child.communicate()[1] if stderr is None else stderr

@@ -73,7 +73,10 @@ def run_alone(tmp_path, job):
     scratch.mkdir(exist_ok=True)
     pool = bootstrap.CompilePool(str(scratch), dict(os.environ))
     pool.site = str(tmp_path / "site")
-    pool.run_alone(job)
+    child = pool.spawn(pool.write_plan(str(scratch / "plan.json"), [job], "", []))
+    pool.children.append(child)
+    if child.wait():
+        pool.failed(child)
     return pool
 
 
