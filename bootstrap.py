@@ -549,7 +549,7 @@ def verify(ve, name):
     if stamp is None:
         error(f"{name} holds no finished build of make ve to verify. Run `make ve` first.")
     site = built_site_packages(slot)
-    problems, checked, sources = [], 0, {}
+    problems, checked, sources, listed = [], 0, {}, set()
     # A build gives every file 666 or 777 less its umask (the stamp records it; older stamps do not).
     modes = {0o666 & ~stamp["umask"], 0o777 & ~stamp["umask"]} if stamp["umask"] is not None else None
     changed = drift(slot, stamp)
@@ -566,6 +566,7 @@ def verify(ve, name):
             if len(row) < 2 or not row[1].startswith("sha256="):
                 continue
             path = os.path.normpath(os.path.join(site, row[0]))
+            listed.add(path)
             try:
                 with open(path, "rb") as handle:
                     data = handle.read()
@@ -581,7 +582,7 @@ def verify(ve, name):
             if modes and os.stat(path).st_mode & 0o777 not in modes:
                 problems.append(f"{os.path.relpath(path, slot)} has mode {os.stat(path).st_mode & 0o777:o}, which no "
                                 f"build under its umask {stamp['umask']:03o} gives")
-    compiled, bytecode_problems = verify_bytecode(site, sources)
+    compiled, bytecode_problems = verify_bytecode(site, sources, listed)
     problems += [f"{os.path.relpath(path, slot)} {problem}" for path, problem in bytecode_problems]
     for problem in problems:
         print(f"  - {problem}")
@@ -593,7 +594,7 @@ def verify(ve, name):
     return 0
 
 
-def verify_bytecode(site, sources):
+def verify_bytecode(site, sources, listed):
     """(how many .pyc match, [(path, problem)]): every .pyc under site that no RECORD lists (a build writes them:
     pip runs with --no-compile) must be the checked-hash bytecode of its verified source, as the compile workers
     make it (the seed's named by its place in site-packages, the others by their path): the same header, and a
@@ -616,7 +617,8 @@ def verify_bytecode(site, sources):
                 problems.append((pyc, "is bytecode of no module"))
                 continue
             if source not in sources:
-                problems.append((pyc, "is bytecode whose source no RECORD lists"))
+                if source not in listed:  # a changed or missing source is named already
+                    problems.append((pyc, "is bytecode whose source no RECORD lists"))
                 continue
             with open(pyc, "rb") as handle:
                 data = handle.read()
@@ -740,50 +742,69 @@ def read_lock():
 def parse_lock(text):
     """(pins, [(line, reason)]): the one reader of lock files, used by bootstrap.py and every maintainer tool.
 
-    It accepts exactly what pip-compile writes for a hashed lock: `name[extras]==version [; marker]` followed by
-    `--hash=sha256:<hex>` options, with backslash continuations and comments. Anything else is refused: option
-    lines (`-r`, `--find-links`, `--index-url`...), URL or path requirements, unpinned versions, markers that are
-    not plain marker expressions, and comments ending in a backslash (which pip and a naive reader join
-    differently). What pip is handed is then rebuilt from the parsed fields alone.
+    It reads lines as pip does (logical_lines), then accepts exactly what pip-compile writes for a hashed lock:
+    `name[extras]==version [; marker]` followed by `--hash=sha256:<hex>` options. Anything else is refused: option
+    lines (`-r`, `--find-links`, `--index-url`...), URL or path requirements, unpinned versions, markers outside
+    PEP 508's grammar, `$` (pip fills `${VAR}` in from the environment), and comments ending in a backslash (a
+    reviewer and pip read those differently). What pip is handed is then rebuilt from the parsed fields alone.
     """
+    import re
+
     pins, bad = [], []
-    for line in lock_lines(text):
-        parsed = line if isinstance(line, tuple) else parse_pin(line)
+    for raw in text.splitlines():
+        if re.search(COMMENT, raw) and raw.endswith("\\"):
+            bad.append((raw.strip(), "is a comment that ends in a backslash (a reader may take the next line for "
+                                     "part of the comment; pip does not, or does, depending on what precedes it)"))
+    for _, _, line in logical_lines(text):
+        parsed = (line, "holds `$`, which pip replaces from the environment (`${VAR}`)") if "$" in line \
+            else parse_pin(line)
         (bad if isinstance(parsed, tuple) else pins).append(parsed)
     return pins, bad
 
 
-def lock_lines(text):
-    """Logical lines, continuations joined and comments dropped as pip does; a comment ending in `\\` is refused."""
+# A comment, as pip's requirement file reader finds one: `#` at the start of a line or after white space.
+COMMENT = r"(^|\s+)#.*$"
+
+
+def logical_lines(text):
+    """(first line number, last line number, line) of each logical line of a requirements file, read in pip 26.3's
+    order (req_file.py): first continuations are joined (a line ending in `\\` goes on into the next, with the
+    backslashes at both of its ends removed and nothing put between; a line whose first non-blank character is `#`
+    never goes on, even ending in `\\`), then comments are removed, then white space at both ends, and empty lines
+    are dropped. The one reader of the lock and of requirements.in, for bootstrap.py and every tool; `${VAR}` is
+    left as it is (pip would expand it): callers refuse it."""
     import re
 
-    comment = re.compile(r"(^|\s)#.*$")
-    pending = []
-    for raw in text.splitlines():
-        code = comment.sub("", raw)
-        if code != raw and raw.rstrip().endswith("\\"):
-            yield raw.strip(), "is a comment that ends in a backslash (pip would not join it with the next line)"
+    joined, pending, first = [], [], None
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        comment_line = re.match(COMMENT, line)
+        if line.endswith("\\") and not comment_line:
+            first = first if pending else number
+            pending.append(line.strip("\\"))
             continue
-        code = code.rstrip()
-        pending.append(code[:-1] if code.endswith("\\") else code)
-        if not code.endswith("\\"):
-            line, pending = " ".join(" ".join(pending).split()), []
-            if line:
-                yield line
-    if pending and " ".join(pending).strip():
-        yield " ".join(" ".join(pending).split())
+        line = " " + line if comment_line else line  # so that the comment is still found once joined
+        joined.append((first if pending else number, number, "".join(pending) + line))
+        pending = []
+    if pending:
+        joined.append((first, len(lines), "".join(pending)))
+    for first, last, line in joined:
+        line = re.sub(COMMENT, "", line).strip()
+        if line:
+            yield first, last, line
 
 
 def parse_pin(line):
     """One logical lock line -> Pin, or (line without its hashes, reason)."""
     import re
 
-    requirement, dashes, options = line.partition(" --")
+    split = re.search(r"\s--", line)
+    requirement, options = (line[:split.start()], line[split.start():]) if split else (line, "")
     shown = requirement.strip()
     if shown.startswith("-"):
         return line, "is an option, not a pin (a lock holds only `name==version` lines with hashes)"
     hashes = set()
-    for option in (dashes.strip() + options).split():
+    for option in options.split():
         match = re.fullmatch(r"--hash=sha256:([0-9a-fA-F]{64})", option)
         if not match:
             return shown, f"has the option `{option}`; only --hash=sha256:<64 hex digits> is allowed"
@@ -795,27 +816,61 @@ def parse_pin(line):
         if "@" in spec or "://" in spec or "/" in spec:
             return shown, "is a URL or path requirement, not a pin from requirements/"
         return shown, "is not pinned with =="
-    if semicolon and not plain_marker(marker):
-        return shown, "has a marker that is not a plain marker expression"
+    marker = marker_text(marker) if semicolon else ""
+    if semicolon and marker is None:
+        return shown, "has a marker outside PEP 508's grammar"
     if not hashes:
         return shown, "has no --hash=sha256"
     name, extras, version = match.groups()
     extras = "[" + ",".join(part.strip() for part in extras[1:-1].split(",") if part.strip()) + "]" if extras else ""
-    return Pin(canonical_name(name), version, hashes, " ".join(marker.split()), extras)
+    return Pin(canonical_name(name), version, hashes, marker, extras)
 
 
-def plain_marker(marker):
-    """Whether `marker` is made only of PEP 508 marker tokens (names, operators, quoted strings, parentheses)."""
+MARKER_VARIABLES = ("python_version", "python_full_version", "os_name", "sys_platform", "platform_release",
+                    "platform_system", "platform_version", "platform_machine", "platform_python_implementation",
+                    "implementation_name", "implementation_version", "extra", "extras", "dependency_groups")
+MARKER_OPERATORS = ("===", "==", "!=", "<=", ">=", "~=", "<", ">", "in", "not in")
+
+
+def marker_text(marker):
+    """The marker with white space outside its quoted strings made single (inside them it is part of the value),
+    or None when it is not a PEP 508 marker: `value op value` comparisons of marker variables and quoted strings,
+    joined by `and`/`or`, in parentheses where wanted. A strict subset of what `packaging` accepts."""
     import re
 
-    token = re.compile(r"\s*(?:\(|\)|===|==|!=|<=|>=|~=|<|>|[A-Za-z_][A-Za-z0-9_.]*|\"[^\"]*\"|'[^']*')")
-    position, marker = 0, marker.rstrip()
-    while position < len(marker):
-        match = token.match(marker, position)
-        if not match:
-            return False
-        position = match.end()
-    return bool(marker.strip())
+    tokens = re.findall(r"\s*(\(|\)|===|==|!=|<=|>=|~=|<|>|not\s+in\b|[A-Za-z_][A-Za-z0-9_.]*|\"[^\"]*\"|'[^']*'|\S)",
+                        marker)
+    tokens = [" ".join(token.split()) for token in tokens]  # `not  in` is the operator `not in`
+    position = 0
+
+    def take(*wanted):
+        nonlocal position
+        if position < len(tokens) and tokens[position] in wanted:
+            position += 1
+            return True
+        return False
+
+    def value():
+        nonlocal position
+        if position < len(tokens) and (tokens[position] in MARKER_VARIABLES or tokens[position][:1] in "\"'"):
+            position += 1
+            return True
+        return False
+
+    def expression():
+        while True:
+            if take("("):
+                if not expression() or not take(")"):
+                    return False
+            elif not (value() and any(take(op) for op in MARKER_OPERATORS) and value()):
+                return False
+            if not (take("and") or take("or")):
+                return True
+
+    if not tokens or not expression() or position != len(tokens):
+        return None
+    parts = re.split(r"(\"[^\"]*\"|'[^']*')", marker.strip())
+    return "".join(part if index % 2 else re.sub(r"\s+", " ", part) for index, part in enumerate(parts))
 
 
 def canonical_name(name):
@@ -1292,7 +1347,7 @@ def unpack_virtualenv(payload, tree):
         groups = sorted(manifest, key=release_key)
         dirs = manifest[[group for group in groups if release_key(group) <= sys.version_info[:2]][-1]]
         members = [name for name in archive.namelist() if name.split("/", 1)[0] in dirs]
-        if any(name.startswith("/") or ".." in name.split("/") for name in members):
+        if any(map(unsafe_member, members)):
             error("virtualenv.py's payload holds a path outside its own tree. Restore it with "
                   "`git checkout -- virtualenv.py`.")
         archive.extractall(tree, members)
@@ -1442,7 +1497,7 @@ def install(slot, seed_tree, pins, scratch, env, pool):
          "--no-input", "--quiet", "--no-compile", "--report", report, *source_args(source, scratch),
          "-r", requirements],
         env if source else dict(env, PATH=os.path.join(slot, "bin")), "pip install")
-    dependencies = start_dependency_check(slot, env)
+    dependencies = start_dependency_check(slot, env, pins)
     pool.children.append(dependencies)  # runs while the last files compile; stopped with the workers on an error
     pool.finish(but=dependencies)
     output, _ = dependencies.communicate()
@@ -1890,8 +1945,8 @@ def python_in(slot):
 
 
 # Run by the new ve's Python with the seed pip's own `packaging`, as `pip check` reads them: every Requires-Dist
-# of every installed distribution (extras not requested, so their requirements are left out) is installed, in a
-# version its specifier allows. `pip check` itself costs a pip start-up; `make check` still runs it.
+# of every installed distribution, with the extras the lock's pins (and, in turn, their requirements) ask for, is
+# installed, in a version its specifier allows. `pip check` itself costs a pip start-up; `make check` still runs it.
 DEPENDENCY_CHECK = r"""
 import gc, os, sys
 gc.disable()
@@ -1913,16 +1968,31 @@ def headers(path):  # METADATA's header block (RFC 822: a line starting with whi
             "version": next(v for k, v in found if k.lower() == "version"),
             "requires": [v for k, v in found if k.lower() == "requires-dist"]}
 
-site, metadata = sys.argv[1], {}
+site, metadata, wanted = sys.argv[1], {}, {}
 for name in sorted(os.listdir(site)):
     if name.endswith(".dist-info"):
         dist = headers(os.path.join(site, name, "METADATA"))
         metadata[canonicalize_name(dist["name"])] = dist
-for name, dist in sorted(metadata.items()):
-    for line in dist["requires"]:
+for pin in sys.argv[2:]:  # `name[extra,...]`: the extras the lock asks for
+    requirement = Requirement(pin)
+    wanted.setdefault(canonicalize_name(requirement.name), set()).update(requirement.extras)
+
+def active(name):  # the requirements of `name` that hold here, with every extra asked for, by the lock or a dependent
+    for line in metadata[name]["requires"]:
         requirement = Requirement(line)
-        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
-            continue
+        extras = [""] + sorted(wanted.get(name, ()))
+        if not requirement.marker or any(requirement.marker.evaluate({"extra": extra}) for extra in extras):
+            yield requirement
+
+size = -1
+while size != sum(map(len, wanted.values())):  # extras asked for by dependencies, until nothing more is asked
+    size = sum(map(len, wanted.values()))
+    for name in list(metadata):
+        for requirement in active(name):
+            if requirement.extras:
+                wanted.setdefault(canonicalize_name(requirement.name), set()).update(requirement.extras)
+for name, dist in sorted(metadata.items()):
+    for requirement in active(name):
         found = metadata.get(canonicalize_name(requirement.name))
         if found is None:
             print(f"{dist['name']} {dist['version']} requires {requirement}, which is not installed")
@@ -1933,10 +2003,11 @@ print("checked")  # the last line of a check that ran to its end
 """
 
 
-def start_dependency_check(slot, env):
+def start_dependency_check(slot, env, pins):
     import subprocess
 
-    return subprocess.Popen([python_in(slot), "-I", "-S", "-c", DEPENDENCY_CHECK, site_packages(slot)], env=env,
+    asked = [f"{pin.name}{pin.extras}" for pin in pins if pin.extras]
+    return subprocess.Popen([python_in(slot), "-I", "-S", "-c", DEPENDENCY_CHECK, site_packages(slot), *asked], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

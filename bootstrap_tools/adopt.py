@@ -54,7 +54,7 @@ def main(argv):
         if version is None:
             changes = adopt(dest, args)
         else:
-            changes = upgrade(dest, version, args.lfs)
+            changes = upgrade(dest, version, args.lfs, args.force)
         if args.lfs:
             git_lfs_install(dest)
     except ToolError as exc:
@@ -230,19 +230,36 @@ def adopt(dest, args):
     return describe_changes(before, snapshot(dest), own_targets, source, test_tools)
 
 
+# Names the first adoption creates (besides CONVENTION): found in DEST already, they are the project's own.
+CREATED = ("requirements", BUILD, "requirements.pins", "pylock.toml", "requirements-provenance.json",
+           "requirements-build.txt", "requirements-built.json", "ve", ".ve-a", ".ve-b")
+# Files adopt edits in place: never through a symlink (a shared Makefile.common would change for every project).
+EDITED = ("Makefile", ".gitignore", ".gitattributes", "requirements.in", "requirements.txt")
+
+
 def refuse_collisions(dest):
-    """The project's own files where the convention's go: say which, never overwrite them."""
-    taken = [name for name in CONVENTION if (dest / name).exists()]
-    wheelhouse = dest / "requirements"
-    if wheelhouse.is_dir():
-        foreign = [path.name for path in sorted(wheelhouse.iterdir())
-                   if not path.name.endswith((".whl", ".tar.gz", ".zip"))]
-        if foreign:
-            taken.append(f"requirements/ ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})")
+    """The project's own files where the convention's go: say which, never overwrite, prune or delete them."""
+    taken = []
+    for name in CONVENTION + CREATED:
+        path = dest / name
+        if not os.path.lexists(path):
+            continue
+        if name == "requirements" and path.is_dir() and not path.is_symlink():
+            names = sorted(entry.name for entry in path.iterdir())
+            wheels = [name for name in names if name.endswith((".whl", ".tar.gz", ".zip"))]
+            shown = [name for name in names if name not in wheels][:3] or [f"{len(wheels)} wheel(s)"]
+            taken.append(f"requirements/ ({', '.join(shown)}{', ...' if len(names) > len(shown) else ''})")
+        else:
+            taken.append(f"{name}{' (a symlink)' if path.is_symlink() else '/' if path.is_dir() else ''}")
+    linked = [name for name in EDITED if (dest / name).is_symlink()]
+    if linked:
+        taken.append(", ".join(f"{name} (a symlink: adopt edits it, and would edit what it points at)"
+                               for name in linked))
     if taken:
         raise ToolError(f"{dest} has files of its own where the convention puts its files: {', '.join(taken)}. "
                         "Nothing was changed; move them (requirement files can go to requirements.in or a "
-                        "folder of another name) and run `make adopt` again.")
+                        "folder of another name; a symlinked file can be replaced by a copy) and run `make adopt` "
+                        "again.")
 
 
 def declared_requirements(dest, args):
@@ -251,12 +268,12 @@ def declared_requirements(dest, args):
     requirements_txt = dest / "requirements.txt"
     pyproject = dest / "pyproject.toml"
     if requirements_in.exists():
-        lines = list(lockfile.logical_lines(requirements_in.read_text(encoding="utf-8")))
-        constraints = pinned_lines(requirements_txt) if requirements_txt.exists() else []
+        lines = lockfile.requirement_lines(requirements_in.read_text(encoding="utf-8"))
+        constraints = exact_pins(requirements_txt) if requirements_txt.exists() else []
         return lines, constraints, "requirements.in"
     if requirements_txt.exists():
         lines, constraints = [], []
-        for line in requirement_lines(requirements_txt, dest):
+        for line in included_requirements(requirements_txt, dest):
             requirement = parse_requirement(line, "requirements.txt")
             pinned = pinned_version(requirement)
             if pinned:
@@ -272,17 +289,17 @@ def declared_requirements(dest, args):
     return [], [], None
 
 
-def requirement_lines(path, dest, seen=None):
+def included_requirements(path, dest, seen=None):
     """The requirement lines of a requirements file, following `-r` includes; other options are left out."""
     seen = seen or set()
     if path.resolve() in seen:
         return []
     seen.add(path.resolve())
     lines = []
-    for line in lockfile.logical_lines(path.read_text(encoding="utf-8")):
+    for line in lockfile.requirement_lines(path.read_text(encoding="utf-8")):
         line = line.split(" --hash", 1)[0].strip()
         if line.startswith(("-r ", "--requirement ")):
-            lines += requirement_lines(path.parent / line.split(None, 1)[1], dest, seen)
+            lines += included_requirements(path.parent / line.split(None, 1)[1], dest, seen)
         elif line.startswith("-"):
             print(f"    left out of requirements.in: `{line}` ({path.relative_to(dest)}): the convention installs "
                   "pinned dependencies from requirements/ only", flush=True)
@@ -309,10 +326,10 @@ def pinned_version(requirement):
     return None
 
 
-def pinned_lines(path):
+def exact_pins(path):
     """`name==version [; marker]` of every exact pin in an existing requirements.txt (a lock with hashes, or not)."""
     pins = []
-    for line in lockfile.logical_lines(path.read_text(encoding="utf-8")):
+    for line in lockfile.requirement_lines(path.read_text(encoding="utf-8")):
         line = line.split(" --hash", 1)[0].strip()
         if line.startswith("-"):
             continue
@@ -465,24 +482,84 @@ def clean_ve(dest):
 # ---------------------------------------------------------------- upgrade
 
 
-def upgrade(dest, version, lfs=False):
-    """Copy this version's convention files over DEST's; touch nothing else (but .gitattributes with LFS=1)."""
+# What the project's own `make freeze-upgrade` moves forward (the seed, virtualenv.py and what it is built from): an
+# upgrade never touches them, so it can never take them back to this checkout's versions.
+STATE = ("virtualenv.py", "virtualenv_support", f"{TOOLS}/virtualenv.txt", f"{TOOLS}/virtualenv.in")
+
+
+def upgrade(dest, version, lfs=False, force=False):
+    """Copy this version's convention files over DEST's where DEST has a version the convention shipped; touch
+    nothing else (but .gitattributes with LFS=1). A file edited by hand is kept and named (FORCE=1: replaced, kept
+    beside as `<name>.edited`); a file the convention never shipped is the project's, never deleted."""
     step(f"upgrading the convention in {dest}: bootstrap.mk version {version} -> {version_of(ROOT)}")
     before = snapshot(dest)
     if lfs:
         wire_lfs(lambda relative, text: (dest / relative).write_text(text, encoding="utf-8"), dest)
-    theirs = {relative for relative in convention_files(dest)}
-    ours = convention_files(ROOT)
+    ours = {relative: path for relative, path in convention_files(ROOT).items() if not is_state(relative)}
+    theirs = {relative: path for relative, path in convention_files(dest).items() if not is_state(relative)}
+    linked = [relative for relative in sorted(set(ours) | set(theirs)) if any(
+        (dest / part).is_symlink() for part in parents_and_self(relative))]
+    if linked:
+        raise ToolError(f"{dest} reaches convention files through a symlink ({', '.join(linked[:3])}): an upgrade "
+                        "would write what the link points at. Nothing was changed; replace the link by the files "
+                        "and run `make adopt` again.")
+    shipped = shipped_blobs(ROOT)
+    kept = []
     for relative, path in ours.items():
         target = dest / relative
-        if not target.exists() or target.read_bytes() != path.read_bytes():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.part")
-            shutil.copyfile(path, partial)
-            os.replace(partial, target)
-    for relative in sorted(theirs - set(ours)):
-        (dest / relative).unlink()  # a convention file this version no longer has
+        if target.exists() and target.read_bytes() == path.read_bytes():
+            continue
+        if target.exists() and git_blob(target.read_bytes()) not in shipped.get(relative, ()):
+            if not force:
+                kept.append(relative)
+                continue
+            shutil.copyfile(target, target.with_name(target.name + ".edited"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)
+    for relative in sorted(set(theirs) - set(ours)):
+        if git_blob((dest / relative).read_bytes()) in shipped.get(relative, ()):
+            (dest / relative).unlink()  # a convention file this version no longer ships, unedited
+    for relative in kept:
+        print(f"    kept {relative}: edited by hand (its bytes are no version the convention shipped); compare it "
+              f"with {ROOT / relative}, or `make adopt DEST=... FORCE=1` replaces it (yours kept as "
+              f"{relative}.edited)", flush=True)
     return describe_changes(before, snapshot(dest), set(), None, None)
+
+
+def is_state(relative):
+    return any(relative == name or relative.startswith(name + "/") for name in STATE)
+
+
+def parents_and_self(relative):
+    parts = relative.split("/")
+    return ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
+
+
+def git_blob(data):
+    """The id git gives these bytes (`git hash-object`), to compare with every version in the history."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def shipped_blobs(root):
+    """{relative path: git blob ids}: every version of each convention file this checkout's history holds, and the
+    one in its work tree. Without a git history, only the work tree's (an unknown version is then 'edited')."""
+    blobs = {}
+    for relative, path in convention_files(root).items():
+        blobs.setdefault(relative, set()).add(git_blob(path.read_bytes()))
+    code, log = git(root, "log", "-m", "--all", "--format=", "--raw", "--no-abbrev", "--no-renames", "--",
+                    *[name for name in CONVENTION])
+    if code == 0:
+        for line in log.splitlines():
+            fields = line.split("\t")
+            if len(fields) == 2 and line.startswith(":"):
+                meta = fields[0].split()
+                if len(meta) >= 4 and set(meta[3]) != {"0"}:
+                    blobs.setdefault(fields[1], set()).add(meta[3])
+    return blobs
 
 
 # ---------------------------------------------------------------- report

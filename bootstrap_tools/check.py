@@ -85,6 +85,8 @@ def find_problems(root):
     pins, bad_lines = lockfile.parse(text)
     problems = [f"requirements.txt line `{bad.line.partition(' --hash')[0]}` {bad.message}: {FREEZE} "
                 "(never edit the lock)" for bad in bad_lines]
+    if not bad_lines:
+        problems += pip_reader_problems(lock_path, pins)
     targets = lockfile.targets(text)
     if not targets:
         problems.append(f"requirements.txt has no `# targets:` header line: {FREEZE}")
@@ -112,6 +114,28 @@ def supply_chain_problems(root):
 
     pylock.toml takes its upload times from the record: while the record is wrong, only the record is named."""
     return provenance.check_problems(root) or pylock.check_problems(root)
+
+
+def pip_reader_problems(path, pins):
+    """The lock read by pip's own parser (the one `make ve`'s pip runs) gives the pins the convention's reader gave:
+    a divergence between the two readers is caught on every check, not on a deploy host."""
+    try:
+        from pip._internal.req.req_file import parse_requirements
+    except ImportError:
+        return []  # a ve without pip: make ve never builds one
+    try:  # a local file is read without a session (pip needs one for URLs only)
+        theirs = [(Requirement(parsed.requirement), parsed.options or {})
+                  for parsed in parse_requirements(str(path), session=None)]
+    except Exception as exc:  # pip's own errors: any of them means pip cannot read what the convention accepted
+        return [f"pip cannot read requirements.txt ({str(exc).splitlines()[0]}): {FREEZE}"]
+    pip_reads = sorted((canonicalize_name(req.name), str(req.specifier), str(req.marker or ""), sorted(req.extras),
+                        sorted(options.get("hashes", {}).get("sha256", []))) for req, options in theirs)
+    we_read = sorted((pin.name, str(Requirement(pin.line).specifier), str(Requirement(pin.line).marker or ""),
+                      sorted(Requirement(pin.line).extras), sorted(pin.hashes)) for pin in pins)
+    if pip_reads != we_read:
+        differ = sorted(set(map(str, pip_reads)) ^ set(map(str, we_read)))
+        return [f"pip reads requirements.txt otherwise than the convention's reader ({differ[0]}): {FREEZE}"]
+    return []
 
 
 def pip_check_problems(root):

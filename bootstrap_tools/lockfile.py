@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from packaging.markers import Marker
+from packaging.markers import InvalidMarker, Marker
 
 import bootstrap
 
@@ -41,24 +41,37 @@ class Problem:
     message: str
 
 
-def logical_lines(text):
-    """Requirement lines of a requirements.in-style file, continuations joined and comments dropped."""
-    for line in text.replace("\\\n", " ").splitlines():
-        line = " ".join(line.split(" #", 1)[0].split())  # continuation indents collapse to one space
-        if line and not line.startswith("#"):
-            yield line
+def requirement_lines(text):
+    """The logical lines of a requirements file, read as pip reads them (bootstrap.logical_lines, the one reader)."""
+    return [line for _, _, line in bootstrap.logical_lines(text)]
 
 
 def parse(text):
-    """(pins, problems): a pin for every well-formed line, a problem for every line that is not."""
+    """(pins, problems): a pin for every well-formed line, a problem for every line that is not. Markers pass
+    bootstrap.py's strict grammar, and `packaging`'s too."""
     pins, bad = bootstrap.parse_lock(text)
-    return [converted(pin) for pin in pins], [Problem(line, reason) for line, reason in bad]
+    problems = [Problem(line, reason) for line, reason in bad]
+    for pin in pins:
+        problem = marker_problem(pin)
+        if problem:
+            problems.append(problem)
+    return [converted(pin) for pin in pins if not marker_problem(pin)], problems
 
 
 def parse_line(line):
     """One logical lock line -> Pin, or Problem saying what is wrong with it."""
     parsed = bootstrap.parse_pin(line)
-    return Problem(*parsed) if isinstance(parsed, tuple) else converted(parsed)
+    if isinstance(parsed, tuple):
+        return Problem(*parsed)
+    return marker_problem(parsed) or converted(parsed)
+
+
+def marker_problem(pin):
+    try:
+        Marker(pin.marker) if pin.marker else None
+    except InvalidMarker as exc:
+        return Problem(pin.line, f"has a marker `packaging` refuses ({str(exc).splitlines()[0]})")
+    return None
 
 
 def converted(pin):

@@ -10,6 +10,8 @@ import re
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+import bootstrap
+
 INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--no-index")
 FIX_INDEX = ("the index of a freeze is named for that run only: remove the line and run "
              "`make freeze INDEX_URL=<index>`")
@@ -24,23 +26,6 @@ def decoded(data, name):
                       "UTF-8")
 
 
-def numbered_lines(text):
-    """(number of the first physical line, logical line) with continuations joined and comments dropped."""
-    pending, first = [], None
-    for number, raw in enumerate(text.splitlines(), 1):
-        code = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
-        first = first or number
-        if code.rstrip().endswith("\\"):
-            pending.append(code.rstrip()[:-1])
-            continue
-        line = " ".join(" ".join(pending + [code]).split())
-        if line:
-            yield first, line
-        pending, first = [], None
-    if pending and " ".join(pending).strip():
-        yield first, " ".join(" ".join(pending).split())
-
-
 def read(path):
     """([(line number, line, Requirement)], [problems]) of requirements.in at `path`."""
     try:
@@ -51,7 +36,7 @@ def read(path):
     if problem:
         return [], [problem]
     requirements, problems = [], []
-    for number, line in numbered_lines(text):
+    for number, _, line in bootstrap.logical_lines(text):  # the one reader, pip's rules
         shown = re.sub(r"//[^/@\s]*@", "//***@", line)  # an index URL's credentials are never echoed
         where = f"{path.name} line {number} `{shown}`"
         why = refusal(line)
@@ -68,6 +53,9 @@ def problems(path):
 
 def refusal(line):
     """Why the convention cannot lock `line` of requirements.in, and the fix; None for a plain requirement."""
+    if "$" in line:
+        return ("holds `$`, which pip-compile replaces from the environment (`${VAR}`), so the lock would depend on "
+                "who runs `make freeze`: write the value itself")
     if line.startswith("-"):
         option = line.split()[0].split("=")[0]
         if option in INDEX_OPTIONS:

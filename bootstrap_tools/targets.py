@@ -24,6 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+import bootstrap
 from bootstrap_tools import lockfile, platforms, sdists, unify
 from bootstrap_tools.platforms import Pair, python_of
 from bootstrap_tools.pythons import find_python, marker_for
@@ -288,17 +289,16 @@ def missing_variables(target, staging):
 
 
 def blocks(text):
-    """(requirement line with continuations joined, [its annotation comment lines]) for each requirement."""
-    current = None
-    for line in text.replace("\\\n", " ").splitlines():
-        if line and not line[0].isspace() and not line.startswith("#"):
-            if current:
-                yield current
-            current = (re.sub(r"\s+", " ", line).strip(), [])
-        elif current and line[:1].isspace() and line.strip().startswith("#"):
-            current[1].append(line.rstrip())
-    if current:
-        yield current
+    """(requirement line, [its annotation comment lines]) for each requirement of pip-compile's output: the lines
+    as the one reader reads them (bootstrap.logical_lines, pip's rules), white space outside quoted strings made
+    single; the annotations, the indented comment lines that follow each."""
+    physical = text.splitlines()
+    found = list(bootstrap.logical_lines(text))
+    for index, (_, last, line) in enumerate(found):
+        end = found[index + 1][0] - 1 if index + 1 < len(found) else len(physical)
+        notes = [raw.rstrip() for raw in physical[last:end] if raw[:1].isspace() and raw.strip().startswith("#")]
+        parts = re.split(r"(\"[^\"]*\"|'[^']*')", line)
+        yield "".join(part if number % 2 else re.sub(r"\s+", " ", part) for number, part in enumerate(parts)), notes
 
 
 def merge(results, targets):

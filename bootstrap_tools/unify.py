@@ -209,7 +209,7 @@ def direct_split_warnings(root):
     except (OSError, UnicodeDecodeError):
         return []  # find_problems reports missing and undecodable files
     named = set()
-    for line in lockfile.logical_lines(wanted_text):
+    for line in lockfile.requirement_lines(wanted_text):
         try:
             named.add(canonicalize_name(Requirement(line).name))
         except InvalidRequirement:

@@ -100,6 +100,17 @@ def adopted(tmp_path_factory, index):
     return projects
 
 
+def older_version(relative):
+    """The bytes of `relative` as the convention shipped it a few commits ago (this repository's own history)."""
+    commits = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "--", relative], capture_output=True,
+                             text=True).stdout.split()
+    for commit in commits[1:]:
+        data = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{relative}"], capture_output=True).stdout
+        if data and data != (REPO / relative).read_bytes():
+            return data
+    pytest.skip(f"this clone holds no earlier version of {relative} (a shallow clone?)")
+
+
 def fresh_clone(path, tmp_path):
     clone = tmp_path / f"clone-of-{path.name}"
     subprocess.run(["git", "clone", "-q", str(path), str(clone)], check=True)
@@ -154,13 +165,12 @@ def test_adopting_again_changes_only_the_conventions_files(adopted):
     result = assert_ok(adopt(path, Index(path.parent / "no-index")))
     assert "No file changed" in result.stdout, describe(result)
     assert "version" in result.stdout
-    mk = path / "bootstrap.mk"
-    text = mk.read_text()
-    mk.write_text(text.replace("BOOTSTRAP_MK_VERSION := ", "BOOTSTRAP_MK_VERSION := 0.old-"))
-    (path / TOOLS / "check.py").write_text("# an older check\n")
-    git(path, "commit", "-q", "-am", "pretend an older convention")
+    (path / "bootstrap.mk").write_bytes(older_version("bootstrap.mk"))
+    (path / TOOLS / "check.py").write_bytes(older_version(f"{TOOLS}/check.py"))
+    git(path, "commit", "-q", "-am", "an older convention, as it was shipped")
     result = assert_ok(adopt(path, Index(path.parent / "no-index")))
-    assert "0.old-" in result.stdout and "->" in result.stdout, describe(result)
+    assert "bootstrap.mk version" in result.stdout and "->" in result.stdout, describe(result)
+    assert "kept" not in result.stdout, describe(result)
     assert "~ bootstrap.mk" in result.stdout and f"{TOOLS}/" in result.stdout, describe(result)
     changed = git(path, "status", "--porcelain").split()
     assert set(changed) - {"M"} == {"bootstrap.mk", f"{TOOLS}/check.py"}, changed
@@ -209,3 +219,70 @@ def test_conflicting_pins_fail_the_adoption_and_leave_the_project_as_it_was(tmp_
     assert "alpha" in result.stderr, describe(result)
     assert diff_digests(before, tree_digest(project)) == []
     assert git(project, "status", "--porcelain", "--ignored") == ""
+
+
+# --- issue 30: adopt never writes through a link, never overwrites or deletes what is the project's ------------------
+
+
+@pytest.mark.parametrize("case", ["requirements-link", "wheels-only", "makefile-link", "gitignore-link",
+                                  "own-build-area", "own-pylock", "own-provenance", "own-pins", "own-ve"])
+def test_links_and_the_projects_own_files_under_the_conventions_names_are_collisions(tmp_path, index, case):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "foreign-1.0-py3-none-any.whl").write_bytes(b"foreign")
+    (outside / "Makefile.common").write_text("all:\n\t@echo shared\n")
+    files = {"app.py": "print('app')\n", "requirements.txt": "alpha==1.0\n"}
+    files.update({
+        "wheels-only": {"requirements/alpha-1.0-py3-none-any.whl": "mine"},
+        "own-build-area": {".bootstrap/setup.sh": "echo setting up\n"},
+        "own-pylock": {"pylock.toml": "lock-version = '1.0'\n"},
+        "own-provenance": {"requirements-provenance.json": "{}\n"},
+        "own-pins": {"requirements.pins": "alpha==1.0\n"},
+        "own-ve": {"ve/pyvenv.cfg": "home = /usr/bin\n"},
+    }.get(case, {}))
+    project = make_project(tmp_path / "project", files)
+    link = {"requirements-link": ("requirements", "../outside"),
+            "makefile-link": ("Makefile", "../outside/Makefile.common"),
+            "gitignore-link": (".gitignore", "../outside/Makefile.common")}.get(case)
+    if link:
+        (project / link[0]).symlink_to(link[1])
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", "a link")
+    before, outside_before = tree_digest(project), tree_digest(outside)
+    expected = {"requirements-link": "requirements (a symlink)", "wheels-only": "requirements/ (1 wheel(s))",
+                "makefile-link": "Makefile (a symlink", "gitignore-link": ".gitignore (a symlink",
+                "own-build-area": ".bootstrap/", "own-pylock": "pylock.toml", "own-provenance":
+                "requirements-provenance.json", "own-pins": "requirements.pins", "own-ve": "ve/"}[case]
+    assert_one_error(adopt(project, index), expected, "Nothing was changed")
+    assert diff_digests(before, tree_digest(project)) == []
+    assert diff_digests(outside_before, tree_digest(outside)) == []
+
+
+@slow
+def test_an_upgrade_keeps_edited_files_the_projects_own_and_the_state_its_freeze_upgrade_moved(adopted):
+    path, _ = adopted["lib"]
+    old_mk = older_version("bootstrap.mk")
+    (path / "bootstrap.mk").write_bytes(old_mk)
+    (path / "bootstrap.py").write_text((REPO / "bootstrap.py").read_text() + "# a local fix\n")
+    (path / TOOLS / "mine.py").write_text("# the project's own tool\n")
+    state = {"virtualenv.py": b"# moved forward by the project's freeze-upgrade\n",
+             "virtualenv_support/SHA256SUMS": b"0" * 64 + b"  pip-99.0-py3-none-any.whl\n"}
+    for relative, data in state.items():
+        (path / relative).write_bytes((path / relative).read_bytes() + data)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "an older convention, a local fix, a tool, a newer seed")
+    result = assert_ok(adopt(path, Index(path.parent / "no-index")))
+    assert (path / "bootstrap.mk").read_bytes() == (REPO / "bootstrap.mk").read_bytes(), describe(result)
+    assert (path / "bootstrap.py").read_text().endswith("# a local fix\n")
+    assert "kept bootstrap.py: edited by hand" in result.stdout, describe(result)
+    assert (path / TOOLS / "mine.py").exists()
+    for relative, data in state.items():
+        assert (path / relative).read_bytes().endswith(data), relative
+    forced = assert_ok(adopt(path, Index(path.parent / "no-index"), "FORCE=1"))
+    assert (path / "bootstrap.py").read_bytes() == (REPO / "bootstrap.py").read_bytes(), describe(forced)
+    assert (path / "bootstrap.py.edited").read_text().endswith("# a local fix\n")
+    assert (path / TOOLS / "mine.py").exists()
+    for relative, data in state.items():
+        assert (path / relative).read_bytes().endswith(data), relative
+    (path / "bootstrap.py.edited").unlink()
+    git(path, "reset", "-q", "--hard", "HEAD~1")  # the module's other scenarios see the adopted project again

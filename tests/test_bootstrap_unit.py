@@ -106,8 +106,8 @@ HASH = "--hash=sha256:" + "a" * 64
     (f"alpha==1.0 {HASH} -r more.txt", "has the option"),
     ("alpha==1.0 --hash=sha256:abc", "has the option `--hash=sha256:abc`"),
     (f"alpha==1.0 --hash=md5:{'a' * 32}", "has the option"),
-    (f"alpha==1.0 ; python_version > '3' -r http://x/ {HASH}", "not a plain marker"),
-    (f"alpha==1.0 ; python_version > '3' ?x {HASH}", "not a plain marker"),
+    (f"alpha==1.0 ; python_version > '3' -r http://x/ {HASH}", "outside PEP 508"),
+    (f"alpha==1.0 ; python_version > '3' ?x {HASH}", "outside PEP 508"),
     (f"alpha==1.0?x==1 {HASH}", "not pinned"),
 ])
 def test_the_lock_reader_refuses_anything_but_hashed_pins(line, reason):

@@ -4,6 +4,7 @@
 import hashlib
 import json
 import os
+import sys
 
 import pytest
 
@@ -78,3 +79,38 @@ def test_make_ve_with_a_hostile_journal_deletes_nothing_outside(built_checkout, 
     finally:
         (built_checkout / bootstrap.SWITCH_JOURNAL).unlink()
     built(run_make(built_checkout, "ve", "FORCE=1"))
+
+
+# --- the dependency check honours extras ---------------------------------------------------------------------------
+
+
+def fake_dist(site, name, version, requires=()):
+    dist = site / f"{name}-{version}.dist-info"
+    dist.mkdir(parents=True)
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Dist: {line}" for line in requires]
+    (dist / "METADATA").write_text("\n".join(lines) + "\n\n")
+
+
+MISSING = 'alpha 1.0 requires beta; extra == "web", which is not installed'
+
+
+@pytest.mark.parametrize("pins,gamma_requires,expected", [
+    ([bootstrap.Pin("alpha", "1.0", set())], [], []),
+    ([bootstrap.Pin("alpha", "1.0", set(), extras="[web]")], [], [MISSING]),
+    ([], ["alpha[web]"], [MISSING]),  # asked for by another distribution's requirement
+])
+def test_the_dependency_check_honours_the_extras_the_lock_and_its_requirements_ask_for(
+        tmp_path, monkeypatch, pins, gamma_requires, expected):
+    site = tmp_path / "slot" / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages"
+    real_site = next(path for path in map(os.path.realpath, sys.path)
+                     if path.endswith("site-packages") and os.path.isdir(os.path.join(path, "pip")))
+    site.mkdir(parents=True)
+    (site / "pip").symlink_to(os.path.join(real_site, "pip"))
+    (tmp_path / "slot" / "bin").mkdir()
+    (tmp_path / "slot" / "bin" / "python").symlink_to(sys.executable)
+    fake_dist(site, "alpha", "1.0", ['beta; extra == "web"'])
+    fake_dist(site, "gamma", "1.0", gamma_requires)
+    check = bootstrap.start_dependency_check(str(tmp_path / "slot"), dict(os.environ), pins)
+    output, _ = check.communicate()
+    assert output.splitlines() == expected + ["checked"], output
