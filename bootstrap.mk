@@ -18,7 +18,8 @@ $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))
 BOOTSTRAP_FOLLOW_PYTHON_VERSION := $(if $(filter undefined,$(origin PYTHON)),--follow-python-version)
 PYTHON ?= python3
 VE ?= ve
-# FORCE=1 rebuilds the ve even when nothing it is built from has changed.
+# FORCE=1 rebuilds the ve even when nothing it is built from has changed (for `make adopt`: adopt into a DEST with
+# uncommitted changes, or replace convention files edited there; this checkout's ve is not rebuilt then).
 FORCE ?=
 # ONE_SLOT=1 removes the previous build before building, for a disk with room for one ve only (no ve meanwhile).
 ONE_SLOT ?=
@@ -101,7 +102,8 @@ bootstrap-help:
 # a version that is not selected, not CPython 3) never reached bootstrap.py, whose own errors are one ERROR line.
 BOOTSTRAP_NO_PYTHON = ERROR: PYTHON=$(PYTHON) cannot run (exit $$status: not installed, not CPython 3, or a pyenv shim for a version that is not selected), so no ve was built or changed. Run \`make ve PYTHON=<path of an installed CPython>\` naming one of the versions on the \`\# targets:\` line of requirements.txt.
 bootstrap-ve:
-	@$(BOOTSTRAP) $(if $(FORCE),--force) $(if $(ONE_SLOT),--one-slot) $(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
+	@$(BOOTSTRAP) $(if $(filter %adopt,$(MAKECMDGOALS)),,$(if $(FORCE),--force)) $(if $(ONE_SLOT),--one-slot) \
+		$(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
 		$(if $(filter %freeze %freeze-upgrade %adopt,$(MAKECMDGOALS)),--freezing) || { status=$$?; \
 		$(PYTHON) -E -S -c "" >/dev/null 2>&1 || echo "$(BOOTSTRAP_NO_PYTHON)" >&2; exit $$status; }
 
@@ -152,5 +154,7 @@ bootstrap-clean:
 bootstrap-adopt: bootstrap-ve
 	@test -n "$(DEST)" || { echo "ERROR: name the project: make adopt DEST=path/to/project" >&2; exit 2; }
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).adopt "$(DEST)" $(if $(FORCE),--force) $(if $(LFS),--lfs) \
-		$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(filter command line,$(origin TARGET_PYTHONS)),--targets "$(TARGET_PYTHONS)") \
+		$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) \
+		$(foreach name,TARGET_PYTHONS TARGET_PLATFORMS RESOLUTION COOLDOWN_DAYS INDEX_NAME,\
+			$(if $(filter command line,$(origin $(name))),--setting "$(name)=$($(name))")) \
 		$(ADOPT_ARGS)

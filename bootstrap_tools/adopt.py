@@ -20,6 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from bootstrap_tools import lockfile
+from bootstrap_tools import requirements_in as requirements_in_module
 from bootstrap_tools.run import ToolError, fail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,9 @@ def main(argv):
     args = parse_args(argv)
     started = time.monotonic()
     dest = Path(args.dest).resolve()
+    stop_on_signals()
     try:
+        undo_interrupted(dest)
         check_dest(dest, args.force)
         if args.lfs:
             require_git_lfs(dest)
@@ -59,6 +62,9 @@ def main(argv):
             git_lfs_install(dest)
     except ToolError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"interrupted; {dest} is as it was before `make adopt` (everything it wrote was put back). Run "
+             "`make adopt` again.")
     print_changes(dest, changes, version is None, args.lfs)
     step(f"done in {time.monotonic() - started:.1f} s")
     return 0
@@ -76,9 +82,72 @@ def parse_args(argv):
                         help="add pytest and flake8 for the convention's `make test` (auto: when DEST has no test)")
     parser.add_argument("--index-url", default="", help="package index for the first freeze (default: pip's)")
     parser.add_argument("--targets", default="", help="TARGET_PYTHONS for the first freeze (default: bootstrap.mk's)")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a make variable for the first freeze (TARGET_PYTHONS, TARGET_PLATFORMS, RESOLUTION, "
+                             "COOLDOWN_DAYS, INDEX_NAME), as given to `make adopt`")
+    parser.add_argument("--accept-changed-hashes", action="store_true",
+                        help="accept other bytes for a version DEST's requirements.txt pinned by hash")
     parser.add_argument("--lfs", action="store_true",
                         help="store requirements/ and virtualenv_support/ wheels with Git LFS (needs git-lfs)")
     return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- interruptions
+
+# Written into DEST before adopt changes anything, removed when it ends: what a killed adoption leaves is undone
+# by the next `make adopt` (DEST was clean when it started, so its tracked files come back from git).
+MARKER = ".bootstrap-adopting.json"
+
+
+def stop_on_signals():
+    """SIGTERM and SIGHUP (a CI cancel, `timeout`, a closed terminal) roll back like Ctrl-C."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
+def write_marker(dest, created, changed):
+    import json
+
+    (dest / MARKER).write_text(json.dumps({"created": sorted(created), "changed": sorted(changed)}, indent=1) + "\n",
+                               encoding="utf-8")
+
+
+def undo_interrupted(dest):
+    """Undo what an adoption killed half-way left (its marker lists it), so DEST is as it was before it."""
+    import json
+
+    path = dest / MARKER
+    if not path.is_file() or path.is_symlink():
+        return
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+        created, changed = list(marker["created"]), list(marker["changed"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ToolError(f"{path} is not the marker of an interrupted `make adopt` ({exc}): look at it, delete it and "
+                        "run `make adopt` again.") from None
+    step(f"undoing an interrupted `make adopt` in {dest} first ({len(created)} paths it created, "
+         f"{len(changed)} files it changed)")
+    remove_created(dest, [name for name in created if name in TOUCHED])  # never a name adopt does not create
+    for name in changed:  # one by one: a name git does not track (an ignored file) must not stop the others
+        git(dest, "checkout", "--", name)
+    path.unlink()
+
+
+def remove_created(dest, created):
+    """Remove what adopt created in DEST: top-level names that did not exist before it (its marker lists them),
+    and make ve's leftovers, which carry names only make ve gives."""
+    leftovers = [path.name for path in [*dest.glob(".ve.tmp*"), *dest.glob(".ve-?.deleting-*")]]
+    for name in [*created, *leftovers]:
+        target = dest / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        elif os.path.lexists(target):
+            target.unlink()
 
 
 # ---------------------------------------------------------------- checks
@@ -174,9 +243,9 @@ class Undo:
         self.new_tops = {"__pycache__", *CONVENTION, "requirements"} - {path.name for path in dest.iterdir()}
 
     def remember(self, relative):
-        path = self.dest / relative
-        if relative not in self.saved:
-            self.saved[relative] = path.read_bytes() if path.is_file() else None
+        path = self.dest / relative  # an absolute path (git's own files) stays as it is
+        if path not in self.saved:
+            self.saved[path] = path.read_bytes() if path.is_file() else None
 
     def write(self, relative, data):
         self.remember(relative)
@@ -185,34 +254,41 @@ class Undo:
         path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
 
     def rollback(self):
-        for relative, data in self.saved.items():
-            path = self.dest / relative
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(data)
+        """Put back every file; one that cannot be put back does not stop the others. Returns what failed."""
+        problems = []
+        for path, data in self.saved.items():
+            try:
+                if data is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(data)
+            except OSError as exc:
+                problems.append(f"{path}: {exc.strerror}")
         for name in self.new_tops:
             if (self.dest / name).is_dir():
-                shutil.rmtree(self.dest / name)
-        for pyc in (self.dest / "__pycache__").glob("bootstrap.*.pyc"):
-            pyc.unlink()
+                shutil.rmtree(self.dest / name, ignore_errors=True)
+        return problems
 
 
 def adopt(dest, args):
-    own_targets = makefile_targets(dest / "Makefile")
     refuse_collisions(dest)
-    wanted, constraints, source = declared_requirements(dest, args)
+    check_makefiles(dest)
+    own_targets = makefile_targets(dest)
+    wanted, constraints, source, found = declared_requirements(dest, args)
+    index_url = chosen_index(args.index_url, found)
     test_tools = args.test_tools == "yes" or (args.test_tools == "auto" and "test" not in own_targets)
-    wanted = with_tools(wanted, test_tools)
     before = snapshot(dest)
     undo = Undo(dest)
-    undo.remember(".git/info/exclude")  # make ve adds the ve's names there
-    undo.remember(".ve.lock")  # make ve's lock file, which its `make clean` keeps
+    exclude = git_path(dest, "info/exclude")
+    if exclude:
+        undo.remember(exclude)  # make ve adds the ve's names there
+    created = [name for name in TOUCHED if not os.path.lexists(dest / name)]
+    write_marker(dest, created, [name for name in TOUCHED if os.path.lexists(dest / name)])
     try:
         step(f"copying the convention (bootstrap.mk version {version_of(ROOT)}) into {dest}")
         for relative, path in convention_files(ROOT).items():
             undo.write(relative, path.read_bytes())
-        write_requirements_in(undo, wanted, source)
+        write_requirements_in(undo, dest, wanted, source, test_tools)
         start_lock(undo, dest)
         wire_makefile(undo, dest, own_targets)
         wire_gitignore(undo, dest)
@@ -220,14 +296,68 @@ def adopt(dest, args):
             wire_lfs(undo.write, dest)
         if constraints:
             undo.write(f"{BUILD}/adopt-constraints.txt", "".join(f"{line}\n" for line in constraints))
-        first_freeze(dest, args, bool(constraints))
+        first_freeze(dest, args, bool(constraints), index_url)
+        if not args.accept_changed_hashes:
+            refuse_changed_bytes(dest, found["hashes"])
     except BaseException:
         clean_ve(dest)
-        undo.rollback()
-        shutil.rmtree(dest / BUILD, ignore_errors=True)
+        problems = undo.rollback()
+        remove_created(dest, created)  # what the freeze wrote besides (pylock.toml, the provenance record...)
+        (dest / MARKER).unlink(missing_ok=True)
+        if problems:
+            print("".join(f"    could not put back {problem}\n" for problem in problems), end="", file=sys.stderr)
         raise
     (dest / BUILD / "adopt-constraints.txt").unlink(missing_ok=True)
+    (dest / MARKER).unlink()
     return describe_changes(before, snapshot(dest), own_targets, source, test_tools)
+
+
+def chosen_index(given, found):
+    """The index of the first freeze: INDEX_URL, else the one DEST's requirements name. Extra indexes and find-links
+    are refused: a package would come from whichever serves it (dependency confusion), and the convention freezes
+    from one index."""
+    if found["extra"]:
+        raise ToolError(f"DEST's requirements name {found['extra'][0]}: the first freeze would take each package from "
+                        "whichever index serves it, and a public package of the same name could replace a private "
+                        "one. Nothing was changed; remove the line and pass INDEX_URL=<the one index that serves every "
+                        "package> (a private index that mirrors the public one).")
+    if found["index"] and given and found["index"] != given:
+        raise ToolError(f"DEST's requirements name the index {found['index']}, and INDEX_URL names {given}. Nothing "
+                        "was changed; pass INDEX_URL naming the index its packages come from, or remove the line.")
+    if found["index"] and not given:
+        step("the first freeze uses the index DEST's requirements name (its --index-url line)")
+    return given or found["index"]
+
+
+def refuse_changed_bytes(dest, hashes):
+    """Trust on first use from DEST's own hashes: a version it pinned by hash must come with those bytes."""
+    pins, _ = lockfile.parse((dest / "requirements.txt").read_text(encoding="utf-8"))
+    changed = [pin for pin in pins
+               if (pin.name, pin.version) in hashes and not pin.hashes <= hashes[pin.name, pin.version]]
+    if changed:
+        raise ToolError(f"the index serves other bytes for {', '.join(map(str, changed))} than DEST's requirements.txt "
+                        "pinned by hash (another index, or a re-upload). Everything adopt wrote was put back; check "
+                        "where they come from, or accept them with `make adopt ... ACCEPT_CHANGED_HASHES=1`.")
+
+
+def git_path(dest, name):
+    """Where git keeps `name` of DEST's repository (a worktree or a submodule has a `.git` file, not a folder)."""
+    code, out = git(dest, "rev-parse", "--git-path", name)
+    return (dest / out.strip()) if code == 0 and out.strip() else None
+
+
+def check_makefiles(dest):
+    """A GNUmakefile or makefile is read instead of Makefile (where adopt adds the include), and .RECIPEPREFIX
+    changes what bootstrap.mk's recipes mean: named, never worked around."""
+    for name in ("GNUmakefile", "makefile"):
+        if (dest / name).is_file() and name in os.listdir(dest):
+            raise ToolError(f"{dest} has a `{name}`, which make reads instead of Makefile, so the `include "
+                            "bootstrap.mk` adopt adds to Makefile would never be read. Nothing was changed; rename it "
+                            "to Makefile and run `make adopt` again.")
+    if re.search(r"^\.RECIPEPREFIX :?= *\S", make_database(dest), re.MULTILINE):
+        raise ToolError(f"{dest}'s Makefile sets .RECIPEPREFIX, which would change how bootstrap.mk's recipes are "
+                        "read. Nothing was changed; set it back after your own rules (`.RECIPEPREFIX :=` before the "
+                        "include), then run `make adopt` again.")
 
 
 # Names the first adoption creates (besides CONVENTION): found in DEST already, they are the project's own.
@@ -235,6 +365,8 @@ CREATED = ("requirements", BUILD, "requirements.pins", "pylock.toml", "requireme
            "requirements-build.txt", "requirements-built.json", "ve", ".ve-a", ".ve-b")
 # Files adopt edits in place: never through a symlink (a shared Makefile.common would change for every project).
 EDITED = ("Makefile", ".gitignore", ".gitattributes", "requirements.in", "requirements.txt")
+# Every top-level name an adoption may create or change (its marker lists those of them it found absent).
+TOUCHED = (*CONVENTION, *CREATED, *EDITED, ".ve.lock", ".ve.tmp", "__pycache__")
 
 
 def refuse_collisions(dest):
@@ -263,48 +395,75 @@ def refuse_collisions(dest):
 
 
 def declared_requirements(dest, args):
-    """(requirement lines for requirements.in, constraint lines for the first freeze, where they came from)."""
+    """(requirement lines for requirements.in, constraint lines for the first freeze, where they came from, what
+    DEST's requirement files say besides: {"index": its --index-url, "extra": extra indexes and find-links,
+    "hashes": {(name, version): sha256s it pinned}})."""
     requirements_in = dest / "requirements.in"
     requirements_txt = dest / "requirements.txt"
     pyproject = dest / "pyproject.toml"
+    found = {"index": "", "extra": [], "hashes": {}}
     if requirements_in.exists():
-        lines = lockfile.requirement_lines(requirements_in.read_text(encoding="utf-8"))
+        _, problems = requirements_in_module.read(requirements_in)
+        if problems:
+            raise ToolError(f"DEST's {problems[0]}{f' ({len(problems) - 1} more)' if len(problems) > 1 else ''}. "
+                            "Nothing was changed; fix requirements.in and run `make adopt` again.")
+        lines = lockfile.requirement_lines(requirements_in.read_text(encoding="utf-8-sig"))
         constraints = exact_pins(requirements_txt) if requirements_txt.exists() else []
-        return lines, constraints, "requirements.in"
+        return lines, constraints, "requirements.in", found
     if requirements_txt.exists():
         lines, constraints = [], []
-        for line in included_requirements(requirements_txt, dest):
+        for line, hashes in included_requirements(requirements_txt, dest, found):
             requirement = parse_requirement(line, "requirements.txt")
             pinned = pinned_version(requirement)
             if pinned:
                 constraints.append(f"{requirement.name}=={pinned}"
                                    + (f" ; {requirement.marker}" if requirement.marker else ""))
                 requirement.specifier = type(requirement.specifier)("")
+                if hashes:
+                    found["hashes"][canonicalize_name(requirement.name), pinned] = set(hashes)
             lines.append(str(requirement))
-        return lines, constraints, "requirements.txt"
+        return lines, constraints, "requirements.txt", found
     if pyproject.exists():
-        return pyproject_requirements(pyproject, args.group, args.extra), [], "pyproject.toml"
+        return pyproject_requirements(pyproject, args.group, args.extra), [], "pyproject.toml", found
     if args.group or args.extra:
         raise ToolError(f"--group/--extra name pyproject.toml, and {dest} has none.")
-    return [], [], None
+    return [], [], None, found
 
 
-def included_requirements(path, dest, seen=None):
-    """The requirement lines of a requirements file, following `-r` includes; other options are left out."""
+OPTION = re.compile(r"(-[a-zA-Z]|--[a-z-]+)(?:=|\s*)(.*)")
+INCLUDE, INDEX, EXTRA = ("-r", "--requirement"), ("-i", "--index-url"), ("--extra-index-url", "-f", "--find-links")
+
+
+def included_requirements(path, dest, found, seen=None):
+    """[(requirement, [sha256s])] of a requirements file, following `-r` includes in every form pip accepts
+    (`-r x`, `-rx`, `--requirement=x`); index lines go into `found`; other options are left out, with a line."""
     seen = seen or set()
     if path.resolve() in seen:
         return []
     seen.add(path.resolve())
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ToolError(f"{path.relative_to(dest) if path.is_relative_to(dest) else path} cannot be read "
+                        f"({exc.strerror}), and DEST's requirements include it. Nothing was changed.") from None
     lines = []
-    for line in lockfile.requirement_lines(path.read_text(encoding="utf-8")):
-        line = line.split(" --hash", 1)[0].strip()
-        if line.startswith(("-r ", "--requirement ")):
-            lines += included_requirements(path.parent / line.split(None, 1)[1], dest, seen)
-        elif line.startswith("-"):
-            print(f"    left out of requirements.in: `{line}` ({path.relative_to(dest)}): the convention installs "
-                  "pinned dependencies from requirements/ only", flush=True)
-        else:
-            lines.append(line)
+    for line in lockfile.requirement_lines(text):
+        if line.startswith("-"):
+            option, value = OPTION.match(line).groups() if OPTION.match(line) else (line, "")
+            value = shlex.split(value)[0] if value.strip() else ""
+            if option in INCLUDE and value:
+                lines += included_requirements(path.parent / value, dest, found, seen)
+            elif option in INDEX and value:
+                found["index"] = value
+            elif option in EXTRA:
+                found["extra"].append(f"`{line}`")
+            else:
+                print(f"    left out of requirements.in: `{line}` ({path.relative_to(dest)}): the convention installs "
+                      "pinned dependencies from requirements/ only", flush=True)
+            continue
+        split = re.search(r"\s--hash", line)
+        hashes = [value.lower() for value in re.findall(r"--hash[=\s]+sha256:([0-9a-fA-F]{64})", line)]
+        lines.append((line[:split.start()].strip() if split else line, hashes))
     return lines
 
 
@@ -352,7 +511,16 @@ def pyproject_requirements(path, groups, extras):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ToolError(f"{path} is not valid TOML ({exc}): fix it and run adopt again.") from None
-    lines = list(data.get("project", {}).get("dependencies", []))
+    project = data.get("project", {})
+    if "dependencies" in project.get("dynamic", []):
+        raise ToolError(f"{path} declares its dependencies as dynamic (computed by the build backend), which adopt "
+                        "cannot read. Nothing was changed; write them into requirements.in (one a line) and run "
+                        "`make adopt` again.")
+    if not project.get("dependencies") and data.get("tool", {}).get("poetry", {}).get("dependencies"):
+        raise ToolError(f"{path} keeps its dependencies in [tool.poetry.dependencies], which adopt does not read. "
+                        "Nothing was changed; write them into requirements.in as PEP 508 lines (`name>=1.2`), then "
+                        "run `make adopt` again.")
+    lines = list(project.get("dependencies", []))
     declared_groups = data.get("dependency-groups", {})
     for group in groups:
         lines += group_requirements(declared_groups, group, path)
@@ -384,18 +552,29 @@ def group_requirements(declared, group, path, seen=()):
     return lines
 
 
-def with_tools(lines, test_tools):
-    """What the convention's own targets need: pip-tools always, pytest and flake8 for its `make test`."""
+def missing_tools(lines, test_tools):
+    """What the convention's own targets need and `lines` lack: pip-tools always, pytest and flake8 for its
+    `make test`."""
     names = {canonicalize_name(Requirement(line).name) for line in lines}
     needed = ["pip-tools"] + (["pytest", "flake8"] if test_tools else [])
-    return lines + [name for name in needed if name not in names]
+    return [name for name in needed if name not in names]
 
 
-def write_requirements_in(undo, lines, source):
+def write_requirements_in(undo, dest, lines, source, test_tools):
+    """A new requirements.in from what DEST declares; an existing one kept byte for byte, the tools it lacks added
+    at its end."""
+    tools = missing_tools(lines, test_tools)
+    if source == "requirements.in":
+        if tools:
+            text = (dest / "requirements.in").read_bytes()
+            undo.write("requirements.in", text + (b"" if text.endswith(b"\n") or not text else b"\n")
+                       + b"# what the convention's make freeze and make test run (added by `make adopt`)\n"
+                       + "".join(f"{name}\n" for name in tools).encode())
+        return
     origin = f"from {source} " if source else ""
     header = (f"# What this project wants ({origin}by `make adopt`). Edit it, then `make freeze` locks it into\n"
               "# requirements.txt and requirements/. pip-tools is what `make freeze` itself runs.\n")
-    undo.write("requirements.in", header + "".join(f"{line}\n" for line in lines))
+    undo.write("requirements.in", header + "".join(f"{line}\n" for line in lines + tools))
 
 
 def start_lock(undo, dest):
@@ -407,16 +586,28 @@ def start_lock(undo, dest):
             undo.write(f"requirements/{path.name}", path.read_bytes())
 
 
-def makefile_targets(path):
-    """The targets a Makefile defines (rules at the start of a line), so ours can step aside."""
-    if not path.exists():
-        return set()
-    targets = set()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = re.match(r"^([A-Za-z0-9_./ -]+?)\s*::?(?![=])", line)
-        if match and not line.startswith((".", "\t")):
+def make_database(dest):
+    """What make itself reads from DEST's Makefile and everything it includes (`make -pq`, no recipe runs), or ""."""
+    if not (dest / "Makefile").is_file():
+        return ""
+    result = subprocess.run(["make", "-C", str(dest), "--no-print-directory", "-pqrR", "-f", "Makefile",
+                             ".BOOTSTRAP-ADOPT-PROBE"], env=project_env(), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, errors="replace")
+    return result.stdout
+
+
+def makefile_targets(dest):
+    """The targets DEST's make knows (its Makefile and the files it includes), so the convention's step aside."""
+    targets, skip = set(), False
+    for line in make_database(dest).splitlines():
+        if line.startswith("# Not a target"):
+            skip = True
+            continue
+        match = re.match(r"^([A-Za-z0-9_][^\s:=#]*(?: [^\s:=#]+)*)::?(?:\s|$)", line)
+        if match and not skip:
             targets.update(match.group(1).split())
-    return targets
+        skip = False
+    return targets - {".BOOTSTRAP-ADOPT-PROBE"}
 
 
 def wire_makefile(undo, dest, own_targets):
@@ -434,6 +625,18 @@ def wire_makefile(undo, dest, own_targets):
         undo.write("Makefile", "# This project's Makefile; `make` alone lists the targets.\n" + block)
 
 
+# What a project that adopted the convention commits, as paths git's ignore rules are checked against.
+COMMITTED = ("bootstrap.py", "bootstrap.mk", "virtualenv.py", f"{TOOLS}/check.py", "virtualenv_support/SHA256SUMS",
+             "virtualenv_support/pip-1.0-py3-none-any.whl", "requirements.txt", "requirements.in", "requirements.pins",
+             "requirements/any-1.0-py3-none-any.whl", "requirements/any-1.0.tar.gz", "requirements/any-1.0.zip",
+             "pylock.toml", "requirements-provenance.json")
+# Appended when DEST's own rules (a `*.whl` line) would keep a committed file out of git.
+UNIGNORE = ("!/requirements/", "!/requirements/**", "!/virtualenv_support/", "!/virtualenv_support/**",
+            "!/bootstrap_tools/", "!/bootstrap_tools/**", "!/virtualenv.py", "!/bootstrap.py", "!/bootstrap.mk",
+            "!/pylock.toml", "!/requirements*.txt", "!/requirements.in", "!/requirements.pins",
+            "!/requirements-provenance.json")
+
+
 def wire_gitignore(undo, dest):
     path = dest / ".gitignore"
     text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -441,23 +644,47 @@ def wire_gitignore(undo, dest):
     missing = [line for line in GITIGNORE if line not in present]
     if missing:
         block = "# offline-bootstrap convention: the ve, its build slots and build leftovers\n" + "\n".join(missing)
-        undo.write(".gitignore", text + ("\n" if text and not text.endswith("\n") else "") + block + "\n")
+        text = text + ("\n" if text and not text.endswith("\n") else "") + block + "\n"
+        undo.write(".gitignore", text)
+    if ignored(dest):
+        block = ("# offline-bootstrap convention: what it commits, whatever the rules above ignore\n"
+                 + "\n".join(UNIGNORE))
+        undo.write(".gitignore", text + block + "\n")
+        still = ignored(dest)
+        if still:
+            raise ToolError(f"DEST's git ignore rules keep {still[0]} out of git (a rule outside .gitignore, in "
+                            "`.git/info/exclude` or a global excludes file?), so a clone could not build. Fix the rule "
+                            "(`git check-ignore -v <path>` names it) and run `make adopt` again.")
+
+
+def ignored(dest):
+    """Which of the paths the convention commits DEST's ignore rules would keep out of git."""
+    result = subprocess.run(["git", "-C", str(dest), "check-ignore", "--no-index", "--stdin"],
+                            input="\n".join(COMMITTED), capture_output=True, text=True)
+    return result.stdout.split()
 
 
 def project_env():
     return {key: value for key, value in os.environ.items() if key not in PARENT_MAKE}
 
 
-def first_freeze(dest, args, constrained):
+def first_freeze(dest, args, constrained, index_url):
+    """The convention's own freeze (`bootstrap-freeze`: whatever DEST's own `freeze` target does, it is not this),
+    with the settings given to `make adopt`."""
     step(f"first `make freeze` in {dest} (the index is needed this once)")
-    argv = ["make", "--no-print-directory", "-C", str(dest), "freeze"]
-    if args.index_url:
-        argv.append(f"INDEX_URL={args.index_url}")
+    argv = ["make", "--no-print-directory", "-C", str(dest), "-f", "Makefile", "bootstrap-freeze"]
+    settings = dict(setting.split("=", 1) for setting in args.setting if "=" in setting)
     if args.targets:
-        argv.append(f"TARGET_PYTHONS={args.targets}")
+        settings.setdefault("TARGET_PYTHONS", args.targets)
     if constrained:
         # The project's own exact pins hold as they are: a cooling-off would turn a recent one into a version jump.
-        argv += [f"CONSTRAINTS={BUILD}/adopt-constraints.txt", "COOLDOWN_DAYS=0"]
+        settings["CONSTRAINTS"] = f"{BUILD}/adopt-constraints.txt"
+        settings.setdefault("COOLDOWN_DAYS", "0")
+    if index_url:
+        settings["INDEX_URL"] = index_url
+    if args.accept_changed_hashes:
+        settings["ACCEPT_CHANGED_HASHES"] = "1"
+    argv += [f"{name}={value}" for name, value in sorted(settings.items())]
     process = subprocess.Popen(argv, env=project_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     output = []

@@ -6,8 +6,11 @@ group; a bare project with no Makefile. Each is adopted once per module; a fresh
 offline and pass `make check`, and its own targets must run unchanged. Nothing here needs the network.
 """
 
+import hashlib
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -286,3 +289,141 @@ def test_an_upgrade_keeps_edited_files_the_projects_own_and_the_state_its_freeze
         assert (path / relative).read_bytes().endswith(data), relative
     (path / "bootstrap.py.edited").unlink()
     git(path, "reset", "-q", "--hard", "HEAD~1")  # the module's other scenarios see the adopted project again
+
+
+# --- issue 30, items 6-16: indexes and hashes honoured, the convention's own freeze, every requirement form, ---------
+# --- interruptions, worktrees, ignore rules, settings ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["extra-index", "find-links", "missing-include", "poetry", "dynamic",
+                                  "lowercase-makefile", "recipeprefix", "requirements-in-editable", "index-mismatch"])
+def test_what_adopt_cannot_honour_is_one_error_before_anything_changes(tmp_path, index, case):
+    files = {
+        "extra-index": {"requirements.txt": "--extra-index-url https://example.invalid/simple\nalpha==1.0\n"},
+        "find-links": {"requirements.txt": "-f ./wheels\nalpha==1.0\n"},
+        "missing-include": {"requirements.txt": "-rbase.txt\n"},
+        "poetry": {"pyproject.toml": '[tool.poetry]\nname = "p"\n[tool.poetry.dependencies]\nalpha = "^1.0"\n'},
+        "dynamic": {"pyproject.toml": '[project]\nname = "p"\nversion = "1"\ndynamic = ["dependencies"]\n'},
+        "lowercase-makefile": {"makefile": "all:\n\t@echo own\n", "requirements.txt": "alpha==1.0\n"},
+        "recipeprefix": {"Makefile": ".RECIPEPREFIX := >\nall:\n> @echo own\n", "requirements.txt": "alpha\n"},
+        "requirements-in-editable": {"requirements.in": "\ufeffalpha\n-e .\n"},
+        "index-mismatch": {"requirements.txt": "--index-url https://example.invalid/simple\nalpha==1.0\n"},
+    }[case]
+    project = make_project(tmp_path / "project", files)
+    before = tree_digest(project)
+    expected = {"extra-index": "--extra-index-url", "find-links": "-f ./wheels", "missing-include": "base.txt",
+                "poetry": "[tool.poetry.dependencies]", "dynamic": "dynamic", "lowercase-makefile": "`makefile`",
+                "recipeprefix": ".RECIPEPREFIX", "requirements-in-editable": "editable",
+                "index-mismatch": "example.invalid"}[case]
+    assert_one_error(adopt(project, index), expected, "Nothing was changed")
+    assert diff_digests(before, tree_digest(project)) == []
+    assert git(project, "status", "--porcelain", "--ignored") == ""
+
+
+COMMON_MK = """\
+.PHONY: freeze
+freeze:
+\t@touch own-freeze-ran
+"""
+
+
+@slow
+def test_a_project_with_its_own_freeze_includes_an_index_line_hashes_and_ignored_wheels(tmp_path, index):
+    alpha = hashlib.sha256(index.wheel("alpha", "1.0").read_bytes()).hexdigest()
+    project = make_project(tmp_path / "project", {
+        "Makefile": "include common.mk\n",  # its `freeze` lives in an included file
+        "common.mk": COMMON_MK,
+        "requirements.txt": f"--index-url {index.url}\n-rbase.txt\n--requirement=extra.txt\n",
+        "base.txt": f"alpha==1.0 --hash=sha256:{alpha}\n",
+        "extra.txt": "beta==1.0\n",
+        ".gitignore": "*.whl\n",
+    })
+    result = run_make(REPO, "adopt", f"DEST={project}", f"TARGET_PYTHONS={THIS_PYTHON}", "COOLDOWN_DAYS=0")
+    assert_ok(result)
+    assert "the first freeze uses the index DEST's requirements name" in result.stdout, describe(result)
+    assert not (project / "own-freeze-ran").exists(), "the project's own freeze ran instead of the convention's"
+    assert "make bootstrap-freeze" in (project / "Makefile").read_text()  # its own freeze kept, ours renamed
+    pins = {pin.name: pin.version for pin in lockfile.parse((project / "requirements.txt").read_text())[0]}
+    assert pins["alpha"] == "1.0" and pins["beta"] == "1.0"
+    wheels = [path.relative_to(project).as_posix() for path in (project / "requirements").glob("*.whl")]
+    check = subprocess.run(["git", "-C", str(project), "check-ignore", "--no-index", *wheels], capture_output=True,
+                           text=True)
+    assert check.stdout == "", "a wheel the lock needs would stay out of git"
+    assert not (project / ".bootstrap-adopting.json").exists()
+
+
+@slow
+def test_other_bytes_for_a_version_the_project_pinned_by_hash_stop_the_adoption(tmp_path, index):
+    project = make_project(tmp_path / "project", {"requirements.txt": f"alpha==1.0 --hash=sha256:{'0' * 64}\n"})
+    before = tree_digest(project)
+    result = adopt(project, index)
+    assert_one_error(result, "other bytes for alpha==1.0", "ACCEPT_CHANGED_HASHES=1", "put back")
+    assert diff_digests(before, tree_digest(project)) == []
+    assert git(project, "status", "--porcelain", "--ignored") == ""
+
+
+@slow
+def test_sigterm_rolls_back_and_a_kill_9_is_undone_by_the_next_adopt(tmp_path, index):
+    import signal
+    import time
+
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        files = {"requirements.txt": "alpha==1.0\n", "Makefile": "all:\n\t@echo own\n"}
+        project = make_project(tmp_path / f"project-{how.name}", files)
+        before = tree_digest(project)
+        argv = ["make", "--no-print-directory", "adopt", f"DEST={project}", f"INDEX_URL={index.url}",
+                f"TARGET_PYTHONS={THIS_PYTHON}"]
+        log = open(tmp_path / f"{how.name}.log", "w+")
+        process = subprocess.Popen(argv, cwd=REPO, env=make_env(), stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and not os.path.lexists(project / "ve"):
+            time.sleep(0.05)  # the first freeze's `make ve` in DEST is done: adopt waits for the freeze
+        os.kill(adopter_pid(project), how)
+        if how == signal.SIGKILL:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=TIMEOUT)
+        log.seek(0)
+        output = log.read()
+        assert "Traceback" not in output, output
+        if how == signal.SIGTERM:
+            assert len([line for line in output.splitlines() if line.startswith("ERROR:")]) == 1, output
+            assert diff_digests(before, tree_digest(project)) == [], output
+            assert git(project, "status", "--porcelain", "--ignored") == ""
+        else:
+            assert (project / ".bootstrap-adopting.json").exists()
+            result = assert_ok(adopt(project, index))
+            assert "undoing an interrupted `make adopt`" in result.stdout, describe(result)
+            assert (project / "bootstrap.py").exists() and not (project / ".bootstrap-adopting.json").exists()
+
+
+def adopter_pid(project):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        args = cmdline.split(b"\0")
+        if b"bootstrap_tools.adopt" in args and str(project).encode() in args:  # not the shell make started it in
+            return int(pid)
+    raise AssertionError("no adopt process")
+
+
+@slow
+def test_a_git_worktree_is_adopted_and_a_failed_adoption_is_put_back_there(tmp_path, index):
+    main = make_project(tmp_path / "main", {"requirements.txt": "alpha==1.0\ndelta==1.0\n"})
+    worktree = tmp_path / "worktree"
+    git(main, "worktree", "add", "-q", str(worktree))
+    assert (worktree / ".git").is_file()
+    index.add("delta", "1.0", requires=["alpha>=2"])
+    before = tree_digest(worktree)
+    result = adopt(worktree, index)
+    assert_one_error(result, "first `make freeze`", "put back")
+    assert "NotADirectoryError" not in result.stdout + result.stderr
+    assert diff_digests(before, tree_digest(worktree)) == []
+
+
+def test_force_for_adopt_never_rebuilds_this_checkouts_ve():
+    result = run_make(REPO, "-n", "adopt", "DEST=/nonexistent", "FORCE=1")
+    bootstrap_line = next(line for line in result.stdout.splitlines() if "--ve" in line)
+    assert "--force" not in bootstrap_line, bootstrap_line
