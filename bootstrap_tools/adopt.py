@@ -26,7 +26,7 @@ from bootstrap_tools.run import ToolError, fail
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(__file__).resolve().parent.name
 # What the convention owns in a project that adopted it; everything else there is the project's.
-CONVENTION = ("bootstrap.mk", "bootstrap.py", "virtualenv.py", "virtualenv_support", TOOLS)
+CONVENTION = ("bootstrap.mk", "bootstrap.py", "bootstrap_build", "virtualenv.py", "virtualenv_support", TOOLS)
 BUILD = ".bootstrap"
 TARGETS = ("help", "ve", "test", "check", "freeze", "freeze-upgrade", "platforms", "clean", "adopt", "sbom")
 GITIGNORE = ("/ve", "/.ve-a/", "/.ve-b/", "/.ve.lock", "/.ve.tmp*", "/.ve-?.deleting-*", "/ve.switching", f"/{BUILD}/",

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import bootstrap
+from bootstrap_build import core
 from conftest import make_wheel, sha256_file
 
 LOCK_TEXT = """\
@@ -36,6 +37,8 @@ def project(tmp_path, monkeypatch):
                         "VIRTUALENV_PY": root / "virtualenv.py", "SEEDS": root / "virtualenv_support",
                         "SEED_SUMS": root / "virtualenv_support" / "SHA256SUMS"}.items():
         monkeypatch.setattr(bootstrap, name, str(value))
+        if hasattr(core, name):  # the build's module took the entry point's paths when it was imported
+            monkeypatch.setattr(core, name, str(value))
     return root
 
 
@@ -309,7 +312,7 @@ def test_check_interpreter(capsys, monkeypatch):
     assert f"Python {running}" in error
     assert "targets: 9.98 9.99" in error
     assert "No Python 9.98 or 9.99 was found here" in error and f"add {running} to the targets" in error
-    monkeypatch.setattr(bootstrap, "find_python", lambda version: "/opt/python9.99" if version == "9.99" else None)
+    monkeypatch.setattr(core, "find_python", lambda version: "/opt/python9.99" if version == "9.99" else None)
     error = refused(capsys, bootstrap.check_interpreter, ["9.98", "9.99"])
     assert "Found here: 9.99 (/opt/python9.99)" in error
 
@@ -515,7 +518,7 @@ def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys,
     def no_build(*args, **kwargs):
         raise AssertionError("built although nothing changed")
 
-    monkeypatch.setattr(bootstrap, "build", no_build)
+    monkeypatch.setattr(core, "build", no_build)
     assert bootstrap.main(["--ve", str(ve)]) == 0
     assert "up to date" in capsys.readouterr().out
 
@@ -524,7 +527,7 @@ def test_main_reports_an_interrupt_in_one_line_saying_what_ve_is(key_inputs, mon
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bootstrap, "build", interrupted)
+    monkeypatch.setattr(core, "build", interrupted)
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
     assert "interrupted" in error and "there is no" in error
     whole(our_slot_dir(tmp_path / ".ve-a"))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import bootstrap
+from bootstrap_build import core
 from conftest import built, make_wheel, run_make
 
 slow = pytest.mark.slow
@@ -25,7 +26,7 @@ def pin(name, version, *paths, marker=""):
 def wheelhouse(tmp_path, monkeypatch):
     house = tmp_path / "requirements"
     house.mkdir()
-    monkeypatch.setattr(bootstrap, "WHEELHOUSE", str(house))
+    monkeypatch.setattr(core, "WHEELHOUSE", str(house))
     return house
 
 
@@ -63,7 +64,7 @@ def test_a_wheel_too_big_to_hold_in_memory_is_compiled_from_what_pip_installs(wh
     small = make_wheel(wheelhouse / "alpha-1.0-py3-none-any.whl", "alpha", "1.0", {"alpha.py": b"A = 1\n"})
     big = make_wheel(wheelhouse / "huge-1.0-py3-none-any.whl", "huge", "1.0", {
         "huge.py": b"H = 1\n", "huge_data.bin": os.urandom(20000)})
-    monkeypatch.setattr(bootstrap, "PLANNED_WHEEL_BYTES", (small.stat().st_size + big.stat().st_size) // 2)
+    monkeypatch.setattr(core, "PLANNED_WHEEL_BYTES", (small.stat().st_size + big.stat().st_size) // 2)
     jobs = bootstrap.wheel_jobs([pin("alpha", "1.0", small), pin("huge", "1.0", big)], "/site", taken=[])
     assert [job["name"] for job in jobs] == ["alpha-1.0.dist-info"]
 

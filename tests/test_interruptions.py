@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import bootstrap
+from bootstrap_build import core
 from conftest import (
     TIMEOUT, assert_ok, assert_one_error, built, copy_checkout, default_signals, describe,
     make_argv, make_env, run_make, up_to_date, ve_python,
@@ -311,15 +312,15 @@ def test_ctrl_c_in_make_clean_is_one_error_line(tmp_path, monkeypatch, capsys):
         (tmp_path / name).mkdir()
         (tmp_path / name / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
     ve.symlink_to(".ve-a")
-    monkeypatch.setattr(bootstrap, "ROOT", str(tmp_path))
-    monkeypatch.setattr(bootstrap, "BUILD_AREA", str(tmp_path / ".bootstrap"))
+    monkeypatch.setattr(core, "ROOT", str(tmp_path))
+    monkeypatch.setattr(core, "BUILD_AREA", str(tmp_path / ".bootstrap"))
     calls = []
 
     def interrupted(path):
         calls.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bootstrap, "discard", interrupted)
+    monkeypatch.setattr(core, "discard", interrupted)
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     try:
         with pytest.raises(SystemExit) as exit_info:

@@ -5,11 +5,12 @@ import hashlib
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
 import bootstrap
-from conftest import assert_one_error, built, run_make
+from conftest import assert_one_error, built, describe, run_make
 
 
 def write_journal(root, moves):
@@ -114,3 +115,31 @@ def test_the_dependency_check_honours_the_extras_the_lock_and_its_requirements_a
     check = bootstrap.start_dependency_check(str(tmp_path / "slot"), dict(os.environ), pins)
     output, _ = check.communicate()
     assert output.splitlines() == expected + ["checked"], output
+
+
+# --- no bytecode decides what make ve runs -----------------------------------------------------------------------
+
+
+def planted_pyc(source):
+    """A checked-hash .pyc that claims `source`'s hash in its header but holds other code."""
+    import importlib.util
+    import marshal
+
+    code = compile("import sys; print('PLANTED'); sys.exit(0)\n", "planted", "exec")
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    pyc.parent.mkdir(exist_ok=True)
+    pyc.write_bytes(importlib.util.MAGIC_NUMBER + b"\3\0\0\0" + importlib.util.source_hash(source.read_bytes())
+                    + marshal.dumps(code))
+    return pyc
+
+
+def test_bytecode_beside_bootstrap_py_or_its_build_never_runs(built_checkout):
+    planted = [planted_pyc(built_checkout / "bootstrap.py"),
+               planted_pyc(built_checkout / "bootstrap_build" / "core.py")]
+    try:
+        for args in (("ve",), ("ve", "FORCE=1"), ("verify",)):
+            result = run_make(built_checkout, *args)
+            assert result.returncode == 0 and "PLANTED" not in result.stdout + result.stderr, describe(result)
+    finally:
+        for pyc in planted:
+            pyc.unlink()

@@ -1,0 +1,1 @@
+"""The build of `make ve`, behind bootstrap.py's no-op (bootstrap_build.core)."""
