@@ -110,11 +110,26 @@ def stop_on_signals():
         signal.signal(signum, interrupt)
 
 
-def write_marker(dest, created, changed):
+def write_marker(dest, created, changed, freeze=None):
     import json
 
-    (dest / MARKER).write_text(json.dumps({"created": sorted(created), "changed": sorted(changed)}, indent=1) + "\n",
-                               encoding="utf-8")
+    marker = {"created": sorted(created), "changed": sorted(changed), "freeze": freeze}
+    (dest / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+
+
+def record_freeze(dest, pgid):
+    """The first freeze's process group into the marker (its pid, and what /proc says it is, to know it again)."""
+    import json
+
+    marker = json.loads((dest / MARKER).read_text(encoding="utf-8"))
+    write_marker(dest, marker["created"], marker["changed"], {"pgid": pgid, "cmdline": cmdline(pgid)})
+
+
+def cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def undo_interrupted(dest):
@@ -132,6 +147,9 @@ def undo_interrupted(dest):
                         "run `make adopt` again.") from None
     step(f"undoing an interrupted `make adopt` in {dest} first ({len(created)} paths it created, "
          f"{len(changed)} files it changed)")
+    freeze = marker.get("freeze") or {}
+    if freeze.get("pgid") and freeze.get("cmdline") and cmdline(freeze["pgid"]) == freeze["cmdline"]:
+        stop_group(freeze["pgid"])  # the killed adopt's freeze, still running: it would write into DEST
     remove_created(dest, [name for name in created if name in TOUCHED])  # never a name adopt does not create
     for name in changed:  # one by one: a name git does not track (an ignored file) must not stop the others
         git(dest, "checkout", "--", name)
@@ -685,19 +703,50 @@ def first_freeze(dest, args, constrained, index_url):
     if args.accept_changed_hashes:
         settings["ACCEPT_CHANGED_HASHES"] = "1"
     argv += [f"{name}={value}" for name, value in sorted(settings.items())]
+    # A process group of its own, so that an interrupted adopt stops all of the freeze (what pip runs included)
+    # before it puts DEST back; the marker names the group, so that a `kill -9` of adopt is followed by the next
+    # adopt stopping what is left of it before undoing.
     process = subprocess.Popen(argv, env=project_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    record_freeze(dest, process.pid)
     output = []
-    for line in process.stdout:  # progress as it comes; the report compares with the starting lock, not shown
-        output.append(line.rstrip("\n"))
-        if line.startswith("==> "):
-            print(f"    {line}", end="", flush=True)
+    try:
+        for line in process.stdout:  # progress as it comes; the report compares with the starting lock, not shown
+            output.append(line.rstrip("\n"))
+            if line.startswith("==> "):
+                print(f"    {line}", end="", flush=True)
+    except BaseException:
+        stop_group(process.pid)
+        raise
     if process.wait() != 0:
         print("".join(f"    {line}\n" for line in output if not line.startswith("==> ")), end="", file=sys.stderr)
         errors = [line[len("ERROR:"):].strip() for line in output if line.startswith("ERROR:")]
         cause = errors[-1] if errors else f"exit {process.returncode}"
         raise ToolError(f"the first `make freeze` in {dest} failed: {cause} Everything adopt wrote there was put "
                         f"back; fix the cause and run `make adopt` again.")
+
+
+def stop_group(pgid):
+    """SIGTERM to the freeze's whole process group (make, pip-compile, pip, what they run), SIGKILL to what is left
+    after 20 s; return once none of them is left, so nothing of the freeze writes into DEST afterwards."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + 20
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            return
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(pgid, os.WNOHANG)  # the leader, our child when we started it
+            except ChildProcessError:
+                pass
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 def clean_ve(dest):
