@@ -66,17 +66,18 @@ FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
 	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)")
-# bootstrap.py (and bootstrap_build/, when a build is needed) are compiled from their tracked source on every run:
-# no bytecode is read (the bytecode prefix names a path that cannot exist) or written (-B), so nothing hidden from
-# git decides what runs; the no-op compiles bootstrap.py's few hundred lines only. The checkout goes last on
-# sys.path, so a project's own json.py or shutil.py at its root never shadows the standard library.
+# bootstrap.py (and bootstrap_build/core.py, when a build is needed) are compiled from their tracked source on every
+# run, never imported from bytecode (-B: none written either), so nothing hidden from git decides what runs; the
+# no-op compiles bootstrap.py's few hundred lines only. The checkout goes last on sys.path, so a project's own
+# json.py or shutil.py at its root never shadows the standard library.
 # -E -s rather than -I, and the version checked first, so an interpreter too old for bootstrap.py (2.7 has no -I,
 # 3.9 cannot parse it) gets our one ERROR line, never its own usage text or a SyntaxError.
 BOOTSTRAP_TOO_OLD = ERROR: PYTHON=$(PYTHON) is Python %d.%d, and bootstrap.py needs CPython 3.10 or newer, so no ve was built or changed. Run `make ve PYTHON=<path of an installed CPython>` naming one of the versions on the `\# targets:` line of requirements.txt.
 BOOTSTRAP = $(PYTHON) -E -s -S -B -c 'import sys; sys.version_info >= (3, 10) or sys.exit("$(BOOTSTRAP_TOO_OLD)" \
-	% sys.version_info[:2]); sys.path[:] = [p for p in sys.path if p] + [""]; \
-	sys.pycache_prefix = "/dev/null/no-bytecode"; from bootstrap import main; \
-	sys.exit(main(sys.argv[1:]))' --ve "$(VE)"
+	% sys.version_info[:2]); sys.path[:] = [p for p in sys.path if p] + [""]; import os, types; \
+	bootstrap = sys.modules["bootstrap"] = types.ModuleType("bootstrap"); bootstrap.__file__ = os.path.abspath("bootstrap.py"); \
+	exec(compile(open(bootstrap.__file__, "rb").read(), bootstrap.__file__, "exec", dont_inherit=True), vars(bootstrap)); \
+	sys.exit(bootstrap.main(sys.argv[1:]))' --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
 VE_BASE = $(or $(patsubst .%,%,$(VE_NAME)),$(VE_NAME))

@@ -77,13 +77,25 @@ def main(argv):
 
 
 def core():
-    """The build's module, imported only when more than the no-op is needed (last on sys.path, as the checkout is:
-    run as `python3 -I bootstrap.py`, the checkout is not on it at all)."""
-    if ROOT not in sys.path:
-        sys.path.append(ROOT)
-    from bootstrap_build import core
+    """The build's module, loaded only when more than the no-op is needed, from its tracked source (never from
+    bytecode: a .pyc beside it is hidden from git, and the maintainer tools' imports write them)."""
+    if "bootstrap_build.core" not in sys.modules:
+        sys.modules.setdefault("bootstrap", sys.modules[__name__])  # run as a script, this file is __main__
+        from_source("bootstrap_build.core", os.path.join(BUILD_CODE, "core.py"))
+    return sys.modules["bootstrap_build.core"]
 
-    return core
+
+def from_source(name, path):
+    """Import module `name` by compiling the file at `path` (what bootstrap.mk's launcher does for this file)."""
+    import types
+
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    with open(path, "rb") as handle:
+        code = compile(handle.read(), path, "exec", dont_inherit=True)
+    exec(code, module.__dict__)
+    return module
 
 
 def report_up_to_date(ve):

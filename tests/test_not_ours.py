@@ -136,9 +136,9 @@ def bootstrap_pid(process):
             with contextlib.suppress(OSError):
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 stat = Path(f"/proc/{pid}/stat").read_text()
-                # bootstrap.mk imports it (`-c '... from bootstrap import main ...'`); make's `sh -c` carries the
-                # same text, so the interpreter, not the shell, is the one.
-                imported = any(b"from bootstrap import main" in arg for arg in cmdline) and b"python" in cmdline[0]
+                # bootstrap.mk compiles it (`-c '... bootstrap.main(sys.argv[1:]) ...'`); make's `sh -c` carries
+                # the same text, so the interpreter, not the shell, is the one.
+                imported = any(b"bootstrap.main(" in arg for arg in cmdline) and b"python" in cmdline[0]
                 script = b"bootstrap.py" in cmdline and b"-c" not in cmdline
                 if os.getpgid(int(pid)) == process.pid and (imported or script):
                     if not stat.split(") ", 1)[1].startswith("Z"):
