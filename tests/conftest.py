@@ -257,6 +257,18 @@ def unshare_or_skip(flag):
         pytest.skip(f"`unshare {flag}` does not work here (needs root or user namespaces)")
 
 
+def run_make_read_only(checkout, *args):
+    """`make ARGS` in `checkout` seen through a read-only bind mount of itself (`unshare -m`; skipped without)."""
+    unshare_or_skip("-m")
+    script = ('dir=$1; shift; mount --bind "$dir" "$dir" && mount -o remount,bind,ro "$dir" "$dir" || exit 97; '
+              'exec make --no-print-directory -C "$dir" "$@"')
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(checkout), *args], env=make_env(),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    if result.returncode == 97:
+        pytest.skip(f"cannot make a read-only bind mount here: {result.stderr.strip()}")
+    return result
+
+
 def record_hash(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 

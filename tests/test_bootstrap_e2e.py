@@ -22,7 +22,8 @@ from bootstrap_tools import lockfile
 from conftest import (
     SUMMARY_PREFIX, TIMEOUT, artifact, assert_one_error, assert_ok, assert_pip_check_clean, assert_ve_works, built,
     copy_checkout, default_signals, describe, diff_digests, leftovers, make_argv, make_env, make_wheel,
-    pinned_version, python_or_skip, restored, run_make, sha256_file, tree_digest, unshare_or_skip, up_to_date,
+    pinned_version, python_or_skip, restored, run_make, run_make_read_only, sha256_file, tree_digest, unshare_or_skip,
+    up_to_date,
     ve_python, ve_state,
 )
 
@@ -534,15 +535,9 @@ def test_unwritable_ve_directory_is_refused(built_checkout):
 
 @slow
 def test_read_only_checkout_is_refused(built_checkout):
-    unshare_or_skip("-m")
     checkout = built_checkout
     before = ve_state(checkout)
-    script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" || exit 97; '
-              'exec make --no-print-directory -C "$1" ve FORCE=1')
-    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(checkout)], env=make_env(),
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
-    if result.returncode == 97:
-        pytest.skip(f"cannot make a read-only bind mount here: {result.stderr.strip()}")
+    result = run_make_read_only(checkout, "ve", "FORCE=1")
     assert_one_error(result, "cannot write", "Read-only file system")
     assert ve_state(checkout) == before
     assert_ve_works(checkout)

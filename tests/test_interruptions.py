@@ -24,7 +24,7 @@ import bootstrap
 from bootstrap_build import core
 from conftest import (
     TIMEOUT, assert_ok, assert_one_error, built, copy_checkout, default_signals, describe,
-    make_argv, make_env, run_make, up_to_date, ve_python,
+    make_argv, make_env, run_make, run_make_read_only, up_to_date, ve_python,
 )
 
 slow = pytest.mark.slow
@@ -220,14 +220,7 @@ def test_make_clean_refuses_while_a_freeze_runs_and_removes_nothing(checkout):
 
 @slow
 def test_make_clean_of_a_read_only_checkout_is_one_error_naming_what_is_left(built_checkout):
-    if not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
-        pytest.skip("`unshare -m` does not work here (needs root or user namespaces)")
-    script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" || exit 97; '
-              'exec make --no-print-directory -C "$1" clean')
-    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(built_checkout)], env=make_env(),
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
-    if result.returncode == 97:
-        pytest.skip(f"cannot make a read-only bind mount here: {result.stderr.strip()}")
+    result = run_make_read_only(built_checkout, "clean")
     assert_one_error(result, "Read-only file system", "still there:", ".ve-a", "make clean")
     up_to_date(run_make(built_checkout, "ve"))
 
