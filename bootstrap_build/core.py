@@ -1,7 +1,7 @@
 """What `make ve` does beyond the no-op of bootstrap.py: read and check the inputs, build into a slot, check what
-was installed, switch, clean and verify. Standard library only. bootstrap.py imports it only when a build (or
-clean, check, verify) is needed, compiling this tracked source itself (bootstrap.from_source) instead of importing
-it, so no bytecode decides what runs. (One module for now: issue 25 splits it by job.)"""
+was installed, switch, clean and verify. Standard library only. bootstrap.py loads it only when a build (or clean,
+check, verify) is needed, by compiling this tracked source itself (bootstrap.from_source), so no bytecode decides
+what runs. (One module for now: issue 25 splits it by job.)"""
 
 import fcntl
 import hashlib

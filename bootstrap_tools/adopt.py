@@ -257,8 +257,6 @@ class Undo:
 
     def __init__(self, dest):
         self.dest, self.saved = dest, {}
-        # Top-level names that did not exist: what Python writes into them (__pycache__) goes with them.
-        self.new_tops = {"__pycache__", *CONVENTION, "requirements"} - {path.name for path in dest.iterdir()}
 
     def remember(self, relative):
         path = self.dest / relative  # an absolute path (git's own files) stays as it is
@@ -282,10 +280,7 @@ class Undo:
                     path.write_bytes(data)
             except OSError as exc:
                 problems.append(f"{path}: {exc.strerror}")
-        for name in self.new_tops:
-            if (self.dest / name).is_dir():
-                shutil.rmtree(self.dest / name, ignore_errors=True)
-        return problems
+        return problems  # the folders adopt created go with remove_created, which the marker's list drives
 
 
 def adopt(dest, args):
