@@ -7,7 +7,7 @@ BOOTSTRAP_MK_VERSION := 5
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
+BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT BOOTSTRAP_FAST LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
   CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
@@ -23,6 +23,9 @@ VE ?= ve
 FORCE ?=
 # ONE_SLOT=1 removes the previous build before building, for a disk with room for one ve only (no ve meanwhile).
 ONE_SLOT ?=
+# BOOTSTRAP_FAST=0 builds without the speed machinery (no compile workers running beside virtualenv and pip; the
+# bytecode is compiled in one step at the end): slower, the same bytes. For a reader checking the plain path.
+BOOTSTRAP_FAST ?= 1
 FLAKE8_ARGS ?=
 PYTEST_ARGS ?=
 # The Python versions (X.Y) the lock must fit; `make ve` refuses any other.
@@ -66,9 +69,9 @@ FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
 	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)")
-# bootstrap.py (and bootstrap_build/core.py, when a build is needed) are compiled from their tracked source on every
-# run, never imported from bytecode (-B: none written either), so nothing hidden from git decides what runs; the
-# no-op compiles bootstrap.py's few hundred lines only. The checkout goes last on sys.path, so a project's own
+# bootstrap.py (and, through its importer, the bootstrap_build modules it needs) are compiled from their tracked
+# source on every run, never imported from bytecode (-B: none written either), so nothing hidden from git decides
+# what runs; the no-op compiles a few hundred lines only. The checkout goes last on sys.path, so a project's own
 # json.py or shutil.py at its root never shadows the standard library.
 # -E -s rather than -I, and the version checked first, so an interpreter too old for bootstrap.py (2.7 has no -I,
 # 3.9 cannot parse it) gets our one ERROR line, never its own usage text or a SyntaxError.
@@ -105,7 +108,7 @@ bootstrap-help:
 # a version that is not selected, not CPython 3) never reached bootstrap.py, whose own errors are one ERROR line.
 BOOTSTRAP_NO_PYTHON = ERROR: PYTHON=$(PYTHON) cannot run (exit $$status: not installed, not CPython 3, or a pyenv shim for a version that is not selected), so no ve was built or changed. Run \`make ve PYTHON=<path of an installed CPython>\` naming one of the versions on the \`\# targets:\` line of requirements.txt.
 bootstrap-ve:
-	@$(BOOTSTRAP) $(if $(filter %adopt,$(MAKECMDGOALS)),,$(if $(FORCE),--force)) $(if $(ONE_SLOT),--one-slot) \
+	@$(BOOTSTRAP) $(if $(filter %adopt,$(MAKECMDGOALS)),,$(if $(FORCE),--force)) $(if $(ONE_SLOT),--one-slot) $(if $(filter 0,$(BOOTSTRAP_FAST)),--plain) \
 		$(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
 		$(if $(filter %freeze %freeze-upgrade %adopt,$(MAKECMDGOALS)),--freezing) || { status=$$?; \
 		$(PYTHON) -E -S -c "" >/dev/null 2>&1 || echo "$(BOOTSTRAP_NO_PYTHON)" >&2; exit $$status; }

@@ -18,7 +18,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-import bootstrap
+from bootstrap_build import checks
+from bootstrap_build import journal
 from bootstrap_tools import (
     lockfile, pins_file, platforms, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
 )
@@ -38,7 +39,7 @@ def main(argv):
     # A switch a killed `make freeze` left is completed first (and says so); the switch lock keeps a running one
     # from moving files while they are checked.
     try:
-        with bootstrap.settled_inputs(str(root)):
+        with journal.settled_inputs(str(root)):
             problems = find_problems(root)
     except KeyboardInterrupt:
         print("ERROR: make check was interrupted; run it again (it completes an interrupted switch first).",
@@ -156,7 +157,7 @@ def pip_check_problems(root):
 
 def lfs_pointer_problems(root):
     """One problem per Git LFS pointer found where a wheel belongs, each with the command that fetches the files."""
-    pointers = bootstrap.lfs_pointers((root / "requirements", root / "virtualenv_support"))
+    pointers = checks.lfs_pointers((root / "requirements", root / "virtualenv_support"))
     return [f"{Path(path).relative_to(root)}{LFS_POINTER}" for path in pointers]
 
 

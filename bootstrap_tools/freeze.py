@@ -20,7 +20,8 @@ from pathlib import Path
 
 from packaging.version import Version
 
-import bootstrap
+from bootstrap_build import journal
+from bootstrap_build import processes
 from bootstrap_tools import (
     cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
 )
@@ -42,7 +43,7 @@ def step(message):
 
 def main(argv):
     args = parse_args(argv)
-    bootstrap.stop_on_signals()  # SIGTERM and SIGHUP unwind like Ctrl-C: staged files removed, one ERROR line
+    processes.stop_on_signals()  # SIGTERM and SIGHUP unwind like Ctrl-C: staged files removed, one ERROR line
     started = time.monotonic()
     what = "make freeze-upgrade" if args.upgrade else "make freeze"
     try:
@@ -95,9 +96,9 @@ def main(argv):
     except switch.Incomplete as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        if bootstrap.switch_pending(str(ROOT)):
+        if journal.switch_pending(str(ROOT)):
             fail(f"`{what}` was interrupted during its switch. Run `make check` (or make freeze, make ve): it "
-                 f"completes the switch from {bootstrap.SWITCH_JOURNAL}, and the next freeze reports against the "
+                 f"completes the switch from {journal.SWITCH_JOURNAL}, and the next freeze reports against the "
                  "tree before it.")
         fail(f"`{what}` was interrupted before its switch. Nothing was changed: run it again.")
     step(f"done: {len(pins)} pins, {len(set().union(*staged.values()))} artifacts, {time.monotonic() - started:.1f} s "

@@ -10,7 +10,7 @@ import re
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-import bootstrap
+from bootstrap_build import lockfile as build_lockfile
 
 INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host", "--no-index")
 FIX_INDEX = ("the index of a freeze is named for that run only: remove the line and run "
@@ -36,7 +36,7 @@ def read(path):
     if problem:
         return [], [problem]
     requirements, problems = [], []
-    for number, _, line in bootstrap.logical_lines(text):  # the one reader, pip's rules
+    for number, _, line in build_lockfile.logical_lines(text):  # the one reader, pip's rules
         shown = re.sub(r"//[^/@\s]*@", "//***@", line)  # an index URL's credentials are never echoed
         where = f"{path.name} line {number} `{shown}`"
         why = refusal(line)

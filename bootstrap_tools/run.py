@@ -5,7 +5,7 @@ import shlex
 import subprocess
 import sys
 
-import bootstrap
+from bootstrap_build import processes
 from bootstrap_tools import cooldown
 
 
@@ -23,7 +23,7 @@ class ToolError(Exception):
 def hermetic_env(home, extra=None):
     """bootstrap.py's hermetic environment (nothing ambient steers pip, virtualenv or Python; HOME, TMPDIR and
     the XDG dirs inside `home`), for tools that may prompt or check pip's version, plus `extra`."""
-    env = bootstrap.hermetic_env(str(home))
+    env = processes.hermetic_env(str(home))
     env.update({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
     env.update(extra or {})
     return env

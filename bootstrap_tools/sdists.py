@@ -37,7 +37,7 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-import bootstrap
+from bootstrap_build import checks
 from bootstrap_tools import lockfile, targets
 from bootstrap_tools.run import ToolError, index_args, run
 from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, names_pin, unfit_reason
@@ -233,7 +233,7 @@ def extract(path, dest):
     dest.mkdir(parents=True)
     if path.name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
-            if any(map(bootstrap.unsafe_member, archive.namelist())):
+            if any(map(checks.unsafe_member, archive.namelist())):
                 raise ToolError(f"{path.name} has paths outside its own directory: refusing to unpack it.")
             archive.extractall(dest)
     else:
@@ -242,7 +242,7 @@ def extract(path, dest):
                 archive.extractall(dest, filter="data")
             else:  # Pythons before the extraction filters: refuse what the "data" filter would refuse
                 for member in archive.getmembers():
-                    if bootstrap.unsafe_member(member.name) or not (member.isfile() or member.isdir()):
+                    if checks.unsafe_member(member.name) or not (member.isfile() or member.isdir()):
                         raise ToolError(f"{path.name} has a link, a device or a path outside its directory.")
                 archive.extractall(dest)
     tops = [child for child in dest.iterdir() if child.is_dir()]

@@ -9,7 +9,7 @@ says who holds it and waits. The switch itself is all-or-nothing as the next com
    the staged files are removed: nothing changed;
 2. the journal (.bootstrap/switch-journal.json, fsynced, renamed into place) lists every move, with the tree
    before the switch for the report;
-3. bootstrap.complete_switch does the moves under the exclusive switch lock: renames (atomic, no space needed)
+3. journal.complete_switch does the moves under the exclusive switch lock: renames (atomic, no space needed)
    and deletes. Whoever finds the journal later (make ve, make check, make freeze, make clean) completes the same
    moves, and the next freeze reports against the tree the journal recorded.
 """
@@ -21,11 +21,11 @@ import os
 import shutil
 from pathlib import Path
 
-import bootstrap
+from bootstrap_build import journal
 from bootstrap_tools import lockfile, report
 from bootstrap_tools.run import ToolError
 
-STAGED_SUFFIX = bootstrap.STAGED_SUFFIX  # one owner: the journal check reads it
+STAGED_SUFFIX = journal.STAGED_SUFFIX  # one owner: the journal check reads it
 FREEZE_LOCK = Path(".bootstrap") / "freeze.lock"
 
 
@@ -67,13 +67,13 @@ def now():
 
 def settle(root):
     """Complete a switch a killed or interrupted freeze left (bootstrap.py's code, which says so)."""
-    bootstrap.settled_inputs(str(root)).close()
+    journal.settled_inputs(str(root)).close()
 
 
 def baseline(root):
     """(lock text, {file: (size, sha256)}, hash lines, note) to report against: the tree before an interrupted
     freeze whose switch was completed since (switch-done.json), else the tree as it is."""
-    done = Path(root) / bootstrap.SWITCH_DONE
+    done = Path(root) / journal.SWITCH_DONE
     if done.exists():
         try:
             data = json.loads(done.read_text(encoding="utf-8"))
@@ -88,7 +88,7 @@ def baseline(root):
 
 
 def forget_baseline(root):
-    (Path(root) / bootstrap.SWITCH_DONE).unlink(missing_ok=True)
+    (Path(root) / journal.SWITCH_DONE).unlink(missing_ok=True)
 
 
 def irregular_entries(directory):
@@ -129,19 +129,19 @@ def switch(root, puts, deletes, before, hash_lines):
     except BaseException as exc:
         for path in staged:
             path.unlink(missing_ok=True)
-        (root / (bootstrap.SWITCH_JOURNAL + ".part")).unlink(missing_ok=True)
+        (root / (journal.SWITCH_JOURNAL + ".part")).unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise ToolError(f"cannot write {shown(root, exc.filename)}: {exc.strerror} (found before the switch; "
                             "the staged files were removed): free space or make it writable, then run `make freeze` "
                             "again.") from None
         raise
     try:
-        with bootstrap.switch_lock(str(root), shared=False):
-            bootstrap.complete_switch(str(root), resumed=False)
+        with journal.switch_lock(str(root), shared=False):
+            journal.complete_switch(str(root), resumed=False)
     except OSError as exc:
         raise Incomplete(f"the switch stopped at {shown(root, exc.filename)}: {exc.strerror}. Fix that, then run "
                          f"`make check` (or make freeze, make ve): it completes the switch from "
-                         f"{bootstrap.SWITCH_JOURNAL}.") from None
+                         f"{journal.SWITCH_JOURNAL}.") from None
 
 
 def shown(root, filename):
@@ -203,7 +203,7 @@ def copy_synced(source, target):
 
 
 def write_journal(root, journal):
-    path = root / bootstrap.SWITCH_JOURNAL
+    path = root / journal.SWITCH_JOURNAL
     partial = path.with_name(path.name + ".part")
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump(journal, handle, indent=1)

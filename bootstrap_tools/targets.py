@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-import bootstrap
+from bootstrap_build import lockfile as build_lockfile
 from bootstrap_tools import lockfile, platforms, sdists, unify
 from bootstrap_tools.platforms import Pair, python_of
 from bootstrap_tools.pythons import find_python, marker_for
@@ -290,10 +290,10 @@ def missing_variables(target, staging):
 
 def blocks(text):
     """(requirement line, [its annotation comment lines]) for each requirement of pip-compile's output: the lines
-    as the one reader reads them (bootstrap.logical_lines, pip's rules), white space outside quoted strings made
+    as the one reader reads them (build_lockfile.logical_lines, pip's rules), white space outside quoted strings made
     single; the annotations, the indented comment lines that follow each."""
     physical = text.splitlines()
-    found = list(bootstrap.logical_lines(text))
+    found = list(build_lockfile.logical_lines(text))
     for index, (_, last, line) in enumerate(found):
         end = found[index + 1][0] - 1 if index + 1 < len(found) else len(physical)
         notes = [raw.rstrip() for raw in physical[last:end] if raw[:1].isspace() and raw.strip().startswith("#")]

@@ -1,5 +1,5 @@
 """Installed by tests/test_freeze_faults.py into a test checkout's ve (a .pth line imports it): an audit hook that
-stops the process (SIGSTOP) right before each file move of bootstrap.complete_switch, after appending
+stops the process (SIGSTOP) right before each file move of journal.complete_switch, after appending
 "<pid> <move number> <path>" to a log, so the test can kill it at that exact point. The test hook lives here, in
 the tests; bootstrap.py has none. STOP_IN_SWITCH="<move number or all>:<log file>" turns it on."""
 

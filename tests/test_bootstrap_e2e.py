@@ -131,17 +131,27 @@ def test_a_checkout_path_with_spaces_and_non_ascii_characters(tmp_path):
         assert result.returncode == 0, describe(result)
 
 
+def modes(root):
+    """{relative path: permission bits} of everything under root, symlinks not followed."""
+    root = os.path.realpath(root)
+    return {os.path.relpath(os.path.join(directory, name), root): os.lstat(os.path.join(directory, name)).st_mode
+            & 0o7777 for directory, dirnames, filenames in os.walk(root) for name in dirnames + filenames}
+
+
 @slow
-def test_two_builds_at_the_same_path_are_byte_identical(checkout):
+def test_two_builds_at_the_same_path_are_byte_identical_the_second_by_the_plain_path(checkout):
+    """The speed machinery (compile workers beside virtualenv and pip) changes no byte: BOOTSTRAP_FAST=0 takes
+    the plain path (the seed unpacked, then everything compiled at the end) and gives the same tree, modes too."""
     built(run_make(checkout, "ve"))
-    first_link, first = os.readlink(checkout / "ve"), tree_digest(checkout / "ve")
+    first_link, first, first_modes = os.readlink(checkout / "ve"), tree_digest(checkout / "ve"), modes(checkout / "ve")
     assert_ok(run_make(checkout, "clean"))
     assert not any(os.path.lexists(checkout / name) for name in ("ve", ".ve-a", ".ve-b"))  # the lock stays
-    built(run_make(checkout, "ve"))
+    built(run_make(checkout, "ve", "BOOTSTRAP_FAST=0"))
     second_link, second = os.readlink(checkout / "ve"), tree_digest(checkout / "ve")
     assert first_link == second_link
     differences = diff_digests(first, second)
     assert not differences, "the two builds differ:\n" + "\n".join(differences)
+    assert first_modes == modes(checkout / "ve")
 
 
 @slow

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import bootstrap
-from bootstrap_build import core
+from bootstrap_build import build, checks, inputs, layout, lockfile, processes, pythons, slots, state
 from conftest import make_wheel, sha256_file
 
 LOCK_TEXT = """\
@@ -35,10 +35,11 @@ def project(tmp_path, monkeypatch):
     (root / "virtualenv_support").mkdir()
     for name, value in {"ROOT": root, "LOCK": root / "requirements.txt", "WHEELHOUSE": root / "requirements",
                         "VIRTUALENV_PY": root / "virtualenv.py", "SEEDS": root / "virtualenv_support",
-                        "SEED_SUMS": root / "virtualenv_support" / "SHA256SUMS"}.items():
-        monkeypatch.setattr(bootstrap, name, str(value))
-        if hasattr(core, name):  # the build's module took the entry point's paths when it was imported
-            monkeypatch.setattr(core, name, str(value))
+                        "SEED_SUMS": root / "virtualenv_support" / "SHA256SUMS",
+                        "REQUIREMENTS_IN": root / "requirements.in",
+                        "BUILD_LOCK": root / "requirements-build.txt", "BUILD_AREA": root / ".bootstrap"}.items():
+        monkeypatch.setattr(layout, name, str(value))
+    monkeypatch.setattr(bootstrap, "ROOT", str(root))
     return root
 
 
@@ -55,7 +56,7 @@ def one_problem(function, *args):
 
 
 def refused(capsys, function, *args):
-    """Call function(*args), expect bootstrap.error(): exit 1 and exactly one ERROR line; return that line."""
+    """Call function(*args), expect error(): exit 1 and exactly one ERROR line; return that line."""
     with pytest.raises(SystemExit) as info:
         function(*args)
     assert info.value.code == 1
@@ -83,7 +84,7 @@ def write_lock(project, **hashes):
 
 def test_read_lock_handles_continuations_comments_markers_extras_and_hashes(project):
     write_lock(project)
-    pins, problems = bootstrap.read_lock()
+    pins, problems = lockfile.read_lock()
     assert problems == []
     assert [(pin.name, pin.version) for pin in pins] == [("alpha", "1.0"), ("beta-thing-two", "2.0.1"),
                                                          ("gamma", "3")]
@@ -114,7 +115,7 @@ HASH = "--hash=sha256:" + "a" * 64
     (f"alpha==1.0?x==1 {HASH}", "not pinned"),
 ])
 def test_the_lock_reader_refuses_anything_but_hashed_pins(line, reason):
-    pins, bad = bootstrap.parse_lock(f"ok==1.0 {HASH}\n{line}\n")
+    pins, bad = lockfile.parse_lock(f"ok==1.0 {HASH}\n{line}\n")
     assert [pin.name for pin in pins] == ["ok"]
     assert len(bad) == 1 and reason in bad[0][1], bad
 
@@ -122,30 +123,30 @@ def test_the_lock_reader_refuses_anything_but_hashed_pins(line, reason):
 def test_the_lock_reader_refuses_a_comment_ending_in_a_backslash():
     """pip does not join a comment with the next line; a reader that did would hide `evil` from review."""
     text = f"ok==1.0 {HASH}\n# a harmless comment \\\nevil==6.6.6 {HASH}\n"
-    pins, bad = bootstrap.parse_lock(text)
+    pins, bad = lockfile.parse_lock(text)
     assert [pin.name for pin in pins] == ["ok", "evil"]
     assert len(bad) == 1 and "backslash" in bad[0][1]
 
 
 def test_the_lock_reader_rebuilds_what_pip_gets():
-    pins, bad = bootstrap.parse_lock(f"Foo.Bar[ x , y ]  ==  1.0 ;  python_version  <  '3.12'  "
-                                     f"--hash=sha256:{'A' * 64}\n")
+    pins, bad = lockfile.parse_lock(f"Foo.Bar[ x , y ]  ==  1.0 ;  python_version  <  '3.12'  "
+                                    f"--hash=sha256:{'A' * 64}\n")
     assert bad == [] and pins[0].line == "foo-bar[x,y]==1.0 ; python_version < '3.12'"
     assert pins[0].hashes == {"a" * 64}
 
 
 def test_read_targets(project):
     write_lock(project)
-    assert bootstrap.read_targets() == ["3.11", "3.12", "3.13"]
+    assert lockfile.read_targets() == ["3.11", "3.12", "3.13"]
     (project / "requirements.txt").write_text("alpha==1 --hash=sha256:" + "a" * 64 + "\n")
-    assert bootstrap.read_targets() is None
+    assert lockfile.read_targets() is None
 
 
 @pytest.mark.parametrize("requirement", ["pytest>=9", "pytest", "pytest==9.*", "pytest==", "pytest~=9.0",
                                          "pytest==9,<10", "pytest !=9", 'pytest ; python_version == "3.11"'])
 def test_read_lock_refuses_an_unpinned_line(project, capsys, requirement):
     (project / "requirements.txt").write_text(f"{requirement} \\\n    --hash=sha256:{'a' * 64}\n")
-    problem = one_problem(bootstrap.read_lock)
+    problem = one_problem(lockfile.read_lock)
     assert requirement in problem
     assert "not pinned with ==" in problem
     assert "git checkout -- requirements.txt" in problem  # `make freeze` would need a ve built from this lock
@@ -153,22 +154,22 @@ def test_read_lock_refuses_an_unpinned_line(project, capsys, requirement):
 
 def test_read_lock_refuses_a_hash_less_line(project):
     (project / "requirements.txt").write_text(f"alpha==1.0 --hash=sha256:{'a' * 64}\npytest==9.2.0\n    # via x\n")
-    problem = one_problem(bootstrap.read_lock)
+    problem = one_problem(lockfile.read_lock)
     assert "`pytest==9.2.0`" in problem
     assert "--hash=sha256" in problem
 
 
 def test_read_lock_lists_every_bad_line(project):
     (project / "requirements.txt").write_text(f"alpha>=1 --hash=sha256:{'a' * 64}\nbeta==2\n")
-    pins, problems = bootstrap.read_lock()
+    pins, problems = lockfile.read_lock()
     assert pins == [] and len(problems) == 2, problems
 
 
 def test_read_lock_refuses_an_empty_or_missing_lock(project):
     (project / "requirements.txt").write_text("# only comments\n\n")
-    assert "pins nothing" in one_problem(bootstrap.read_lock)
+    assert "pins nothing" in one_problem(lockfile.read_lock)
     (project / "requirements.txt").unlink()
-    problem = one_problem(bootstrap.read_lock)
+    problem = one_problem(lockfile.read_lock)
     assert "requirements.txt" in problem and "cannot read" in problem
 
 
@@ -176,16 +177,16 @@ def test_read_lock_accepts_a_byte_order_mark(project):
     write_lock(project)
     lock = project / "requirements.txt"
     lock.write_bytes(b"\xef\xbb\xbf" + lock.read_bytes())
-    pins, problems = bootstrap.read_lock()
+    pins, problems = lockfile.read_lock()
     assert problems == [] and len(pins) == 3
-    assert bootstrap.read_targets() == ["3.11", "3.12", "3.13"]
+    assert lockfile.read_targets() == ["3.11", "3.12", "3.13"]
 
 
 @pytest.mark.parametrize("name", ["pip", "Pip_Tools", "pip-tools", "zope.interface", "Foo__Bar", "a-_-.b", "A.B-C_D",
                                   "typing_extensions", "ruamel.yaml.clib", "x--", "  Spaced  "])
 def test_canonical_name_matches_pep_503(name):
     packaging_utils = pytest.importorskip("packaging.utils")
-    assert bootstrap.canonical_name(name) == packaging_utils.canonicalize_name(name.strip())
+    assert lockfile.canonical_name(name) == packaging_utils.canonicalize_name(name.strip())
 
 
 # --- the input key: content, never mtimes --------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def test_check_artifacts_accepts_every_pin_with_a_verified_file(project):
     (project / "requirements" / "a-directory").mkdir()
     write_lock(project, alpha=sha256_file(made["alpha"]), beta=sha256_file(made["beta-thing-two"]),
                gamma=sha256_file(made["gamma"]))
-    assert bootstrap.check_artifacts(bootstrap.read_lock()[0]) == []
+    assert checks.check_artifacts(lockfile.read_lock()[0]) == []
 
 
 @pytest.mark.parametrize("rename", ["zzz-9.9-py3-none-any.whl", "{name}.orig"])
@@ -272,7 +273,7 @@ def test_check_artifacts_matches_name_and_version_not_just_the_hash(project, ren
     write_lock(project, alpha=sha256_file(made["alpha"]), beta=sha256_file(made["beta-thing-two"]),
                gamma=sha256_file(made["gamma"]))
     made["gamma"].rename(made["gamma"].with_name(rename.format(name=made["gamma"].name)))
-    problem = one_problem(bootstrap.check_artifacts, bootstrap.read_lock()[0])
+    problem = one_problem(checks.check_artifacts, lockfile.read_lock()[0])
     assert "no artifact for gamma==3" in problem
 
 
@@ -281,13 +282,13 @@ def test_check_artifacts_accepts_a_backup_beside_the_real_wheel(project):
     write_lock(project, alpha=sha256_file(made["alpha"]), beta=sha256_file(made["beta-thing-two"]),
                gamma=sha256_file(made["gamma"]))
     (project / "requirements" / (made["gamma"].name + ".orig")).write_bytes(made["gamma"].read_bytes())
-    assert bootstrap.check_artifacts(bootstrap.read_lock()[0]) == []
+    assert checks.check_artifacts(lockfile.read_lock()[0]) == []
 
 
 def test_check_artifacts_names_the_pin_of_a_missing_artifact(project):
     made = wheels(project, ("alpha", "1.0"), ("gamma", "3"))
     write_lock(project, alpha=sha256_file(made["alpha"]), gamma=sha256_file(made["gamma"]))
-    problem = one_problem(bootstrap.check_artifacts, bootstrap.read_lock()[0])
+    problem = one_problem(checks.check_artifacts, lockfile.read_lock()[0])
     assert "beta-thing-two==2.0.1" in problem
     assert "git checkout -- requirements/" in problem
 
@@ -298,7 +299,7 @@ def test_check_artifacts_names_a_tampered_artifact_with_both_sha256s(project):
     write_lock(project, alpha=sha256_file(made["alpha"]), beta=expected, gamma=sha256_file(made["gamma"]))
     with open(made["beta-thing-two"], "ab") as handle:
         handle.write(b"tampered")
-    problem = one_problem(bootstrap.check_artifacts, bootstrap.read_lock()[0])
+    problem = one_problem(checks.check_artifacts, lockfile.read_lock()[0])
     assert f"requirements/{made['beta-thing-two'].name}" in problem
     assert expected in problem
     assert sha256_file(made["beta-thing-two"]) in problem
@@ -306,14 +307,14 @@ def test_check_artifacts_names_a_tampered_artifact_with_both_sha256s(project):
 
 def test_check_interpreter(capsys, monkeypatch):
     running = "%d.%d" % sys.version_info[:2]
-    bootstrap.check_interpreter([running, "9.99"])
-    bootstrap.check_interpreter(None)
-    error = refused(capsys, bootstrap.check_interpreter, ["9.98", "9.99"])
+    pythons.check_interpreter([running, "9.99"])
+    pythons.check_interpreter(None)
+    error = refused(capsys, pythons.check_interpreter, ["9.98", "9.99"])
     assert f"Python {running}" in error
     assert "targets: 9.98 9.99" in error
     assert "No Python 9.98 or 9.99 was found here" in error and f"add {running} to the targets" in error
-    monkeypatch.setattr(core, "find_python", lambda version: "/opt/python9.99" if version == "9.99" else None)
-    error = refused(capsys, bootstrap.check_interpreter, ["9.98", "9.99"])
+    monkeypatch.setattr(pythons, "find_python", lambda version: "/opt/python9.99" if version == "9.99" else None)
+    error = refused(capsys, pythons.check_interpreter, ["9.98", "9.99"])
     assert "Found here: 9.99 (/opt/python9.99)" in error
 
 
@@ -328,42 +329,42 @@ def seeded(project):
 
 
 def test_check_seed_returns_the_verified_wheel_and_its_recorded_hash(seeded):
-    assert bootstrap.check_seed([]) == ((str(seeded), sha256_file(seeded)), [])
+    assert checks.check_seed([]) == ((str(seeded), sha256_file(seeded)), [])
 
 
 def test_check_seed_accepts_uppercase_hex_as_sha256sum_does(seeded, project):
     sums = project / "virtualenv_support" / "SHA256SUMS"
     sums.write_text(f"{sha256_file(seeded).upper()}  {seeded.name}\n")
-    assert bootstrap.check_seed([]) == ((str(seeded), sha256_file(seeded)), [])
+    assert checks.check_seed([]) == ((str(seeded), sha256_file(seeded)), [])
 
 
 def test_check_seed_must_be_the_locks_pip(seeded, project):
     """A swapped seed with a SHA256SUMS changed to match is caught by the lock's hashes for pip."""
     own = sha256_file(seeded)
-    assert bootstrap.check_seed([bootstrap.Pin("pip", "99.0", {"e" * 64, own})])[1] == []
-    problem = one_problem(bootstrap.check_seed, [bootstrap.Pin("pip", "99.0", {"e" * 64})])
+    assert checks.check_seed([lockfile.Pin("pip", "99.0", {"e" * 64, own})])[1] == []
+    problem = one_problem(checks.check_seed, [lockfile.Pin("pip", "99.0", {"e" * 64})])
     assert "is not the lock's pip" in problem and own in problem and "pip==99.0" in problem
-    assert bootstrap.check_seed([bootstrap.Pin("other", "1", {"e" * 64})])[1] == [], "a lock without pip: SHA256SUMS"
+    assert checks.check_seed([lockfile.Pin("other", "1", {"e" * 64})])[1] == [], "a lock without pip: SHA256SUMS"
 
 
 def test_check_seed_refuses_a_tampered_seed(seeded):
     expected = sha256_file(seeded)
     with open(seeded, "ab") as handle:
         handle.write(b"tampered")
-    problem = one_problem(bootstrap.check_seed, [])
+    problem = one_problem(checks.check_seed, [])
     assert f"virtualenv_support/{seeded.name}" in problem
     assert expected in problem and sha256_file(seeded) in problem
 
 
 def test_check_seed_refuses_a_missing_seed(seeded):
     seeded.unlink()
-    problem = one_problem(bootstrap.check_seed, [])
+    problem = one_problem(checks.check_seed, [])
     assert seeded.name in problem and "missing" in problem
 
 
 def test_check_seed_refuses_a_missing_virtualenv_py(seeded, project):
     (project / "virtualenv.py").unlink()
-    problem = one_problem(bootstrap.check_seed, [])
+    problem = one_problem(checks.check_seed, [])
     assert "virtualenv.py is missing" in problem
 
 
@@ -371,9 +372,9 @@ def test_check_seed_refuses_missing_or_ambiguous_sums(seeded, project):
     sums = project / "virtualenv_support" / "SHA256SUMS"
     text = sums.read_text()
     sums.write_text(text + f"{'0' * 64}  pip-98.0-py3-none-any.whl\n")
-    assert "exactly one pip wheel (found 2)" in one_problem(bootstrap.check_seed, [])
+    assert "exactly one pip wheel (found 2)" in one_problem(checks.check_seed, [])
     sums.unlink()
-    assert "SHA256SUMS is missing" in one_problem(bootstrap.check_seed, [])
+    assert "SHA256SUMS is missing" in one_problem(checks.check_seed, [])
 
 
 # --- command line, environment, slots --------------------------------------------------------------------------------
@@ -418,33 +419,33 @@ def test_hermetic_env_drops_everything_ambient(monkeypatch, tmp_path):
                  "PYTHONHOME", "PYTHONUSERBASE", "VIRTUAL_ENV", "CONDA_PREFIX", "XDG_CONFIG_DIRS"):
         monkeypatch.setenv(name, "/hostile")
     monkeypatch.setenv("KEEP_ME", "1")
-    env = bootstrap.hermetic_env(str(tmp_path))
+    env = processes.hermetic_env(str(tmp_path))
     assert not any(value == "/hostile" for value in env.values())
     assert env["KEEP_ME"] == "1"
     assert env["HOME"] == str(tmp_path)
     assert env["TMPDIR"] == str(tmp_path / "tmp")
     assert env["PIP_CONFIG_FILE"] == os.devnull and env["VIRTUALENV_CONFIG_FILE"] == os.devnull
     assert env["PYTHONNOUSERSITE"] == "1"
-    assert env["SOURCE_DATE_EPOCH"] == bootstrap.SOURCE_DATE_EPOCH
+    assert env["SOURCE_DATE_EPOCH"] == processes.SOURCE_DATE_EPOCH
     allowed = {"PIP_CONFIG_FILE", "VIRTUALENV_CONFIG_FILE", "PYTHONNOUSERSITE", "PYTHONHASHSEED"}
     assert {key for key in env if key.startswith(("PIP_", "VIRTUALENV_", "UV_", "PYTHON"))} == allowed
 
 
 def our_slot_dir(path):
     path.mkdir()
-    (path / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    (path / layout.MARKER).write_text(layout.MARKER_TEXT)
     (path / "half-built").write_text("")
     return path
 
 
 def test_pick_slot_takes_the_other_slot_and_wipes_it_when_it_is_ours(tmp_path):
     ve = tmp_path / "ve"
-    assert bootstrap.pick_slot(str(ve)) == str(tmp_path / ".ve-a")
-    assert (tmp_path / ".ve-a" / bootstrap.MARKER).is_file(), "a new slot carries our marker from the start"
+    assert slots.pick_slot(str(ve)) == str(tmp_path / ".ve-a")
+    assert (tmp_path / ".ve-a" / layout.MARKER).is_file(), "a new slot carries our marker from the start"
     our_slot_dir(tmp_path / ".ve-b")
     (tmp_path / ".ve-a" / "half-built").write_text("")
     os.symlink(".ve-a", ve)
-    assert bootstrap.pick_slot(str(ve)) == str(tmp_path / ".ve-b")
+    assert slots.pick_slot(str(ve)) == str(tmp_path / ".ve-b")
     assert not (tmp_path / ".ve-b" / "half-built").exists()
     assert (tmp_path / ".ve-a" / "half-built").exists()
 
@@ -456,14 +457,14 @@ def test_pick_slot_compares_resolved_paths(tmp_path, monkeypatch):
     our_slot_dir(real / ".ve-a")
     os.symlink(".ve-a", real / "ve")
     os.symlink(real, tmp_path / "link")
-    assert bootstrap.pick_slot(str(tmp_path / "link" / "ve")) == str(tmp_path / "link" / ".ve-b")
+    assert slots.pick_slot(str(tmp_path / "link" / "ve")) == str(tmp_path / "link" / ".ve-b")
     assert (real / ".ve-a" / "half-built").exists()
 
 
 def test_pick_slot_moves_aside_what_is_not_ours(tmp_path, capsys):
     (tmp_path / ".ve-a").mkdir()
     (tmp_path / ".ve-a" / "NOTES.txt").write_text("mine\n")
-    assert bootstrap.pick_slot(str(tmp_path / "ve")) == str(tmp_path / ".ve-a")
+    assert slots.pick_slot(str(tmp_path / "ve")) == str(tmp_path / ".ve-a")
     assert (tmp_path / ".ve-a.moved-aside" / "NOTES.txt").read_text() == "mine\n"
     assert ".ve-a.moved-aside" in capsys.readouterr().out
 
@@ -474,7 +475,7 @@ def test_switch_replaces_our_link_and_a_leftover(tmp_path):
         our_slot_dir(tmp_path / f".ve-{slot}")
     os.symlink(".ve-a", ve)
     os.symlink("somewhere-stale", tmp_path / "ve.switching")  # left by a run killed mid-switch
-    bootstrap.switch(str(ve), str(tmp_path / ".ve-b"))
+    slots.switch(str(ve), str(tmp_path / ".ve-b"))
     assert os.readlink(ve) == ".ve-b"
     assert not os.path.lexists(tmp_path / "ve.switching")
 
@@ -489,7 +490,7 @@ def test_switch_moves_aside_a_ve_that_is_not_ours(tmp_path, kind):
         (tmp_path / "elsewhere").mkdir()
         os.symlink("elsewhere", ve)
     our_slot_dir(tmp_path / ".ve-a")
-    bootstrap.switch(str(ve), str(tmp_path / ".ve-a"))
+    slots.switch(str(ve), str(tmp_path / ".ve-a"))
     assert os.readlink(ve) == ".ve-a"
     aside = tmp_path / "ve.moved-aside"
     assert (aside / "NOTES.txt").read_text() == "mine\n" if kind == "directory" else os.readlink(aside) == "elsewhere"
@@ -497,28 +498,28 @@ def test_switch_moves_aside_a_ve_that_is_not_ours(tmp_path, kind):
 
 def test_current_key(tmp_path):
     ve = tmp_path / "ve"
-    assert bootstrap.current_key(str(ve)) is None
+    assert state.current_key(str(ve)) is None
     (tmp_path / ".ve-a").mkdir()
     os.symlink(".ve-a", ve)
-    assert bootstrap.current_key(str(ve)) is None
-    bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [])
-    assert bootstrap.current_key(str(ve)) == "k" * 64
+    assert state.current_key(str(ve)) is None
+    state.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [], 0o022)
+    assert state.current_key(str(ve)) == "k" * 64
     (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / bootstrap.STAMP).write_text("k" * 64)
+    (tmp_path / "mine" / layout.STAMP).write_text("k" * 64)
     os.symlink("mine", tmp_path / "other")
-    assert bootstrap.current_key(str(tmp_path / "other")) is None, "only a link to one of our slots counts"
+    assert state.current_key(str(tmp_path / "other")) is None, "only a link to one of our slots counts"
 
 
 def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys, tmp_path):
     ve = tmp_path / "ve"
     whole(tmp_path / ".ve-a")
     os.symlink(".ve-a", ve)
-    bootstrap.write_stamp(str(tmp_path / ".ve-a"), bootstrap.input_key(str(ve)), [])
+    state.write_stamp(str(tmp_path / ".ve-a"), bootstrap.input_key(str(ve)), [], 0o022)
 
     def no_build(*args, **kwargs):
         raise AssertionError("built although nothing changed")
 
-    monkeypatch.setattr(core, "build", no_build)
+    monkeypatch.setattr(build, "build", no_build)
     assert bootstrap.main(["--ve", str(ve)]) == 0
     assert "up to date" in capsys.readouterr().out
 
@@ -527,20 +528,20 @@ def test_main_reports_an_interrupt_in_one_line_saying_what_ve_is(key_inputs, mon
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(core, "build", interrupted)
+    monkeypatch.setattr(build, "build", interrupted)
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
     assert "interrupted" in error and "there is no" in error
     whole(our_slot_dir(tmp_path / ".ve-a"))
-    bootstrap.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [])
+    state.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [], 0o022)
     os.symlink(".ve-a", tmp_path / "ve")
     error = refused(capsys, bootstrap.main, ["--ve", str(tmp_path / "ve")])
     assert "still points at the previous finished build (.ve-a)" in error
 
 
 def test_script_header_uses_a_shell_trampoline_where_a_shebang_cannot_work():
-    assert bootstrap.script_header("/a/ve/bin/python") == "#!/a/ve/bin/python\n"
+    assert build.script_header("/a/ve/bin/python") == "#!/a/ve/bin/python\n"
     for python in ("/my proj/ve/bin/python", "/" + "x" * 130 + "/bin/python"):
-        header = bootstrap.script_header(python)
+        header = build.script_header(python)
         assert header.startswith("#!/bin/sh\n")
         compile(header + "print(1)\n", "script", "exec")  # the shell lines are a Python string literal
 
@@ -555,14 +556,14 @@ def fake_build(slot, dists, key="k" * 64, inputs=(("python", "3.11.7 /py"), ("re
     for name in dists:
         (site / f"{name}.dist-info").mkdir()
     whole(slot)
-    bootstrap.write_stamp(str(slot), key, list(inputs))
+    state.write_stamp(str(slot), key, list(inputs), 0o022)
     return site
 
 
 def whole(slot):
     """What a finished build has besides its stamp: our marker, pyvenv.cfg and bin/python."""
     slot.mkdir(exist_ok=True)
-    (slot / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    (slot / layout.MARKER).write_text(layout.MARKER_TEXT)
     (slot / "pyvenv.cfg").write_text("home = /usr/bin\n")
     (slot / "bin").mkdir(exist_ok=True)
     if not (slot / "bin" / "python").is_symlink():
@@ -572,9 +573,9 @@ def whole(slot):
 
 def test_the_stamp_records_inputs_and_installed_distributions(tmp_path):
     fake_build(tmp_path / ".ve-a", ["alpha-1.0", "beta-2.0"])
-    stamp = bootstrap.read_stamp(str(tmp_path / ".ve-a"))
+    stamp = state.read_stamp(str(tmp_path / ".ve-a"))
     assert stamp == {"key": "k" * 64, "inputs": {"python": "3.11.7 /py", "requirements.txt": "aa"},
-                     "dists": ["alpha-1.0.dist-info", "beta-2.0.dist-info"], "umask": bootstrap.UMASK[0]}
+                     "dists": ["alpha-1.0.dist-info", "beta-2.0.dist-info"], "umask": 0o022}
 
 
 def test_a_ve_changed_by_hand_is_not_current_and_the_reason_says_so(tmp_path):
@@ -582,11 +583,11 @@ def test_a_ve_changed_by_hand_is_not_current_and_the_reason_says_so(tmp_path):
     os.symlink(".ve-a", tmp_path / "ve")
     ve = str(tmp_path / "ve")
     inputs = [("python", "3.11.7 /py"), ("requirements.txt", "aa")]
-    assert bootstrap.is_current(ve, "k" * 64)
+    assert state.is_current(ve, "k" * 64)
     (site / "beta-2.0.dist-info").rmdir()
     (site / "gamma-3.0.dist-info").mkdir()
-    assert not bootstrap.is_current(ve, "k" * 64)
-    reason = bootstrap.rebuild_reason(ve, inputs, force=False)
+    assert not state.is_current(ve, "k" * 64)
+    reason = build.rebuild_reason(ve, inputs, force=False)
     assert "+gamma-3.0 -beta-2.0" in reason and "requirements.in" in reason
 
 
@@ -601,12 +602,12 @@ def test_a_ve_changed_by_hand_is_not_current_and_the_reason_says_so(tmp_path):
 def test_the_rebuild_reason_names_what_changed(tmp_path, inputs, expected):
     fake_build(tmp_path / ".ve-a", ["alpha-1.0"])
     os.symlink(".ve-a", tmp_path / "ve")
-    assert expected in bootstrap.rebuild_reason(str(tmp_path / "ve"), inputs, force=False)
+    assert expected in build.rebuild_reason(str(tmp_path / "ve"), inputs, force=False)
 
 
 def test_the_rebuild_reason_for_force_and_for_no_ve(tmp_path):
-    assert bootstrap.rebuild_reason(str(tmp_path / "ve"), [], force=True) == "FORCE=1"
-    assert bootstrap.rebuild_reason(str(tmp_path / "ve"), [], force=False) == "there is no ve yet"
+    assert build.rebuild_reason(str(tmp_path / "ve"), [], force=True) == "FORCE=1"
+    assert build.rebuild_reason(str(tmp_path / "ve"), [], force=False) == "there is no ve yet"
 
 
 def test_the_other_slot_with_the_same_key_is_reused(tmp_path):
@@ -614,28 +615,28 @@ def test_the_other_slot_with_the_same_key_is_reused(tmp_path):
     fake_build(tmp_path / ".ve-b", ["alpha-1.0"], key="b" * 64)
     os.symlink(".ve-a", tmp_path / "ve")
     ve = str(tmp_path / "ve")
-    assert bootstrap.finished_slot(ve, "b" * 64) == str(tmp_path / ".ve-b")
-    assert bootstrap.finished_slot(ve, "a" * 64) is None, "never the slot ve points at"
+    assert state.finished_slot(ve, "b" * 64) == str(tmp_path / ".ve-b")
+    assert state.finished_slot(ve, "a" * 64) is None, "never the slot ve points at"
     (tmp_path / ".ve-b" / "lib" / "python3.11" / "site-packages" / "alpha-1.0.dist-info").rmdir()
-    assert bootstrap.finished_slot(ve, "b" * 64) is None, "never a build changed by hand"
+    assert state.finished_slot(ve, "b" * 64) is None, "never a build changed by hand"
 
 
 @pytest.mark.parametrize("name,slot,lock", [
     ("ve", ".ve-a", ".ve.lock"), (".venv", ".venv-a", ".venv.lock"), ("my.env", ".my.env-a", ".my.env.lock")])
 def test_names_beside_the_ve_never_double_a_dot(tmp_path, name, slot, lock):
     ve = str(tmp_path / name)
-    assert os.path.basename(bootstrap.slot_path(ve, "a")) == slot
-    assert os.path.basename(bootstrap.lock_path(ve)) == lock
+    assert os.path.basename(layout.slot_path(ve, "a")) == slot
+    assert os.path.basename(layout.lock_path(ve)) == lock
 
 
 def test_the_lock_records_requirements_in_and_make_ve_warns_when_it_changed(project, capsys):
     (project / "requirements.in").write_text("alpha\n")
     digest = sha256_file(project / "requirements.in")
     (project / "requirements.txt").write_text(f"# Generated\n# targets: 3.11\n# requirements.in sha256: {digest}\n")
-    bootstrap.warn_if_requirements_in_changed()
+    inputs.warn_if_requirements_in_changed()
     assert capsys.readouterr().err == ""
     (project / "requirements.in").write_text("alpha\nrequests\n")
-    bootstrap.warn_if_requirements_in_changed()
+    inputs.warn_if_requirements_in_changed()
     assert "requirements.in changed since requirements.txt was made" in capsys.readouterr().err
 
 
@@ -648,7 +649,7 @@ def test_python_version_file_is_followed_by_exec(project, monkeypatch, capsys):
     error = refused(capsys, bootstrap.follow_python_version, [])
     assert "Python 9.99" in error and ".python-version" in error
     calls = []
-    monkeypatch.setattr(bootstrap, "find_python", lambda version: "/some/python" + version)
+    monkeypatch.setattr(pythons, "find_python", lambda version: "/some/python" + version)
     monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, argv)))
     bootstrap.follow_python_version(["--ve", "ve", "--follow-python-version"])
     own = os.path.abspath(bootstrap.__file__)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import bootstrap
+from bootstrap_build import installed, layout, lockfile
 from conftest import (
     assert_ok, assert_pip_check_clean, assert_ve_works, built, diff_digests, run_make, tree_digest,
 )
@@ -21,11 +21,11 @@ slow = pytest.mark.slow
 # --- the check of what was installed, in-process ------------------------------------------------------------------
 
 
-def fake_slot(tmp_path, installed, reported):
-    """A slot whose site-packages holds `installed` ({name: version}) and pip's report listing `reported`."""
+def fake_slot(tmp_path, present, reported):
+    """A slot whose site-packages holds `present` ({name: version}) and pip's report listing `reported`."""
     slot = tmp_path / "slot"
-    site = Path(bootstrap.site_packages(str(slot)))
-    for name, version in installed.items():
+    site = Path(layout.site_packages(str(slot)))
+    for name, version in present.items():
         dist = site / f"{name}-{version}.dist-info"
         dist.mkdir(parents=True)
         (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
@@ -37,31 +37,31 @@ def fake_slot(tmp_path, installed, reported):
 
 
 def pins(**versions):
-    return [bootstrap.Pin(name, version, {"0" * 64}) for name, version in versions.items()]
+    return [lockfile.Pin(name, version, {"0" * 64}) for name, version in versions.items()]
 
 
 def test_the_installed_distributions_are_the_locks_pins(tmp_path):
     slot, report = fake_slot(tmp_path, {"pip": "26.3", "alpha": "1.0"}, {"alpha": "1.0"})
-    assert bootstrap.installed_problems(slot, pins(pip="26.3", alpha="1.0"), report) == []
+    assert installed.installed_problems(slot, pins(pip="26.3", alpha="1.0"), report) == []
 
 
-@pytest.mark.parametrize("installed,expected", [
+@pytest.mark.parametrize("present,expected", [
     ({"pip": "26.3"}, "alpha 1.0 is missing"),
     ({"pip": "26.3", "alpha": "1.0", "planted": "6.6"}, "planted 6.6 is installed, but is not one of the lock's"),
     ({"pip": "26.3", "alpha": "0.9"}, "alpha 0.9 is installed where 1.0 was expected"),
 ])
-def test_a_missing_extra_or_other_version_is_one_error(tmp_path, capsys, installed, expected):
-    slot, report = fake_slot(tmp_path, installed, {"alpha": "1.0"})
+def test_a_missing_extra_or_other_version_is_one_error(tmp_path, capsys, present, expected):
+    slot, report = fake_slot(tmp_path, present, {"alpha": "1.0"})
     with pytest.raises(SystemExit):
-        bootstrap.check_env(slot, pins(pip="26.3", alpha="1.0"), report, "checked\n")
+        installed.check_env(slot, pins(pip="26.3", alpha="1.0"), report, "checked\n")
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and expected in errors[0], errors
 
 
 def test_a_distribution_without_record_is_named(tmp_path):
     slot, report = fake_slot(tmp_path, {"pip": "26.3", "alpha": "1.0"}, {"alpha": "1.0"})
-    os.unlink(Path(bootstrap.site_packages(slot)) / "alpha-1.0.dist-info" / "RECORD")
-    assert bootstrap.installed_problems(slot, pins(pip="26.3", alpha="1.0"), report) == [
+    os.unlink(Path(layout.site_packages(slot)) / "alpha-1.0.dist-info" / "RECORD")
+    assert installed.installed_problems(slot, pins(pip="26.3", alpha="1.0"), report) == [
         "alpha-1.0.dist-info has no RECORD"]
 
 

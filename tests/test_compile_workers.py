@@ -10,23 +10,22 @@ from pathlib import Path
 
 import pytest
 
-import bootstrap
-from bootstrap_build import core
+from bootstrap_build import fast, layout, lockfile
 from conftest import built, make_wheel, run_make
 
 slow = pytest.mark.slow
 
 
 def pin(name, version, *paths, marker=""):
-    return bootstrap.Pin(name, version, {hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in paths},
-                         marker)
+    return lockfile.Pin(name, version, {hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in paths},
+                        marker)
 
 
 @pytest.fixture
 def wheelhouse(tmp_path, monkeypatch):
     house = tmp_path / "requirements"
     house.mkdir()
-    monkeypatch.setattr(core, "WHEELHOUSE", str(house))
+    monkeypatch.setattr(layout, "WHEELHOUSE", str(house))
     return house
 
 
@@ -49,7 +48,7 @@ def test_only_the_wheels_pip_is_bound_to_install_are_planned_each_module_once(wh
     make_wheel(wheelhouse / "eps-1.0-py2-none-any.whl", "eps", "1.0", {"eps.py": b"E = 2\n"})
     pins = [pin("alpha", "1.0", alpha), pin("beta", "2.0", beta), pin("gamma", "1.0", with_pyc),
             pin("delta", "1.0", marked, marker='sys_platform == "win32"'), pin("eps", "1.0", two)]
-    jobs = bootstrap.wheel_jobs(pins, "/site", taken=["pip/__init__.py"])
+    jobs = fast.wheel_jobs(pins, "/site", taken=["pip/__init__.py"])
     planned = {job["name"]: sorted(place for chunk in job["chunks"] for _, place in chunk) for job in jobs}
     assert planned == {
         # alpha/shared.py is in two wheels: compiled after pip has installed both, from what pip left in place.
@@ -64,61 +63,49 @@ def test_a_wheel_too_big_to_hold_in_memory_is_compiled_from_what_pip_installs(wh
     small = make_wheel(wheelhouse / "alpha-1.0-py3-none-any.whl", "alpha", "1.0", {"alpha.py": b"A = 1\n"})
     big = make_wheel(wheelhouse / "huge-1.0-py3-none-any.whl", "huge", "1.0", {
         "huge.py": b"H = 1\n", "huge_data.bin": os.urandom(20000)})
-    monkeypatch.setattr(core, "PLANNED_WHEEL_BYTES", (small.stat().st_size + big.stat().st_size) // 2)
-    jobs = bootstrap.wheel_jobs([pin("alpha", "1.0", small), pin("huge", "1.0", big)], "/site", taken=[])
+    monkeypatch.setattr(fast, "PLANNED_WHEEL_BYTES", (small.stat().st_size + big.stat().st_size) // 2)
+    jobs = fast.wheel_jobs([pin("alpha", "1.0", small), pin("huge", "1.0", big)], "/site", taken=[])
     assert [job["name"] for job in jobs] == ["alpha-1.0.dist-info"]
 
 
-def run_alone(tmp_path, job):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir(exist_ok=True)
-    pool = bootstrap.CompilePool(str(scratch), dict(os.environ))
-    pool.site = str(tmp_path / "site")
-    child = pool.spawn(pool.write_plan(str(scratch / "plan.json"), [job], "", []))
-    pool.children.append(child)
-    if child.wait():
-        pool.failed(child)
-    return pool
+def seeded_site(tmp_path, wheel, recorded):
+    """The fast path's seam on its own: workers started for a seed wheel, its files put into a site-packages."""
+    site = Path(layout.site_packages(str(tmp_path / "slot")))
+    site.mkdir(parents=True)
+    (tmp_path / "scratch").mkdir()
+    with fast.Compiler((str(wheel), recorded), str(tmp_path / "scratch"), dict(os.environ)) as compiler:
+        compiler.start(str(tmp_path / "slot"), [])
+        compiler.put_seed(str(site))
+    return site
 
 
-def seed_like_job(tmp_path, wheel, recorded):
-    return bootstrap.seed_job((str(wheel), recorded), str(tmp_path / "tree"), "seed")
-
-
-def test_the_workers_unpack_and_compile_the_verified_bytes_and_record_what_they_wrote(tmp_path):
+def test_the_workers_unpack_and_compile_the_verified_bytes_of_the_seed(tmp_path):
     wheel = make_wheel(tmp_path / "seedpkg-1.0-py3-none-any.whl", "seedpkg", "1.0", {
         "seedpkg/__init__.py": b"VALUE = 1\n", "seedpkg/broken.py": b"def (:\n", "seedpkg/data.txt": b"data\n",
     })
-    job = seed_like_job(tmp_path, wheel, hashlib.sha256(wheel.read_bytes()).hexdigest())
-    pool = run_alone(tmp_path, job)
-    tree = tmp_path / "tree"
-    source = (tree / "seedpkg" / "__init__.py").read_bytes()
-    pyc = Path(importlib.util.cache_from_source(str(tree / "seedpkg" / "__init__.py"))).read_bytes()
-    assert source == b"VALUE = 1\n" and (tree / "seedpkg" / "data.txt").read_bytes() == b"data\n"
+    site = seeded_site(tmp_path, wheel, hashlib.sha256(wheel.read_bytes()).hexdigest())
+    source = (site / "seedpkg" / "__init__.py").read_bytes()
+    pyc = Path(importlib.util.cache_from_source(str(site / "seedpkg" / "__init__.py"))).read_bytes()
+    assert source == b"VALUE = 1\n" and (site / "seedpkg" / "data.txt").read_bytes() == b"data\n"
     # PEP 552 checked-hash: flags 0b11 and the hash of the very source beside it.
     assert pyc[4:8] == b"\3\0\0\0" and pyc[8:16] == importlib.util.source_hash(source)
-    assert not Path(importlib.util.cache_from_source(str(tree / "seedpkg" / "broken.py"))).exists()
-    manifest = dict(reversed(line.rstrip("\n").split(" ", 1)) for line in pool.wait_for(job))
-    on_disk = {str(path.relative_to(tree)): hashlib.sha256(path.read_bytes()).hexdigest()
-               for path in tree.rglob("*") if path.is_file()}
-    assert manifest == on_disk
+    assert not Path(importlib.util.cache_from_source(str(site / "seedpkg" / "broken.py"))).exists()
 
 
 def test_a_wheel_changed_after_it_was_checked_stops_the_build_and_nothing_is_unpacked(tmp_path, capsys):
     wheel = make_wheel(tmp_path / "seedpkg-1.0-py3-none-any.whl", "seedpkg", "1.0", {"seedpkg/__init__.py": b""})
-    job = seed_like_job(tmp_path, wheel, "0" * 64)  # the sha256 the check before the build saw
     with pytest.raises(SystemExit):
-        run_alone(tmp_path, job)
+        seeded_site(tmp_path, wheel, "0" * 64)  # the sha256 the check before the build saw
     err = capsys.readouterr().err
     assert err.startswith("ERROR: ") and len(err.splitlines()) == 1, err
     assert "seedpkg-1.0-py3-none-any.whl changed during the build" in err and "git checkout --" in err, err
-    assert not (tmp_path / "tree" / "seedpkg").exists()
+    assert not list((tmp_path / "slot").rglob("seedpkg"))
 
 
 @slow
 def test_every_module_of_a_fresh_ve_has_checked_hash_bytecode_of_the_source_pip_installed(checkout):
     built(run_make(checkout, "ve"))
-    site = Path(bootstrap.site_packages(str(checkout / ".ve-a")))
+    site = Path(layout.site_packages(str(checkout / ".ve-a")))
     modules = 0
     for record in site.glob("*.dist-info/RECORD"):
         with open(record, newline="", encoding="utf-8") as handle:

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-import bootstrap
-from bootstrap_build import core
+from bootstrap_build import clean, layout, slots, state
 from conftest import (
     TIMEOUT, assert_ok, assert_one_error, built, copy_checkout, default_signals, describe,
     make_argv, make_env, run_make, run_make_read_only, up_to_date, ve_python,
@@ -107,17 +106,17 @@ def test_a_stamped_slot_without_pyvenv_cfg_bin_python_or_marker_is_never_current
     (slot / "bin").mkdir(parents=True)
     (slot / "bin" / "python").symlink_to(sys.executable)
     (slot / "pyvenv.cfg").write_text("home = x\n")
-    (slot / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    (slot / layout.MARKER).write_text(layout.MARKER_TEXT)
     (slot / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
-    (slot / bootstrap.STAMP).write_text("KEY\ndists\n")
+    (slot / layout.STAMP).write_text("KEY\ndists\n")
     os.symlink(".ve-a", ve)
-    assert bootstrap.is_current(ve, "KEY")
-    for name in ("pyvenv.cfg", bootstrap.MARKER, "bin/python"):
+    assert state.is_current(ve, "KEY")
+    for name in ("pyvenv.cfg", layout.MARKER, "bin/python"):
         moved = slot / name
         moved.rename(tmp_path / "held")
-        assert not bootstrap.is_current(ve, "KEY"), name
-        assert not bootstrap.finished(str(slot)), name
-        assert bootstrap.leftovers(ve) == [str(slot)]  # ours (marker or stamp), and no build
+        assert not state.is_current(ve, "KEY"), name
+        assert not state.finished(str(slot)), name
+        assert state.leftovers(ve) == [str(slot)]  # ours (marker or stamp), and no build
         (tmp_path / "held").rename(moved)
 
 
@@ -131,7 +130,7 @@ def test_leftovers_of_killed_runs_are_removed_by_the_next_no_op_and_by_make_clea
         (checkout / name / "lib").mkdir(parents=True)
         (checkout / name / "lib" / "big").write_bytes(os.urandom(3 * 10**6))
     (checkout / ".ve-b").mkdir()
-    (checkout / ".ve-b" / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+    (checkout / ".ve-b" / layout.MARKER).write_text(layout.MARKER_TEXT)
     result = run_make(checkout, "ve")
     assert_ok(result)
     assert "up to date" in result.stdout, describe(result)
@@ -154,10 +153,10 @@ def test_a_no_op_leaves_a_running_builds_scratch_alone(tmp_path):
     ve = str(tmp_path / "ve")
     scratch = tmp_path / ".ve.tmp"
     scratch.mkdir()
-    with bootstrap.exclusive_lock(ve):  # another `make ve` of this ve is building
-        bootstrap.tidy(ve)
+    with slots.exclusive_lock(ve):  # another `make ve` of this ve is building
+        slots.tidy(ve)
     assert scratch.is_dir()
-    bootstrap.tidy(ve)
+    slots.tidy(ve)
     assert not scratch.exists()
 
 
@@ -166,11 +165,11 @@ def test_a_no_op_leaves_a_running_builds_scratch_alone(tmp_path):
 
 def test_the_holder_of_a_replaced_lock_file_locks_the_one_at_the_path(tmp_path):
     ve = str(tmp_path / "ve")
-    path = bootstrap.lock_path(ve)
+    path = layout.lock_path(ve)
     first = open(path, "a")
     fcntl.flock(first, fcntl.LOCK_EX)
     got = []
-    waiter = threading.Thread(target=lambda: got.append(bootstrap.exclusive_lock(ve)))
+    waiter = threading.Thread(target=lambda: got.append(slots.exclusive_lock(ve)))
     waiter.start()
     time.sleep(0.3)
     os.unlink(path)  # what `make clean` did before
@@ -303,21 +302,21 @@ def test_ctrl_c_in_make_clean_is_one_error_line(tmp_path, monkeypatch, capsys):
     ve = tmp_path / "ve"
     for name in (".ve-a", ".ve-b"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / bootstrap.MARKER).write_text(bootstrap.MARKER_TEXT)
+        (tmp_path / name / layout.MARKER).write_text(layout.MARKER_TEXT)
     ve.symlink_to(".ve-a")
-    monkeypatch.setattr(core, "ROOT", str(tmp_path))
-    monkeypatch.setattr(core, "BUILD_AREA", str(tmp_path / ".bootstrap"))
+    monkeypatch.setattr(layout, "ROOT", str(tmp_path))
+    monkeypatch.setattr(layout, "BUILD_AREA", str(tmp_path / ".bootstrap"))
     calls = []
 
     def interrupted(path):
         calls.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(core, "discard", interrupted)
+    monkeypatch.setattr(slots, "discard", interrupted)
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     try:
         with pytest.raises(SystemExit) as exit_info:
-            bootstrap.clean(str(ve), "ve")
+            clean.clean(str(ve), "ve")
     finally:
         signal.signal(signal.SIGTERM, handlers[0])
         signal.signal(signal.SIGHUP, handlers[1])

@@ -1,4 +1,4 @@
-"""The one reader of requirement files (bootstrap.logical_lines) against pip's own (pip 26.3's req_file.preprocess,
+"""The one reader of requirement files (lockfile.logical_lines) against pip's own (pip 26.3's req_file.preprocess,
 run here in the ve): the same logical lines, with the same first line numbers, for every odd text below; and the
 lock reader's pins against what pip's parser makes of a whole lock."""
 
@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from pip._internal.network.session import PipSession
 from pip._internal.req.req_file import parse_requirements, preprocess
 
-import bootstrap
+from bootstrap_build import lockfile
 from bootstrap_tools import requirements_in
 
 HASH = "--hash=sha256:" + "a" * 64
@@ -54,7 +54,7 @@ TEXTS = [
 @pytest.mark.parametrize("text", TEXTS)
 def test_the_one_reader_reads_every_line_as_pip_does(text, monkeypatch):
     monkeypatch.delenv("UNSET_VARIABLE_FOR_THIS_TEST", raising=False)
-    ours = [(first, line) for first, _, line in bootstrap.logical_lines(text)]
+    ours = [(first, line) for first, _, line in lockfile.logical_lines(text)]
     assert ours == list(preprocess(text)), repr(text)
 
 
@@ -74,7 +74,7 @@ LOCK = (
 def test_the_lock_reader_and_pips_parser_make_the_same_pins(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text(LOCK)
-    ours, bad = bootstrap.parse_lock(LOCK)
+    ours, bad = lockfile.parse_lock(LOCK)
     assert bad == []
     theirs = list(parse_requirements(str(path), session=PipSession()))
     assert [str(Requirement(pin.line)) for pin in ours] == [str(Requirement(parsed.requirement)) for parsed in theirs]
@@ -88,7 +88,7 @@ def test_the_lock_reader_and_pips_parser_make_the_same_pins(tmp_path):
     (f"# reviewed \\\nalpha==1.0 {HASH}\n", "comment that ends in a backslash"),
 ])
 def test_the_lock_reader_refuses_what_pip_would_read_another_way_or_fail_on_late(text, reason):
-    _, bad = bootstrap.parse_lock(text)
+    _, bad = lockfile.parse_lock(text)
     assert any(reason in why for _, why in bad), bad
 
 

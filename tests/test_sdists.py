@@ -295,6 +295,6 @@ def test_names_without_a_wheel_are_read_from_pip_compiles_failure():
 
 def test_bootstrap_without_sdists_asks_nothing_more(tmp_path):
     # A wheels-only lock: no build lock input, no tag query, no extra pip options (keys of existing ves unchanged).
-    import bootstrap
-    assert bootstrap.source_args([], tmp_path) == []
-    assert bootstrap.sdist_wheels([]) == {}
+    from bootstrap_build import checks, sdists as build_sdists
+    assert build_sdists.source_args([], tmp_path) == []
+    assert checks.sdist_wheels([]) == {}

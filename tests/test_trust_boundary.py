@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import bootstrap
+from bootstrap_build import installed, journal, lockfile
 from conftest import assert_one_error, built, describe, run_make
 
 
 def write_journal(root, moves):
     (root / ".bootstrap").mkdir(exist_ok=True)
-    (root / bootstrap.SWITCH_JOURNAL).write_text(json.dumps({"moves": moves}))
+    (root / journal.SWITCH_JOURNAL).write_text(json.dumps({"moves": moves}))
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def tree(tmp_path):
 
 def staged_put(root, path, data):
     parent, name = os.path.split(path)
-    staged = f"{parent}/.{name}{bootstrap.STAGED_SUFFIX}".lstrip("/")
+    staged = f"{parent}/.{name}{journal.STAGED_SUFFIX}".lstrip("/")
     (root / staged).write_bytes(data)
     return {"staged": staged, "path": path, "sha256": hashlib.sha256(data).hexdigest()}
 
@@ -52,20 +52,20 @@ def test_a_journal_naming_anything_but_a_freezes_files_is_refused_whole_and_touc
     (root / "Makefile").write_text("all:\n")
     write_journal(root, [good, bad])
     with pytest.raises(SystemExit):
-        bootstrap.complete_switch(str(root))
+        journal.complete_switch(str(root))
     err = capsys.readouterr().err
     assert err.startswith("ERROR: ") and "is not the journal of a `make freeze`" in err and err.count("\n") == 1, err
     assert (outside / "precious.txt").read_text() == "mine\n"
     assert (root / "Makefile").exists()
     assert not (root / "requirements" / "beta-1.0-py3-none-any.whl").exists()  # not even the sound move was done
-    assert (root / bootstrap.SWITCH_JOURNAL).exists()
+    assert (root / journal.SWITCH_JOURNAL).exists()
 
 
 def test_a_sound_journal_is_completed(tree):
     root, _ = tree
     write_journal(root, [staged_put(root, "requirements/beta-1.0-py3-none-any.whl", b"new"),
                          {"path": "requirements/alpha-1.0-py3-none-any.whl"}])
-    assert bootstrap.complete_switch(str(root), resumed=False) == 2
+    assert journal.complete_switch(str(root), resumed=False) == 2
     assert sorted(os.listdir(root / "requirements")) == ["beta-1.0-py3-none-any.whl"]
 
 
@@ -78,7 +78,7 @@ def test_make_ve_with_a_hostile_journal_deletes_nothing_outside(built_checkout, 
         assert_one_error(result, "is not the journal of a `make freeze`")
         assert victim.read_text() == "keep me\n"
     finally:
-        (built_checkout / bootstrap.SWITCH_JOURNAL).unlink()
+        (built_checkout / journal.SWITCH_JOURNAL).unlink()
     built(run_make(built_checkout, "ve", "FORCE=1"))
 
 
@@ -97,8 +97,8 @@ MISSING = 'alpha 1.0 requires beta; extra == "web", which is not installed'
 
 
 @pytest.mark.parametrize("pins,gamma_requires,expected", [
-    ([bootstrap.Pin("alpha", "1.0", set())], [], []),
-    ([bootstrap.Pin("alpha", "1.0", set(), extras="[web]")], [], [MISSING]),
+    ([lockfile.Pin("alpha", "1.0", set())], [], []),
+    ([lockfile.Pin("alpha", "1.0", set(), extras="[web]")], [], [MISSING]),
     ([], ["alpha[web]"], [MISSING]),  # asked for by another distribution's requirement
 ])
 def test_the_dependency_check_honours_the_extras_the_lock_and_its_requirements_ask_for(
@@ -112,7 +112,7 @@ def test_the_dependency_check_honours_the_extras_the_lock_and_its_requirements_a
     (tmp_path / "slot" / "bin" / "python").symlink_to(sys.executable)
     fake_dist(site, "alpha", "1.0", ['beta; extra == "web"'])
     fake_dist(site, "gamma", "1.0", gamma_requires)
-    check = bootstrap.start_dependency_check(str(tmp_path / "slot"), dict(os.environ), pins)
+    check = installed.start_dependency_check(str(tmp_path / "slot"), dict(os.environ), pins)
     output, _ = check.communicate()
     assert output.splitlines() == expected + ["checked"], output
 
@@ -134,8 +134,8 @@ def planted_pyc(source):
 
 
 def test_bytecode_beside_bootstrap_py_or_its_build_never_runs(built_checkout):
-    planted = [planted_pyc(built_checkout / "bootstrap.py"),
-               planted_pyc(built_checkout / "bootstrap_build" / "core.py")]
+    planted = [planted_pyc(path) for path in [built_checkout / "bootstrap.py",
+                                              *sorted((built_checkout / "bootstrap_build").glob("*.py"))]]
     try:
         for args in (("ve",), ("ve", "FORCE=1"), ("verify",)):
             result = run_make(built_checkout, *args)

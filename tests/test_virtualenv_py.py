@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bootstrap import AMBIENT_NAMES
+from bootstrap_build.processes import AMBIENT_NAMES
 from bootstrap_tools import virtualenv_py
 from bootstrap_tools.run import ToolError, run
 
