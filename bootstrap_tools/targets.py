@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 import bootstrap
-from bootstrap_tools import lockfile, platforms, sdists, unify
+from bootstrap_tools import lockfile, platforms, unify
 from bootstrap_tools.platforms import Pair, python_of
 from bootstrap_tools.pythons import find_python, marker_for
 from bootstrap_tools.run import (
@@ -46,6 +46,17 @@ PLATFORMS_MERGE_NOTE = (
 COMPILE_FLAGS = ("--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
                  "--no-emit-find-links", "--no-emit-trusted-host", "--no-emit-options", "--no-header",
                  "--pip-args", "--isolated --only-binary=:all:")
+# pip's words for a requirement it found no wheel for: that name may then be resolved from its sdist (sdists.py).
+NO_WHEEL = re.compile(r"(?:No matching distribution found for|Could not find a version that satisfies the "
+                      r"requirement) ([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+class NoWheel(Exception):
+    """pip-compile found no wheel for these names; they may be resolved from their sdists."""
+
+    def __init__(self, names):
+        super().__init__(" ".join(sorted(names)))
+        self.names = set(names)
 
 
 def running_target():
@@ -76,7 +87,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
                                names)
 
         try:
-            results[target] = sdists.compile_allowing_sdists(compile_target, no_binary)
+            results[target] = compile_allowing_sdists(compile_target, no_binary)
         except ToolError as exc:
             # Pins frozen on one Python (an adopted project's requirements.txt) may not all exist for another:
             # they hold where they can; a target where they cannot is resolved on its own, and said so.
@@ -84,7 +95,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
                 raise
             unconstrained[target] = exc
             print(f"==> the constraints cannot all hold for Python {target}; resolving it without them", flush=True)
-            results[target] = sdists.compile_allowing_sdists(lambda names: compile_target(names, ()), no_binary)
+            results[target] = compile_allowing_sdists(lambda names: compile_target(names, ()), no_binary)
     if unconstrained and len(unconstrained) == len(targets):
         raise next(iter(unconstrained.values()))
     splits = None
@@ -121,6 +132,38 @@ def download_reason(python, target, name, version, staging, env, index_url):
         return None
     except ToolError as exc:
         return unify.reason_from_download(exc.output or "", name, version, target)
+
+
+def compile_flags(flags, no_binary):
+    """COMPILE_FLAGS with `--no-binary` for the names that have no wheel (after --only-binary, which it narrows)."""
+    if not no_binary:
+        return flags
+    flags = list(flags)
+    flags[-1] += f" --no-binary={','.join(sorted(no_binary))}"
+    return tuple(flags)
+
+
+def raise_for_missing_wheels(output, no_binary):
+    """After a failed pip-compile: NoWheel for requirements with no wheel that are not yet allowed as sdists."""
+    missing = {canonicalize_name(name) for name in NO_WHEEL.findall(output or "")} - set(no_binary)
+    if missing:
+        raise NoWheel(missing)
+
+
+def compile_allowing_sdists(compile_one, no_binary):
+    """compile_one(names) until it stops asking for sdists; `no_binary` (a set) grows with the names found.
+
+    Each retry allows one more name: a name with neither a wheel nor an sdist fails the retry with pip's own
+    message, which compile_one reports. The sdists themselves are fetched and built later (sdists.py).
+    """
+    for _ in range(50):
+        try:
+            return compile_one(frozenset(no_binary))
+        except NoWheel as exc:
+            print(f"==> no wheel for {', '.join(sorted(exc.names))}: resolving it from its sdist (built at freeze, "
+                  "see requirements-build.txt)", flush=True)
+            no_binary |= exc.names
+    raise ToolError("pip-compile kept finding requirements with no wheel: fix requirements.in.")
 
 
 def tool_python(root, target, staging, env, lock_pins=()):
@@ -224,12 +267,12 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     """pip-compile for one target, seeded with that target's previous pins so they are kept.
 
     Wheels only, except for the names in `no_binary` (no wheel exists for them: their sdists are resolved).
-    Raises sdists.NoWheel naming requirements that have no wheel but might have an sdist.
+    Raises NoWheel naming requirements that have no wheel but might have an sdist.
     tentative: a failure raises unify.Unresolvable (the caller tries something else) instead of ending the freeze.
     """
     output = staging / f"requirements-{slug(target)}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [*launcher(python, target, staging, "piptools"), "compile", *sdists.compile_flags(COMPILE_FLAGS, no_binary),
+    argv = [*launcher(python, target, staging, "piptools"), "compile", *compile_flags(COMPILE_FLAGS, no_binary),
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
             "--output-file", output, *index_args(index_url),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
@@ -246,7 +289,7 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
         if exc.output is not None and not unreachable(exc.output):
             if tentative:
                 raise unify.Unresolvable(failure_cause(without_tracebacks(exc.output))) from None
-            sdists.raise_for_missing_wheels(exc.output, no_binary)
+            raise_for_missing_wheels(exc.output, no_binary)
         raise step_failure(exc, f"pip-compile for Python {target}",
                            "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
                            + ") and run `make freeze` again.", index=index_url) from None
