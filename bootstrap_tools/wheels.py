@@ -12,6 +12,7 @@ Requires-Python check), so `make check` calls unfit exactly what `pip install` w
 import email.parser
 import functools
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -121,7 +122,25 @@ def wheel_metadata(path):
 def _wheel_metadata(path, size, mtime_ns):
     with zipfile.ZipFile(path) as archive:
         name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
-        return email.parser.HeaderParser().parsestr(archive.read(name).decode("utf-8"))
+        return core_metadata(archive.read(name))
+
+
+def artifact_metadata(path):
+    """The core metadata of a wheel (.dist-info/METADATA), or of an sdist (its PKG-INFO, .tar.gz or .zip)."""
+    if not is_sdist(path.name):
+        return wheel_metadata(path)
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO"))
+            return core_metadata(archive.read(name))
+    with tarfile.open(path) as archive:
+        member = next(m for m in archive.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"))
+        return core_metadata(archive.extractfile(member).read())
+
+
+def core_metadata(data):
+    """A core metadata file's bytes (METADATA, PKG-INFO) as its headers: the one reader of that format."""
+    return email.parser.HeaderParser().parsestr(data.decode("utf-8"))
 
 
 def name_version(filename):
