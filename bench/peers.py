@@ -6,7 +6,7 @@ import shutil
 import sys
 
 from workspace import BENCH, ROOT, WORK, fresh_dir, remove, say
-from bootstrap_tools.lockfile import sha256
+from bootstrap_tools.lockfile import lock_entry, sha256
 from bootstrap_tools.run import ToolError, hermetic_env, run
 
 UV_VERSION = "0.13.9"
@@ -115,7 +115,7 @@ def ensure_repin(python):
     lines, out, skipping = lock_a.splitlines(keepends=True), [], False
     for line in lines:
         if line.startswith(f"{REPIN}=="):
-            out.append(f"{REPIN}=={version} \\\n    --hash=sha256:{sha256(wheel)}\n")
+            out.append(lock_entry(f"{REPIN}=={version}", [sha256(wheel)]))
             skipping = True
             continue
         if skipping and line.startswith("    --hash"):

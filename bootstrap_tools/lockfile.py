@@ -94,5 +94,17 @@ def targets(text):
     return []
 
 
+def hashed_line(requirement, hashes):
+    """`requirement --hash=sha256:<h> ...` on one line, hashes sorted: a pin as pip's `-r` takes it under
+    --require-hashes, for the requirement files the tools write for one pip run."""
+    return f"{requirement} " + " ".join(f"--hash=sha256:{digest}" for digest in sorted(hashes))
+
+
+def lock_entry(requirement, hashes):
+    """A pin as a lock file holds it (pip-compile's layout): the requirement, then one indented --hash line each,
+    sorted, joined by backslash continuations."""
+    return f"{requirement} \\\n" + " \\\n".join(f"    --hash=sha256:{digest}" for digest in sorted(hashes)) + "\n"
+
+
 def sha256(path):
     return bootstrap.file_sha256(path)

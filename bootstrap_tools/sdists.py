@@ -133,9 +133,8 @@ def add_hashes(lock_text, digests):
             pin = lockfile.parse_line(" ".join(part.strip().rstrip("\\") for part in block))
             key = (pin.name, pin.version) if isinstance(pin, lockfile.Pin) else None
             if key in digests:
-                hashes = sorted(pin.hashes | digests[key])
                 head = block[0].rstrip().rstrip("\\").rstrip()
-                out.append(f"{head} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n")
+                out.append(lockfile.lock_entry(head, pin.hashes | digests[key]))
             else:
                 out.extend(block)
         else:
@@ -214,7 +213,7 @@ def fetch_sdist(root, pin, staging, env, index_url):
     dest = staging / "sdists"
     wanted = staging / "sdist-requests" / f"{pin.name}.txt"
     wanted.parent.mkdir(parents=True, exist_ok=True)
-    wanted.write_text(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
+    wanted.write_text(lockfile.hashed_line(pin, pin.hashes) + "\n")
     # --only-binary before --no-binary=NAME: the sdist for this name, wheels for its build isolation's backend.
     run([sys.executable, "-I", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
          f"--no-binary={pin.name}",
@@ -414,8 +413,7 @@ def build_env(root, target, pins, build_artifacts, staging, env):
                       "--no-venv-redirect", "--app-data", staging / "app-data", dest],
                      f"creating a Python {target} environment to build sdists in", fix, env=env)
     wanted = staging / f"build-pins-{target}.txt"
-    wanted.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
-                              for pin in pins), encoding="utf-8")
+    wanted.write_text("".join(lockfile.hashed_line(pin, pin.hashes) + "\n" for pin in pins), encoding="utf-8")
     links = sorted({path.parent for pin in pins for path in build_artifacts.get(pin, [])})
     python = dest / "bin" / "python"
     step(f"installing the build lock's {len(pins)} pin(s) for Python {target} (offline, hashes required)")

@@ -184,7 +184,7 @@ def tool_python(root, target, staging, env, lock_pins=()):
     fix = f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS)."
     seed = verified_seed(root, target, staging, lock_pins)
     wanted = staging / f"pip-tools-{target}.txt"
-    wanted.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
+    wanted.write_text("".join(lockfile.hashed_line(pin, pin.hashes) + "\n"
                               for pin in tool_pins(root, target, lock_pins)), encoding="utf-8")
     run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
               "--no-venv-redirect", "--app-data", staging / "app-data", dest],
@@ -365,8 +365,7 @@ def merge(results, targets):
             python_marker = None  # requirements.in's own marker already says which targets: not twice
         markers = [f"({m})" if " or " in m else m for m in (own_marker, python_marker) if m]
         requirement = str(entry["pin"]) + (f" ; {' and '.join(markers)}" if markers else "")
-        hashes = sorted(entry["hashes"])
-        out.append(f"{requirement} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n")
+        out.append(lockfile.lock_entry(requirement, entry["hashes"]))
         out.extend(f"{line}\n" for line in entry["via"])
     return (PLATFORMS_MERGE_NOTE if isinstance(targets[0], Pair) else MERGE_NOTE) + "".join(out)
 
@@ -428,7 +427,7 @@ def download(pin, target, downloads, env, index_url):
     print(f"==> downloading {pin} for Python {target}", flush=True)
     wanted = downloads / f"{pin.name}-{slug(target)}.txt"
     wanted.parent.mkdir(parents=True, exist_ok=True)
-    wanted.write_text(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
+    wanted.write_text(lockfile.hashed_line(pin, pin.hashes) + "\n")
     dest = downloads / slug(target)
     options = ["download", "--isolated", "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version",
                python_of(target), "--dest", dest, *index_args(index_url), "-r", wanted]
