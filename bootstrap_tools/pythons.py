@@ -1,12 +1,23 @@
 """Target Pythons: find their interpreters here, and write the markers that select among them."""
 
 import shutil
+import sys
 from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.version import InvalidVersion, Version
 
 from bootstrap_tools.run import ToolError, hermetic_env, run
+
+
+def running_target():
+    """The X.Y of the Python running the tools (./ve's)."""
+    return "%d.%d" % sys.version_info[:2]
+
+
+def interpreter_for(target, home):
+    """The Python to run for target X.Y: this one when it is that version, else find_python's (None: none here)."""
+    return sys.executable if target == running_target() else find_python(target, home)
 
 
 def find_python(version, home):

@@ -39,7 +39,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 import bootstrap
 from bootstrap_tools import lockfile, targets
-from bootstrap_tools.run import ToolError, index_args, run
+from bootstrap_tools.pythons import interpreter_for
+from bootstrap_tools.run import ToolError, index_args, run, run_step
 from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, names_pin, unfit_reason
 
 BUILD_LOCK = "requirements-build.txt"
@@ -336,9 +337,9 @@ def lock_build_requirements(root, wanted, target_versions, staging, env, index_u
                 "--output-file", output.name, *index_args(index_url), source.name]
         if upgrade is True:
             argv.append("--upgrade")
-        targets.run_step(argv, f"pip-compile of the build requirements for Python {target}",
-                         "a build requirement with no wheel cannot be locked (build tools must come as wheels); "
-                         "fix the cause and run `make freeze` again.", cwd=staging, env=env)
+        run_step(argv, f"pip-compile of the build requirements for Python {target}",
+                 "a build requirement with no wheel cannot be locked (build tools must come as wheels); "
+                 "fix the cause and run `make freeze` again.", cwd=staging, env=env)
         results[target] = output.read_text(encoding="utf-8")
     return header + targets.merge(results, target_versions)
 
@@ -399,7 +400,7 @@ def kept_wheel(root, sdist, target, used, previous):
 
 def build_env(root, target, pins, build_artifacts, staging, env):
     """A fresh environment of Python `target` holding exactly `pins`, installed offline with hashes required."""
-    base = sys.executable if target == targets.running_target() else targets.find_python(target, staging / "home")
+    base = interpreter_for(target, staging / "home")
     if base is None:
         raise ToolError(f"no CPython {target} found here to build wheels for it: install it or drop it from "
                         "TARGET_PYTHONS.")
@@ -409,18 +410,18 @@ def build_env(root, target, pins, build_artifacts, staging, env):
     fix = "fix the cause and run `make freeze` again."
     seed = targets.verified_seed(root, target, staging, lockfile.parse(
         (root / "requirements.txt").read_text(encoding="utf-8"))[0])
-    targets.run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
-                      "--no-venv-redirect", "--app-data", staging / "app-data", dest],
-                     f"creating a Python {target} environment to build sdists in", fix, env=env)
+    run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
+              "--no-venv-redirect", "--app-data", staging / "app-data", dest],
+             f"creating a Python {target} environment to build sdists in", fix, env=env)
     wanted = staging / f"build-pins-{target}.txt"
     wanted.write_text("".join(lockfile.hashed_line(pin, pin.hashes) + "\n" for pin in pins), encoding="utf-8")
     links = sorted({path.parent for pin in pins for path in build_artifacts.get(pin, [])})
     python = dest / "bin" / "python"
     step(f"installing the build lock's {len(pins)} pin(s) for Python {target} (offline, hashes required)")
-    targets.run_step([python, "-I", seed / "pip", "install", "--isolated", "--quiet", "--no-index",
-                      *[arg for link in links for arg in ("--find-links", link)], "--require-hashes", "--no-deps",
-                      "--only-binary=:all:", "--no-cache-dir", "-r", wanted],
-                     f"installing the build lock for Python {target}", fix, env=env)
+    run_step([python, "-I", seed / "pip", "install", "--isolated", "--quiet", "--no-index",
+              *[arg for link in links for arg in ("--find-links", link)], "--require-hashes", "--no-deps",
+              "--only-binary=:all:", "--no-cache-dir", "-r", wanted],
+             f"installing the build lock for Python {target}", fix, env=env)
     return python
 
 

@@ -27,7 +27,7 @@ from packaging.version import Version
 import bootstrap
 from bootstrap_tools import lockfile, platforms, unify
 from bootstrap_tools.platforms import Pair, python_of
-from bootstrap_tools.pythons import find_python, marker_for
+from bootstrap_tools.pythons import find_python, marker_for, running_target
 from bootstrap_tools.run import (
     ToolError, failure_cause, index_args, run, run_step, step_failure, unreachable, without_tracebacks,
 )
@@ -57,10 +57,6 @@ class NoWheel(Exception):
     def __init__(self, names):
         super().__init__(" ".join(sorted(names)))
         self.names = set(names)
-
-
-def running_target():
-    return "%d.%d" % sys.version_info[:2]
 
 
 # ---------------------------------------------------------------- compile
