@@ -23,19 +23,14 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from bootstrap_tools.pythons import find_python
+from bootstrap_tools.pythons import find_python, python_minor, running_target
 from bootstrap_tools.run import ToolError, hermetic_env, run
-
-
-def release(target):
-    """"3.10" -> (3, 10)."""
-    return tuple(int(part) for part in target.split(".")[:2])
 
 
 @functools.lru_cache(maxsize=None)
 def target_tags(target):
     """The tags pip accepts on CPython `target` (X.Y) on this platform (pip's get_supported for that version)."""
-    version = release(target)
+    version = python_minor(target)
     interpreter = "cp" + "".join(map(str, version))
     return frozenset(tags.cpython_tags(python_version=version)) | frozenset(
         tags.compatible_tags(python_version=version, interpreter=interpreter))
@@ -48,7 +43,7 @@ def full_version(target):
     The running Python's own for its version; for another target, that of its interpreter here (found as
     `make freeze` finds it); X.Y.0, the oldest a host of that target may run, when there is none.
     """
-    if release(target) == sys.version_info[:2]:
+    if target == running_target():
         return "%d.%d.%d" % sys.version_info[:3]
     with tempfile.TemporaryDirectory(prefix="full-version-") as home:
         python = find_python(target, home)
@@ -88,7 +83,7 @@ def patch_sensitive(specifier, target):
             version = Version(spec.version.removesuffix(".*"))
         except InvalidVersion:
             return True
-        if version.release[:2] == release(target) and any(version.release[2:]):
+        if version.release[:2] == python_minor(target) and any(version.release[2:]):
             return True
     return False
 
