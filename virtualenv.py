@@ -70,14 +70,14 @@ def check_payload():
                  % (__file__, recorded[0] if recorded else "(no sha256 line)", actual))
 
 
-def release(version):
+def version_key(version):
     return tuple(int(part) for part in version.split("."))
 
 
 def wheel_dirs(manifest):
     """The directories for this Python: its own group, or the newest group for a newer Python."""
-    groups = sorted(manifest, key=release)
-    return manifest[[group for group in groups if release(group) <= sys.version_info[:2]][-1]]
+    groups = sorted(manifest, key=version_key)
+    return manifest[[group for group in groups if version_key(group) <= sys.version_info[:2]][-1]]
 
 
 def unpack(archive, dirs, target):

@@ -23,8 +23,13 @@ class Pin:
 
     @property
     def hashed_line(self):
-        """The line with its hashes, for a requirements file handed to pip with --require-hashes."""
-        return f"{self.line} " + " ".join(f"--hash=sha256:{digest}" for digest in sorted(self.hashes))
+        return hashed_line(self.line, self.hashes)
+
+
+def hashed_line(requirement, hashes):
+    """`requirement --hash=sha256:<h> ...` on one line, hashes sorted: a pin as pip's `-r` takes it under
+    --require-hashes, for the requirement files handed to one pip run (by a build and by the tools)."""
+    return f"{requirement} " + " ".join(f"--hash=sha256:{digest}" for digest in sorted(hashes))
 
 
 def read_lock():

@@ -25,7 +25,7 @@ from bootstrap_build import processes
 from bootstrap_tools import (
     cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
 )
-from bootstrap_tools.pythons import find_python
+from bootstrap_tools.pythons import interpreter_for, running_target
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin
 
@@ -118,7 +118,7 @@ def check_preconditions(args):
     for path in switch.irregular_entries(WHEELHOUSE):
         raise ToolError(f"{path.relative_to(ROOT)} is a {switch.kind(path)}; requirements/ holds only the lock's "
                         "artifacts (files): move it out of requirements/ and run `make freeze` again.")
-    running = targets.running_target()
+    running = running_target()
     if running not in args.targets:
         wanted = " ".join(args.targets)
         raise ToolError(f"TARGET_PYTHONS=\"{wanted}\" leaves out Python {running}, which ./ve runs, and the freeze "
@@ -185,7 +185,7 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
 
     Returns (lock text, splits): splits as targets.compile_all gives them, for the report."""
     missing = [target for target in args.targets
-               if target != targets.running_target() and find_python(target, staging / "home") is None]
+               if interpreter_for(target, staging / "home") is None]
     if missing:
         raise ToolError(f"no CPython {' '.join(missing)} found here (python3.X on PATH or under pyenv), and the lock "
                         "must fit every target: install it, or drop it from TARGET_PYTHONS.")

@@ -28,6 +28,7 @@ from packaging import tags
 from packaging.markers import Marker, UndefinedEnvironmentName, default_environment
 from packaging.version import Version
 
+from bootstrap_tools.pythons import marker_for, python_minor
 from bootstrap_tools.run import ToolError, fail
 
 DIRECTORY = "platforms"
@@ -59,10 +60,6 @@ def this_platform():
 
 
 # ---------------------------------------------------------------- descriptors
-
-
-def release(python):
-    return tuple(int(part) for part in python.split(".")[:2])
 
 
 def compact(tag_list, platforms):
@@ -98,7 +95,7 @@ def expand(descriptor, python):
 
 def interpreter_tags(python, platforms):
     """What pip accepts on CPython `python` with these platform tags (its get_supported for a given version)."""
-    version = release(python)
+    version = python_minor(python)
     interpreter = "cp" + "".join(map(str, version))
     return [*tags.cpython_tags(python_version=version, abis=[interpreter], platforms=platforms),
             *tags.compatible_tags(python_version=version, interpreter=interpreter, platforms=platforms)]
@@ -367,8 +364,6 @@ def platform_marker(used, descriptors):
 def pair_marker(used, targets):
     """The simplest marker selecting exactly the pairs `used` among `targets` (None: all of them): a platform part
     and a python_version part when every platform involved has the same Pythons, else one clause per platform."""
-    from bootstrap_tools.pythons import marker_for  # pythons imports nothing of ours; kept local for clarity
-
     descriptors = list({t.platform: t.descriptor for t in targets}.values())
     pythons = sorted({t.python for t in targets}, key=Version)
     by_platform = {}

@@ -1,12 +1,28 @@
 """Target Pythons: find their interpreters here, and write the markers that select among them."""
 
 import shutil
+import sys
 from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.version import InvalidVersion, Version
 
 from bootstrap_tools.run import ToolError, hermetic_env, run
+
+
+def python_minor(python):
+    """A target Python's "X.Y" (or "X.Y.Z") as the tuple (X, Y), comparable with sys.version_info[:2]."""
+    return tuple(int(part) for part in python.split(".")[:2])
+
+
+def running_target():
+    """The X.Y of the Python running the tools (./ve's)."""
+    return "%d.%d" % sys.version_info[:2]
+
+
+def interpreter_for(target, home):
+    """The Python to run for target X.Y: this one when it is that version, else find_python's (None: none here)."""
+    return sys.executable if target == running_target() else find_python(target, home)
 
 
 def find_python(version, home):
@@ -35,7 +51,7 @@ def python_candidates(version, env):
     if root is None:
         return
     found = [path for path in (root / "versions").glob(f"{version}*/bin/python") if path.is_file()]
-    yield from sorted(found, key=lambda path: release_key(path.parent.parent.name), reverse=True)
+    yield from sorted(found, key=lambda path: pyenv_version_key(path.parent.parent.name), reverse=True)
 
 
 def pyenv_root(env):
@@ -47,9 +63,10 @@ def pyenv_root(env):
         return None
 
 
-def release_key(text):
+def pyenv_version_key(name):
+    """Sort key of a directory name under pyenv's versions/: its version, after any name that is not one."""
     try:
-        return (1, Version(text))
+        return (1, Version(name))
     except InvalidVersion:
         return (0, Version("0"))
 

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 
 from bootstrap_tools import lockfile, platforms, requirements_in
 from bootstrap_tools.run import ToolError, fail
-from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, unfit_reason, wheel_metadata
+from bootstrap_tools.wheels import artifact_metadata, full_version, is_artifact_of, is_sdist, unfit_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / ".bootstrap" / "sbom"
@@ -105,23 +105,6 @@ def installed_pins(root, pins, target, files=None):
     return chosen
 
 
-def metadata_of(path):
-    """The core metadata of a wheel, or of an sdist (its PKG-INFO) where no wheel of the pin is at hand."""
-    if not is_sdist(path.name):
-        return wheel_metadata(path)
-    import email.parser
-    import tarfile
-    import zipfile
-
-    if path.name.endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
-            name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO"))
-            return email.parser.HeaderParser().parsestr(archive.read(name).decode("utf-8"))
-    with tarfile.open(path) as archive:
-        member = next(m for m in archive.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"))
-        return email.parser.HeaderParser().parsestr(archive.extractfile(member).read().decode("utf-8"))
-
-
 def declared_licenses(metadata):
     """The licenses as the metadata declares them: [("expression", text)], [("license", License's text)] or
     [("name", a license classifier's last part), ...]."""
@@ -170,7 +153,7 @@ def render(root, pins, target, files=None):
     bom.metadata.timestamp = None  # reproducible: the same lock gives the same bytes
     components, edges = {}, {}
     for pin, paths, source in chosen:
-        metadata = metadata_of(source or paths[0])
+        metadata = artifact_metadata(source or paths[0])
         # An SPDX id or expression in License becomes one (the factory's choice), anything else stays a name.
         licenses = [LicenseExpression(text) if kind == "expression" else LicenseFactory().make_from_string(text)
                     if kind == "license" else DisjunctiveLicense(name=text)

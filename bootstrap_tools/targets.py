@@ -25,9 +25,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bootstrap_build import lockfile as build_lockfile
-from bootstrap_tools import lockfile, platforms, sdists, unify
+from bootstrap_tools import lockfile, platforms, unify
 from bootstrap_tools.platforms import Pair, python_of
-from bootstrap_tools.pythons import find_python, marker_for
+from bootstrap_tools.pythons import find_python, marker_for, running_target
 from bootstrap_tools.run import (
     ToolError, failure_cause, index_args, run, run_step, step_failure, unreachable, without_tracebacks,
 )
@@ -46,10 +46,17 @@ PLATFORMS_MERGE_NOTE = (
 COMPILE_FLAGS = ("--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
                  "--no-emit-find-links", "--no-emit-trusted-host", "--no-emit-options", "--no-header",
                  "--pip-args", "--isolated --only-binary=:all:")
+# pip's words for a requirement it found no wheel for: that name may then be resolved from its sdist (sdists.py).
+NO_WHEEL = re.compile(r"(?:No matching distribution found for|Could not find a version that satisfies the "
+                      r"requirement) ([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
-def running_target():
-    return "%d.%d" % sys.version_info[:2]
+class NoWheel(Exception):
+    """pip-compile found no wheel for these names; they may be resolved from their sdists."""
+
+    def __init__(self, names):
+        super().__init__(" ".join(sorted(names)))
+        self.names = set(names)
 
 
 # ---------------------------------------------------------------- compile
@@ -76,7 +83,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
                                names)
 
         try:
-            results[target] = sdists.compile_allowing_sdists(compile_target, no_binary)
+            results[target] = compile_allowing_sdists(compile_target, no_binary)
         except ToolError as exc:
             # Pins frozen on one Python (an adopted project's requirements.txt) may not all exist for another:
             # they hold where they can; a target where they cannot is resolved on its own, and said so.
@@ -84,7 +91,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
                 raise
             unconstrained[target] = exc
             print(f"==> the constraints cannot all hold for Python {target}; resolving it without them", flush=True)
-            results[target] = sdists.compile_allowing_sdists(lambda names: compile_target(names, ()), no_binary)
+            results[target] = compile_allowing_sdists(lambda names: compile_target(names, ()), no_binary)
     if unconstrained and len(unconstrained) == len(targets):
         raise next(iter(unconstrained.values()))
     splits = None
@@ -123,6 +130,38 @@ def download_reason(python, target, name, version, staging, env, index_url):
         return unify.reason_from_download(exc.output or "", name, version, target)
 
 
+def compile_flags(flags, no_binary):
+    """COMPILE_FLAGS with `--no-binary` for the names that have no wheel (after --only-binary, which it narrows)."""
+    if not no_binary:
+        return flags
+    flags = list(flags)
+    flags[-1] += f" --no-binary={','.join(sorted(no_binary))}"
+    return tuple(flags)
+
+
+def raise_for_missing_wheels(output, no_binary):
+    """After a failed pip-compile: NoWheel for requirements with no wheel that are not yet allowed as sdists."""
+    missing = {canonicalize_name(name) for name in NO_WHEEL.findall(output or "")} - set(no_binary)
+    if missing:
+        raise NoWheel(missing)
+
+
+def compile_allowing_sdists(compile_one, no_binary):
+    """compile_one(names) until it stops asking for sdists; `no_binary` (a set) grows with the names found.
+
+    Each retry allows one more name: a name with neither a wheel nor an sdist fails the retry with pip's own
+    message, which compile_one reports. The sdists themselves are fetched and built later (sdists.py).
+    """
+    for _ in range(50):
+        try:
+            return compile_one(frozenset(no_binary))
+        except NoWheel as exc:
+            print(f"==> no wheel for {', '.join(sorted(exc.names))}: resolving it from its sdist (built at freeze, "
+                  "see requirements-build.txt)", flush=True)
+            no_binary |= exc.names
+    raise ToolError("pip-compile kept finding requirements with no wheel: fix requirements.in.")
+
+
 def tool_python(root, target, staging, env, lock_pins=()):
     """An interpreter of `target` with pip-tools: this one if it is that version, else a throwaway env.
 
@@ -141,7 +180,7 @@ def tool_python(root, target, staging, env, lock_pins=()):
     fix = f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS)."
     seed = verified_seed(root, target, staging, lock_pins)
     wanted = staging / f"pip-tools-{target}.txt"
-    wanted.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
+    wanted.write_text("".join(lockfile.hashed_line(pin, pin.hashes) + "\n"
                               for pin in tool_pins(root, target, lock_pins)), encoding="utf-8")
     run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
               "--no-venv-redirect", "--app-data", staging / "app-data", dest],
@@ -224,12 +263,12 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     """pip-compile for one target, seeded with that target's previous pins so they are kept.
 
     Wheels only, except for the names in `no_binary` (no wheel exists for them: their sdists are resolved).
-    Raises sdists.NoWheel naming requirements that have no wheel but might have an sdist.
+    Raises NoWheel naming requirements that have no wheel but might have an sdist.
     tentative: a failure raises unify.Unresolvable (the caller tries something else) instead of ending the freeze.
     """
     output = staging / f"requirements-{slug(target)}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [*launcher(python, target, staging, "piptools"), "compile", *sdists.compile_flags(COMPILE_FLAGS, no_binary),
+    argv = [*launcher(python, target, staging, "piptools"), "compile", *compile_flags(COMPILE_FLAGS, no_binary),
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
             "--output-file", output, *index_args(index_url),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
@@ -246,7 +285,7 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
         if exc.output is not None and not unreachable(exc.output):
             if tentative:
                 raise unify.Unresolvable(failure_cause(without_tracebacks(exc.output))) from None
-            sdists.raise_for_missing_wheels(exc.output, no_binary)
+            raise_for_missing_wheels(exc.output, no_binary)
         raise step_failure(exc, f"pip-compile for Python {target}",
                            "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
                            + ") and run `make freeze` again.", index=index_url) from None
@@ -322,8 +361,7 @@ def merge(results, targets):
             python_marker = None  # requirements.in's own marker already says which targets: not twice
         markers = [f"({m})" if " or " in m else m for m in (own_marker, python_marker) if m]
         requirement = str(entry["pin"]) + (f" ; {' and '.join(markers)}" if markers else "")
-        hashes = sorted(entry["hashes"])
-        out.append(f"{requirement} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n")
+        out.append(lockfile.lock_entry(requirement, entry["hashes"]))
         out.extend(f"{line}\n" for line in entry["via"])
     return (PLATFORMS_MERGE_NOTE if isinstance(targets[0], Pair) else MERGE_NOTE) + "".join(out)
 
@@ -385,7 +423,7 @@ def download(pin, target, downloads, env, index_url):
     print(f"==> downloading {pin} for Python {target}", flush=True)
     wanted = downloads / f"{pin.name}-{slug(target)}.txt"
     wanted.parent.mkdir(parents=True, exist_ok=True)
-    wanted.write_text(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n")
+    wanted.write_text(lockfile.hashed_line(pin, pin.hashes) + "\n")
     dest = downloads / slug(target)
     options = ["download", "--isolated", "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version",
                python_of(target), "--dest", dest, *index_args(index_url), "-r", wanted]

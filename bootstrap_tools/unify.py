@@ -22,7 +22,7 @@ import re
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bootstrap_tools import lockfile
+from bootstrap_tools import lockfile, platforms
 
 STRATEGIES = ("fewest", "newest")
 # Each failed round rules out at least one candidate version, so the loop ends anyway; this bounds the rare
@@ -37,9 +37,8 @@ class Unresolvable(Exception):
 
 def versions(text):
     """{name: version} of one target's pip-compile output."""
-    from bootstrap_tools.targets import blocks  # here, not at the top: targets imports this module
     found = {}
-    for line, _ in blocks(text):
+    for line in lockfile.requirement_lines(text):
         pin = lockfile.parse_line(line)
         if isinstance(pin, lockfile.Pin):
             found[pin.name] = pin.version
@@ -47,9 +46,7 @@ def versions(text):
 
 
 def by_python(targets):
-    from bootstrap_tools.platforms import order  # a target may be a (platform, Python) pair
-
-    return sorted(targets, key=order)
+    return sorted(targets, key=platforms.order)  # a target may be a (platform, Python) pair
 
 
 def spread(per_target, targets):
@@ -176,8 +173,6 @@ def seed_lines(text, proposal):
 def splits(lock_text):
     """{name: "5.2.19 (Python 3.10 3.11), 6.1.3 (Python 3.12 3.13)"} for each package of the lock with more
     than one version across its targets."""
-    from bootstrap_tools import platforms  # it imports lockfile's users; kept local like by_python's
-
     targets = platforms.lock_targets(lock_text)
     pins, _ = lockfile.parse(lock_text)
     per_target = {target: {pin.name: pin.version for pin in pins if pin.applies_to(target)} for target in targets}

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     # Run as `python bootstrap_tools/virtualenv_py.py`: make `bootstrap_tools.run` importable from the repo root.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrap_tools.lockfile import sha256 as file_sha256  # noqa: E402
+from bootstrap_tools.lockfile import hashed_line, sha256 as file_sha256  # noqa: E402
 from bootstrap_tools.pythons import find_python, marker_applies, marker_for, require_pythons  # noqa: E402,F401
 from bootstrap_tools import cooldown  # noqa: E402
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run  # noqa: E402
@@ -121,7 +121,7 @@ def render_lock(merged, targets):
     for (name, version, sha256), used in sorted(merged.items(), key=lambda item: (item[0][0], Version(item[0][1]))):
         marker = marker_for(used, targets)
         requirement = f"{name}=={version}" + (f" ; {marker}" if marker else "")
-        lines.append(f"{requirement} --hash=sha256:{sha256}")
+        lines.append(hashed_line(requirement, [sha256]))
     return "\n".join(lines) + "\n"
 
 
@@ -217,7 +217,8 @@ def download(pins, cache, index_url):
         requirements = Path(home) / "requirements.txt"
         for batch in distinct_name_batches(pins):
             # No markers: every pin is fetched whatever Python runs this, hence --ignore-requires-python.
-            requirements.write_text("".join(f"{pin.name}=={pin.version} --hash=sha256:{pin.sha256}\n" for pin in batch))
+            requirements.write_text("".join(hashed_line(f"{pin.name}=={pin.version}", [pin.sha256]) + "\n"
+                                            for pin in batch))
             argv = [sys.executable, "-I", "-m", "pip", "--isolated", "download", "--no-deps", "--only-binary=:all:",
                     "--require-hashes", "--ignore-requires-python", "--quiet", "--dest", cache, "-r", requirements]
             run(argv + index_args(index_url), env=hermetic_env(home))
@@ -378,14 +379,14 @@ def check_payload():
                  % (__file__, recorded[0] if recorded else "(no sha256 line)", actual))
 
 
-def release(version):
+def version_key(version):
     return tuple(int(part) for part in version.split("."))
 
 
 def wheel_dirs(manifest):
     """The directories for this Python: its own group, or the newest group for a newer Python."""
-    groups = sorted(manifest, key=release)
-    return manifest[[group for group in groups if release(group) <= sys.version_info[:2]][-1]]
+    groups = sorted(manifest, key=version_key)
+    return manifest[[group for group in groups if version_key(group) <= sys.version_info[:2]][-1]]
 
 
 def unpack(archive, dirs, target):

@@ -12,6 +12,7 @@ Requires-Python check), so `make check` calls unfit exactly what `pip install` w
 import email.parser
 import functools
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -22,19 +23,14 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from bootstrap_tools.pythons import find_python
+from bootstrap_tools.pythons import find_python, python_minor, running_target
 from bootstrap_tools.run import ToolError, hermetic_env, run
-
-
-def release(target):
-    """"3.10" -> (3, 10)."""
-    return tuple(int(part) for part in target.split(".")[:2])
 
 
 @functools.lru_cache(maxsize=None)
 def target_tags(target):
     """The tags pip accepts on CPython `target` (X.Y) on this platform (pip's get_supported for that version)."""
-    version = release(target)
+    version = python_minor(target)
     interpreter = "cp" + "".join(map(str, version))
     return frozenset(tags.cpython_tags(python_version=version)) | frozenset(
         tags.compatible_tags(python_version=version, interpreter=interpreter))
@@ -47,7 +43,7 @@ def full_version(target):
     The running Python's own for its version; for another target, that of its interpreter here (found as
     `make freeze` finds it); X.Y.0, the oldest a host of that target may run, when there is none.
     """
-    if release(target) == sys.version_info[:2]:
+    if target == running_target():
         return "%d.%d.%d" % sys.version_info[:3]
     with tempfile.TemporaryDirectory(prefix="full-version-") as home:
         python = find_python(target, home)
@@ -87,7 +83,7 @@ def patch_sensitive(specifier, target):
             version = Version(spec.version.removesuffix(".*"))
         except InvalidVersion:
             return True
-        if version.release[:2] == release(target) and any(version.release[2:]):
+        if version.release[:2] == python_minor(target) and any(version.release[2:]):
             return True
     return False
 
@@ -121,7 +117,25 @@ def wheel_metadata(path):
 def _wheel_metadata(path, size, mtime_ns):
     with zipfile.ZipFile(path) as archive:
         name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
-        return email.parser.HeaderParser().parsestr(archive.read(name).decode("utf-8"))
+        return core_metadata(archive.read(name))
+
+
+def artifact_metadata(path):
+    """The core metadata of a wheel (.dist-info/METADATA), or of an sdist (its PKG-INFO, .tar.gz or .zip)."""
+    if not is_sdist(path.name):
+        return wheel_metadata(path)
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO"))
+            return core_metadata(archive.read(name))
+    with tarfile.open(path) as archive:
+        member = next(m for m in archive.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"))
+        return core_metadata(archive.extractfile(member).read())
+
+
+def core_metadata(data):
+    """A core metadata file's bytes (METADATA, PKG-INFO) as its headers: the one reader of that format."""
+    return email.parser.HeaderParser().parsestr(data.decode("utf-8"))
 
 
 def name_version(filename):

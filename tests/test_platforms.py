@@ -344,7 +344,7 @@ def test_an_sdist_only_pin_counts_on_a_foreign_pair_and_its_sbom_reads_the_wheel
     """A pin published only as an sdist: freeze builds its wheel for this machine only, and on another declared
     platform it builds at `make ve`, offline. So for a macOS pair the sdist is the fitting artifact, and the SBOM
     reads its metadata from the wheel built here."""
-    from bootstrap_tools import sbom
+    from bootstrap_tools import sbom, wheels
     from sdist_helpers import make_sdist
 
     wheelhouse = tmp_path / "requirements"
@@ -363,8 +363,8 @@ def test_an_sdist_only_pin_counts_on_a_foreign_pair_and_its_sbom_reads_the_wheel
     cext = [pin for pin in pins if pin.name == "cext"]
     (chosen_pin, fitting, source), = sbom.installed_pins(tmp_path, cext, mac)
     assert fitting == [sdist] and source == wheel
-    assert sbom.dependencies(sbom.metadata_of(source), {"purelib"}, sbom.target_environment(mac)) == ["purelib"]
-    assert sbom.dependencies(sbom.metadata_of(source), {"purelib"}, sbom.target_environment(linux)) == []
+    assert sbom.dependencies(wheels.artifact_metadata(source), {"purelib"}, sbom.target_environment(mac)) == ["purelib"]
+    assert sbom.dependencies(wheels.artifact_metadata(source), {"purelib"}, sbom.target_environment(linux)) == []
     (_, fitting, _), = sbom.installed_pins(tmp_path, cext, linux)
     assert fitting == [wheel]
-    assert sbom.metadata_of(sdist)["Name"] == "cext"  # where no wheel of the pin is at hand: its PKG-INFO
+    assert wheels.artifact_metadata(sdist)["Name"] == "cext"  # where no wheel of the pin is at hand: its PKG-INFO

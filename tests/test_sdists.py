@@ -20,7 +20,7 @@ from conftest import (
 )
 from index_helpers import Index
 from sdist_helpers import backend_wheels, fixture_sdists
-from bootstrap_tools import check, lockfile, sdists
+from bootstrap_tools import check, lockfile, sdists, targets
 
 slow = pytest.mark.slow
 
@@ -285,11 +285,11 @@ def test_build_system_reads_pyproject_or_falls_back_to_the_legacy_default(tmp_pa
 def test_names_without_a_wheel_are_read_from_pip_compiles_failure():
     output = ("ERROR: Could not find a version that satisfies the requirement Old_CSV (from versions: none)\n"
               "ERROR: No matching distribution found for Old_CSV\n")
-    with pytest.raises(sdists.NoWheel) as raised:
-        sdists.raise_for_missing_wheels(output, set())
+    with pytest.raises(targets.NoWheel) as raised:
+        targets.raise_for_missing_wheels(output, set())
     assert raised.value.names == {"old-csv"}
-    sdists.raise_for_missing_wheels(output, {"old-csv"})  # already allowed: pip's own error is reported instead
-    assert sdists.compile_flags(("--pip-args", "--isolated --only-binary=:all:"), {"b", "a"})[-1] == \
+    targets.raise_for_missing_wheels(output, {"old-csv"})  # already allowed: pip's own error is reported instead
+    assert targets.compile_flags(("--pip-args", "--isolated --only-binary=:all:"), {"b", "a"})[-1] == \
         "--isolated --only-binary=:all: --no-binary=a,b"
 
 
