@@ -202,11 +202,11 @@ def copy_synced(source, target):
     return digest
 
 
-def write_journal(root, journal):
+def write_journal(root, record):
     path = root / journal.SWITCH_JOURNAL
     partial = path.with_name(path.name + ".part")
     with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(journal, handle, indent=1)
+        json.dump(record, handle, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
