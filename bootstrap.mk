@@ -1,9 +1,9 @@
-# bootstrap.mk version 5: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
+# bootstrap.mk version 6: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
 # It expects beside it: bootstrap.py, virtualenv.py, virtualenv_support/, bootstrap_tools/, requirements.in,
 # requirements.txt, requirements/. Set the variables below on the command line (`make ve PYTHON=python3.12`)
 # or in the Makefile before the include.
 
-BOOTSTRAP_MK_VERSION := 5
+BOOTSTRAP_MK_VERSION := 6
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.

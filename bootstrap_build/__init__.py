@@ -1,1 +1,2 @@
-"""The build of `make ve`, behind bootstrap.py's no-op (bootstrap_build.core)."""
+"""The build of `make ve` behind bootstrap.py's no-op: small standard-library modules, one job each (see
+docs/architecture.md), compiled from their tracked source by bootstrap.py's importer, never from bytecode."""

@@ -13,6 +13,8 @@ from bootstrap_build import slots, state
 from bootstrap_build.inputs import python_version
 from bootstrap_build.messages import error, step
 
+RUN_VIRTUALENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_virtualenv.py")
+
 
 def locked_build(args, ve, started, read_inputs, digest_of):
     """`make ve` past the no-op: under the ve's lock and with the inputs settled, switch to the other slot when it
@@ -131,15 +133,9 @@ def create_env(slot, scratch, env, payload):
     step(f"creating {os.path.relpath(slot, layout.ROOT)} with virtualenv.py for Python {python_version()}")
     tree = os.path.join(scratch, "virtualenv-tree")
     dirs = [os.path.join(tree, name) for name in unpack_virtualenv(payload, tree)]
-    # The launcher of virtualenv.py, minus what bootstrap.py has done already (version and payload checks), with the
-    # garbage collector off: a short run that frees what it makes.
-    launch = ("import gc, sys; gc.disable(); end = sys.argv.index('--'); "
-              "sys.path[:0], sys.argv = sys.argv[1:end], sys.argv[end:]; "
-              "sys.dont_write_bytecode = True; "
-              "from virtualenv.__main__ import run_with_catch; run_with_catch(sys.argv[1:])")
     # -S: the interpreter's own site-packages and .pth files (the machine's, not ours) stay out of the run.
     # --no-venv-redirect: virtualenv would otherwise drop a PEP 832 `.venv` file beside a pyproject.toml.
-    processes.run([sys.executable, "-I", "-S", "-B", "-c", launch, *dirs, "--", "--no-seed", "--no-download",
+    processes.run([sys.executable, "-I", "-S", "-B", RUN_VIRTUALENV, *dirs, "--", "--no-seed", "--no-download",
                    "--no-periodic-update", "--no-venv-redirect", "--app-data", os.path.join(scratch, "app-data"),
                    "--python", sys.executable, slot], env, "virtualenv")
 

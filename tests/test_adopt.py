@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    REPO, TIMEOUT, assert_one_error, assert_ok, built, describe, diff_digests, make_env, run_make, tree_digest,
-    unshare_or_skip,
+    REPO, TIMEOUT, assert_one_error, assert_ok, built, describe, diff_digests, make_env, run_make, tracked_files,
+    tree_digest, unshare_or_skip,
 )
 from index_helpers import Index
 from bootstrap_tools import lockfile
@@ -289,6 +289,57 @@ def test_an_upgrade_keeps_edited_files_the_projects_own_and_the_state_its_freeze
         assert (path / relative).read_bytes().endswith(data), relative
     (path / "bootstrap.py.edited").unlink()
     git(path, "reset", "-q", "--hard", "HEAD~1")  # the module's other scenarios see the adopted project again
+
+
+def layout_before(change, path):
+    """The commit before the one that `change`s (A: added, D: deleted) `path` in this repository's history."""
+    commits = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", f"--diff-filter={change}", "--", path],
+                             capture_output=True, text=True).stdout.split()
+    if not commits:
+        pytest.skip(f"this clone's history does not hold the commit that changed {path} (a shallow clone?)")
+    return commits[-1] + "^"
+
+
+def convention_at(commit):
+    """{relative path: bytes} of the convention's code at `commit` (the state files, which a project's
+    freeze-upgrade moves, left out)."""
+    names = subprocess.run(["git", "-C", str(REPO), "ls-tree", "-r", "--name-only", commit, "--", "bootstrap.mk",
+                            "bootstrap.py", "bootstrap_build", TOOLS], capture_output=True, text=True,
+                           check=True).stdout.split()
+    return {name: subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{name}"], capture_output=True,
+                                 check=True).stdout
+            for name in names if name not in (f"{TOOLS}/virtualenv.txt", f"{TOOLS}/virtualenv.in")}
+
+
+@slow
+@pytest.mark.parametrize("layout", ["version 4: one bootstrap.py", "version 5: bootstrap_build/core.py"])
+def test_a_project_adopted_at_an_older_layout_upgrades_and_builds_offline(adopted, tmp_path, layout):
+    unshare_or_skip("-n")
+    commit = (layout_before("A", "bootstrap_build/__init__.py") if layout.startswith("version 4")
+              else layout_before("D", "bootstrap_build/core.py"))
+    old = convention_at(commit)
+    project = fresh_clone(adopted["bare"][0], tmp_path)
+    for folder in ("bootstrap_build", TOOLS):
+        for path in (project / folder).rglob("*.py") if (project / folder).exists() else ():
+            path.unlink()
+    for relative, data in old.items():
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_bytes(data)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", f"the convention as adopted at {layout}")
+    result = assert_ok(adopt(project, Index(tmp_path / "no-index")))
+    assert "kept" not in result.stdout, describe(result)
+    ours = [name for name in tracked_files() if name.split("/")[0] in ("bootstrap.mk", "bootstrap.py",
+                                                                       "bootstrap_build", TOOLS)
+            and name not in (f"{TOOLS}/virtualenv.txt", f"{TOOLS}/virtualenv.in")]
+    for relative in ours:
+        assert (project / relative).read_bytes() == (REPO / relative).read_bytes(), relative
+    gone = sorted(set(old) - set(ours))
+    assert not any((project / relative).exists() for relative in gone), gone
+    assert all(relative in result.stdout for relative in gone), describe(result)
+    assert ("bootstrap_build/core.py" in gone) == ("core.py" in layout)
+    built(run_make(project, "ve", prefix=["unshare", "-n"]))
+    assert_ok(run_make(project, "check", prefix=["unshare", "-n"]))
 
 
 # --- issue 30, items 6-16: indexes and hashes honoured, the convention's own freeze, every requirement form, ---------
