@@ -137,7 +137,7 @@ bootstrap-freeze: bootstrap-ve
 .PHONY: bootstrap-freeze-upgrade  ## like freeze, every pin, the seed and virtualenv.py at their newest (or PACKAGES=...)
 bootstrap-freeze-upgrade: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze \
-		$(if $(PACKAGES),$(foreach name,$(PACKAGES),--upgrade-package $(name)),--upgrade) $(FREEZE_ARGS)
+		$(if $(PACKAGES),$(foreach name,$(PACKAGES),--upgrade-package=$(name)),--upgrade) $(FREEZE_ARGS)
 
 # Generated descriptors never replace one recorded on the real platform (RECORD=1 there, then commit it).
 .PHONY: bootstrap-platforms  ## write platforms/<name>.json for TARGET_PLATFORMS (RECORD=1: this machine's, recorded)

@@ -38,6 +38,9 @@ def clean(ve, name):
                 freed += slots.tree_bytes(path)
                 slots.discard(path)
                 removed.append(path)
+            for path in journal.stale_staged():  # an interrupted freeze's, never switched (ours by name)
+                os.unlink(path)
+                removed.append(path)
             for path in [os.path.join(layout.BUILD_AREA, name) for name in BUILD_AREA_NAMES]:
                 # Nothing but the convention writes these; a symlink is unlinked, not followed.
                 if os.path.lexists(path):

@@ -112,6 +112,26 @@ SWITCHED_DIRS = ("requirements", "virtualenv_support")
 STAGED_SUFFIX = ".switch-new"
 
 
+def stale_staged(root=None):
+    """The staged files (`.<name>.switch-new`) beside the files a switch moves, when no switch is pending: a freeze
+    killed while staging, before its journal, left them; they are part of no tree, and only a freeze makes them."""
+    root = root or layout.ROOT
+    if switch_pending(root):
+        return []
+    places = sorted({os.path.dirname(path) for path in SWITCHED_FILES} | set(SWITCHED_DIRS))
+    found = []
+    for place in places:
+        try:
+            names = sorted(os.listdir(os.path.join(root, place)))
+        except OSError:
+            continue
+        found += [os.path.join(root, place, name) for name in names
+                  if name.startswith(".") and name.endswith(STAGED_SUFFIX)
+                  and os.path.isfile(os.path.join(root, place, name))
+                  and not os.path.islink(os.path.join(root, place, name))]
+    return found
+
+
 def journal_problem(root, moves):
     """Why the journal's moves are not a freeze's (None when they are): the journal is data we check, never
     instructions we follow, so a path outside the closed list, or one that leads out of the checkout through a

@@ -18,8 +18,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bootstrap_build import checks
-from bootstrap_build import journal
+from bootstrap_build import checks, journal
 from bootstrap_tools import (
     lockfile, pins_file, platforms, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
 )
@@ -202,7 +201,11 @@ def remove_advice(path, tracked):
 def artifact_problems(root, pins, targets, bad_names=frozenset()):
     """Each pin's artifacts are the files with its name, version and an allowed sha256; nothing else belongs."""
     wheelhouse = root / "requirements"
-    files = {path.name: lockfile.sha256(path) for path in sorted(wheelhouse.glob("*")) if path.is_file()}
+    # Hidden files are never artifacts (no freeze writes one, and none prunes one), but for what a freeze killed
+    # while staging left (named below).
+    listed = sorted(wheelhouse.iterdir()) if wheelhouse.is_dir() else []
+    files = {path.name: lockfile.sha256(path) for path in listed if path.is_file()
+             and (not path.name.startswith(".") or path.name.endswith(journal.STAGED_SUFFIX))}
     problems, needed, claimed = [], {}, set()
     for path in switch.irregular_entries(wheelhouse):
         problems.append(f"requirements/{path.name} is a {switch.kind(path)}; requirements/ holds only the lock's "
@@ -239,6 +242,10 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
         copy_of = sorted(other for other in needed if files[other] == files[name])
         what = (f" (a copy of requirements/{copy_of[0]}, which {needed[copy_of[0]]} needs: keep that one)"
                 if copy_of else "")
+        if name.startswith(".") and name.endswith(journal.STAGED_SUFFIX):
+            problems.append(f"requirements/{name} was staged by a `make freeze` interrupted before its switch and "
+                            "is part of no tree: `make clean` or the next `make freeze` removes it")
+            continue
         problems.append(f"requirements/{name} is not referenced by requirements.txt{what}: {FREEZE} to prune it "
                         f"(or `{remove_advice(f'requirements/{name}', name in tracked)}`)")
     return problems

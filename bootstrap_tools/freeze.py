@@ -20,8 +20,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from bootstrap_build import journal
-from bootstrap_build import processes
+from bootstrap_build import journal, processes
 from bootstrap_tools import (
     cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
 )
@@ -45,13 +44,15 @@ def main(argv):
     args = parse_args(argv)
     processes.stop_on_signals()  # SIGTERM and SIGHUP unwind like Ctrl-C: staged files removed, one ERROR line
     started = time.monotonic()
-    what = "make freeze-upgrade" if args.upgrade else "make freeze"
+    what = "make freeze-upgrade" if args.upgrade or args.upgrade_package else "make freeze"
+    switched = False  # once the switch is done, an error or interrupt must not say that nothing changed
     try:
         with switch.freeze_lock(ROOT, what):
             # A switch a killed freeze left is completed first; the report then compares with the tree before it.
             switch.settle(ROOT)
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
             check_preconditions(args)
+            check_packages(args.upgrade_package, before_lock)
             start_cooldown(args, before_lock)
             # The targets of the lock: each Python, or each (platform, Python) pair when platforms are declared.
             args.pairs = platforms.pairs(ROOT, args.targets, args.platforms)
@@ -79,6 +80,7 @@ def main(argv):
                 virtualenv_py = stage_virtualenv_py(staging, env, args.index_url, seed)
             hash_lines = old_hash_lines + hash_lines
             apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines)
+            switched = True
             # The build lock and manifest follow the journaled switch; a kill between them is repaired by the
             # next freeze, which rewrites both from the same inputs (make check names them meanwhile).
             sdists.apply(ROOT, built, write_file)
@@ -91,6 +93,8 @@ def main(argv):
             switch.forget_baseline(ROOT)
             shutil.rmtree(staging)
     except ToolError as exc:
+        if switched:
+            fail(f"{exc} {AFTER_SWITCH}")
         fail(f"{exc} Nothing was changed: the lock, requirements/, virtualenv_support/ and virtualenv.py "
              "are as they were.")
     except switch.Incomplete as exc:
@@ -100,11 +104,48 @@ def main(argv):
             fail(f"`{what}` was interrupted during its switch. Run `make check` (or make freeze, make ve): it "
                  f"completes the switch from {journal.SWITCH_JOURNAL}, and the next freeze reports against the "
                  "tree before it.")
+        if switched:
+            fail(f"`{what}` was interrupted after its switch. {AFTER_SWITCH}")
         fail(f"`{what}` was interrupted before its switch. Nothing was changed: run it again.")
     step(f"done: {len(pins)} pins, {len(set().union(*staged.values()))} artifacts, {time.monotonic() - started:.1f} s "
          f"(report also in {REPORT.relative_to(ROOT)})")
     print(text, end="")
     return 0
+
+
+AFTER_SWITCH = ("The switch was done: the new requirements.txt, requirements.pins, requirements/, virtualenv_support/ "
+                "and virtualenv.py are in place, but what follows it (the build lock of sdists, the report, the "
+                "supply-chain records) may be missing. Run `make check`: it names what is missing; `make freeze` "
+                "writes it again.")
+
+
+def check_packages(names, lock_text):
+    """PACKAGES must name packages the lock pins, checked before any resolution: a typo would otherwise re-lock
+    everything and report no change."""
+    import difflib
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    locked = sorted({pin.name for pin in lockfile.parse(lock_text)[0]})
+    for name in names:
+        try:
+            requirement = Requirement(name)
+        except InvalidRequirement:
+            requirement = None
+        if requirement is None or requirement.url:
+            raise ToolError(f"PACKAGES=\"{' '.join(names)}\" holds `{name}`, which is not a package name. Name the "
+                            "packages to upgrade, e.g. `make freeze-upgrade PACKAGES=\"django celery\"`.")
+        if str(requirement) != requirement.name:
+            raise ToolError(f"PACKAGES takes package names, not requirements: `{name}`. Use "
+                            f"`make freeze-upgrade PACKAGES={requirement.name}` (it takes the newest release "
+                            "requirements.in allows); to pin a version, write it in requirements.in and run "
+                            "`make freeze`.")
+        if canonicalize_name(requirement.name) not in locked:
+            close = difflib.get_close_matches(canonicalize_name(requirement.name), locked, n=3)
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise ToolError(f"PACKAGES names `{name}`, which requirements.txt does not pin, so an upgrade could not "
+                            f"move it.{hint} To add a package, write it in requirements.in and run `make freeze`.")
 
 
 def check_preconditions(args):
@@ -358,7 +399,9 @@ def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_li
     (staging / "requirements.txt").write_text(lock_text, encoding="utf-8")
     (staging / pins_file.NAME).write_text(pins_file.render(pins), encoding="utf-8")
     puts += [(staging / "requirements.txt", Path("requirements.txt")), (staging / pins_file.NAME, Path(pins_file.NAME))]
-    deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.glob("*")) if path.name not in keep]
+    # A hidden file is never an artifact (pip's --find-links skips none, but no freeze writes one): not ours to prune.
+    deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.iterdir())
+                if path.name not in keep and not path.name.startswith(".")]
     switch.switch(ROOT, puts, deletes, before, hash_lines)
 
 

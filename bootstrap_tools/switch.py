@@ -66,8 +66,16 @@ def now():
 
 
 def settle(root):
-    """Complete a switch a killed or interrupted freeze left (bootstrap.py's code, which says so)."""
+    """Complete a switch a killed or interrupted freeze left (bootstrap.py's code, which says so); then remove
+    what a freeze killed while staging, before it wrote its journal, left beside the files it would switch."""
     journal.settled_inputs(str(root)).close()
+    stale = journal.stale_staged(str(root))
+    for path in stale:
+        os.unlink(path)
+    if stale:
+        print(f"==> removed {len(stale)} file(s) an interrupted `make freeze` staged and never switched "
+              f"({', '.join(os.path.relpath(path, root) for path in stale[:3])}{' ...' if len(stale) > 3 else ''})",
+              flush=True)
 
 
 def baseline(root):
@@ -99,13 +107,6 @@ def irregular_entries(directory):
                   if not path.name.startswith(".") and (path.is_symlink() or not path.is_file()))
 
 
-def remove_stale_staged(root, directories):
-    """Staged files of a freeze killed before its journal was written: never part of any tree."""
-    for directory in directories:
-        for path in (Path(root) / directory).glob(f".*{STAGED_SUFFIX}"):
-            path.unlink()
-
-
 def switch(root, puts, deletes, before, hash_lines):
     """Move `puts` [(source file, destination relative to root)] into place and delete `deletes` [relative paths].
 
@@ -114,7 +115,6 @@ def switch(root, puts, deletes, before, hash_lines):
     root = Path(root)
     puts = [(Path(source), Path(dest)) for source, dest in puts if not same_file(Path(source), root / dest)]
     directories = sorted({dest.parent for _, dest in puts} | {Path(path).parent for path in deletes})
-    remove_stale_staged(root, directories)
     preflight(root, directories, [dest for _, dest in puts], [Path(path) for path in deletes])
     moves, staged = [], []
     try:
@@ -124,6 +124,10 @@ def switch(root, puts, deletes, before, hash_lines):
             digest = copy_synced(source, target)
             moves.append({"staged": target.relative_to(root).as_posix(), "path": dest.as_posix(), "sha256": digest})
         moves += [{"path": Path(path).as_posix()} for path in deletes]
+        problem = journal.journal_problem(str(root), moves)
+        if problem:  # the next command would refuse this journal: never write one it cannot complete
+            raise ToolError(f"the switch would move what a freeze never moves ({problem}); this is a bug of the "
+                            "convention's tools, please report it.")
         write_journal(root, {"started": now(), "moves": moves, "hash_lines": hash_lines,
                              "before": {"lock": before[0], "files": before[1]}})
     except BaseException as exc:

@@ -1,7 +1,8 @@
 """Installed by tests/test_freeze_faults.py into a test checkout's ve (a .pth line imports it): an audit hook that
 stops the process (SIGSTOP) right before each file move of journal.complete_switch, after appending
 "<pid> <move number> <path>" to a log, so the test can kill it at that exact point. The test hook lives here, in
-the tests; bootstrap.py has none. STOP_IN_SWITCH="<move number or all>:<log file>" turns it on."""
+the tests; bootstrap.py has none. STOP_IN_SWITCH="<move number or all>:<log file>" turns it on. A second hook
+raises KeyboardInterrupt (what Ctrl-C raises) at a chosen file's opening: INTERRUPT_AT_OPEN="<file name>"."""
 
 import os
 import signal
@@ -30,4 +31,15 @@ def before_a_move(event, args):
         os.kill(os.getpid(), signal.SIGSTOP)
 
 
+INTERRUPT_AT = "INTERRUPT_AT_OPEN"
+
+
+def interrupt_at_open(event, args):
+    """INTERRUPT_AT_OPEN=<file name>: Ctrl-C (KeyboardInterrupt) when the process opens that file for writing."""
+    if event == "open" and os.environ.get(INTERRUPT_AT) and isinstance(args[0], (str, bytes, os.PathLike)):
+        if os.fsdecode(args[0]).endswith("/" + os.environ[INTERRUPT_AT]) and "w" in (args[1] or ""):
+            raise KeyboardInterrupt
+
+
 sys.addaudithook(before_a_move)
+sys.addaudithook(interrupt_at_open)

@@ -539,3 +539,54 @@ def test_item14_a_requirements_in_marker_is_not_repeated_by_the_merge():
     # A marker that says less than the targets do still gets the python_version one.
     results = {"3.11": 'alpha==1.0 ; sys_platform != "win32"' + hashed, "3.12": "", "3.13": ""}
     assert 'sys_platform != "win32" and python_version < "3.12"' in targets.merge(results, ["3.11", "3.12", "3.13"])
+
+
+# --- issue 26, items 8-11: what an interrupted or mistyped freeze says and leaves ----------------------------------
+
+
+@slow
+def test_issue26_item8_an_interrupt_after_the_switch_says_the_switch_was_done(project):
+    project.index.add("alpha", "2.0", content="two")
+    install_stop_hook(project.path)
+    result = project.freeze_upgrade("PACKAGES=alpha", env=make_env(**{switch_stop_hook.INTERRUPT_AT:
+                                                                      "freeze-report.txt"}))
+    assert_one_error(result, "interrupted after its switch", "The switch was done", "make check")
+    assert "Nothing was changed" not in result.stderr, describe(result)
+    assert project.pins()["alpha"].version == "2.0", "the switch this message describes did happen"
+    assert not (project.path / JOURNAL).exists()
+
+
+@slow
+def test_issue26_item9_what_a_freeze_killed_while_staging_left_is_removed_by_freeze_and_clean(project):
+    staged = [project.path / "requirements" / ".alpha-9.0-py3-none-any.whl.switch-new",
+              project.path / ".requirements.txt.switch-new",
+              project.path / "bootstrap_tools" / ".virtualenv.txt.switch-new"]
+    mine = project.path / "requirements" / ".my-notes.txt"  # hidden, but not a name a freeze gives: the user's
+    for path in staged + [mine]:
+        path.write_text("staged by a freeze killed before its journal\n")
+    checked = project.make("check")
+    assert "was staged by a `make freeze` interrupted before its switch" in checked.stdout, describe(checked)
+    assert "`make clean` or the next `make freeze` removes it" in checked.stdout, describe(checked)
+    frozen = assert_ok(project.freeze())
+    assert "removed 3 file(s) an interrupted `make freeze` staged" in frozen.stdout, describe(frozen)
+    assert not any(path.exists() for path in staged) and mine.exists()
+    assert ".switch-new" not in project.report_file()
+    for path in staged:
+        path.write_text("staged again\n")
+    cleaned = assert_ok(project.make("clean"))
+    assert not any(path.exists() for path in staged) and mine.exists(), describe(cleaned)
+
+
+@slow
+@pytest.mark.parametrize("packages,needles", [
+    ("alpah", ["`alpah`", "does not pin", "Did you mean alpha?"]),
+    ("nosuchthing", ["`nosuchthing`", "does not pin", "requirements.in"]),
+    ("alpha==2.0", ["takes package names, not requirements", "PACKAGES=alpha"]),
+    ("-e", ["`-e`", "not a package name"]),
+])
+def test_issue26_item10_packages_names_are_checked_against_the_lock_before_any_resolution(shared, packages, needles):
+    before = switch_state(shared.path)
+    result = shared.freeze_upgrade(f"PACKAGES={packages}")
+    assert_one_error(result, *needles, "Nothing was changed")
+    assert "pip-compile" not in result.stdout, describe(result)
+    assert switch_state(shared.path) == before
