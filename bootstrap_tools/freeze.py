@@ -52,10 +52,10 @@ def main(argv):
             switch.settle(ROOT)
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
             check_preconditions(args)
-            start_cooldown(args, before_lock)
             # The targets of the lock: each Python, or each (platform, Python) pair when platforms are declared.
             args.pairs = platforms.pairs(ROOT, args.targets, args.platforms)
             staging = fresh_dir(BUILD / "freeze")
+            start_cooldown(args, before_lock, staging)
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
             no_binary = set()  # names with no wheel, resolved from sdists (bootstrap_tools/sdists.py)
@@ -127,25 +127,34 @@ def check_preconditions(args):
                         f"TARGET_PYTHONS=\"{wanted}\"`.")
 
 
-def start_cooldown(args, before_lock):
+def start_cooldown(args, before_lock, staging):
     """Fix this run's cooling-off cutoff once, so every step that picks versions (pip-compile of the lock and of
-    the build lock, the seed pip, virtualenv.py's pins) agrees on it.
+    the build lock, the seed pip, virtualenv.py's pins) agrees on it: always now minus COOLDOWN_DAYS.
 
-    A freeze that keeps pins (not a full --upgrade) must not move a version the lock already holds because it is
-    newer than the cutoff (locked with COOLDOWN_DAYS=0, or before the cooling-off existed): there the cutoff is
-    no earlier than the newest upload among the locked files (requirements-provenance.json, else the index).
+    A version the lock already holds whose files were uploaded after the cutoff (locked with COOLDOWN_DAYS=0, or
+    before the cooling-off existed) must not move back because of it: its files in requirements/ are offered to
+    pip-compile from a directory (cooldown.keep), which keeps the pin as it keeps every other. The cutoff itself
+    never moves, so nothing else uploaded after it is taken.
     """
-    cutoff = cooldown.cutoff_for(args.cooldown_days)
-    held = None
-    if cutoff and not args.upgrade:
-        held = supply.newest_locked_upload(ROOT, before_lock, args.index_url)
-        if held and cooldown.parse(held) >= cooldown.parse(cutoff):
-            cutoff = cooldown.just_after(held)
-    cooldown.fix(cutoff)
-    if cutoff:
-        step(f"cooling-off: only releases uploaded at least {args.cooldown_days} day(s) ago, before {cutoff} "
-             "(COOLDOWN_DAYS)" + (f"; not earlier than the newest file the lock holds ({held}), so no locked pin "
-                                  "moves" if held and cutoff == cooldown.just_after(held) else ""))
+    cutoff = cooldown.fix(cooldown.cutoff_for(args.cooldown_days))
+    cooldown.keep(None)
+    if not cutoff:
+        return None
+    step(f"cooling-off: only releases uploaded at least {args.cooldown_days} day(s) ago, before {cutoff} "
+         "(COOLDOWN_DAYS)")
+    pins = lockfile.parse(before_lock)[0] + sdists.build_pins_of(ROOT)
+    newer = supply.locked_after(ROOT, pins, args.index_url, cutoff)
+    if newer:
+        kept = fresh_dir(staging / "kept")
+        for path, _, _ in newer:
+            try:
+                os.link(path, kept / path.name)
+            except OSError:
+                shutil.copyfile(path, kept / path.name)
+        cooldown.keep(kept)
+        held = sorted({f"{pin.name} {pin.version}" for _, pin, _ in newer})
+        step(f"cooling-off: the lock holds {len(newer)} file(s) uploaded after the cutoff ({', '.join(held)}): "
+             "offered to pip-compile from requirements/, so those pins stay; the cutoff does not move")
     return cutoff
 
 
