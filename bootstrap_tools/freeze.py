@@ -18,12 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from bootstrap_build import journal
 from bootstrap_build import processes
 from bootstrap_tools import (
     cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
+    virtualenv_py as virtualenv_script,
 )
 from bootstrap_tools.pythons import interpreter_for, running_target
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
@@ -77,6 +79,7 @@ def main(argv):
             if args.upgrade:
                 seed = stage_seed(pins, staged, staging, env, args.index_url)
                 virtualenv_py = stage_virtualenv_py(staging, env, args.index_url, seed)
+                hash_lines += trust_tools_on_first_use(seed, virtualenv_py[0], args.accept_changed_hashes)
             hash_lines = old_hash_lines + hash_lines
             apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines)
             # The build lock and manifest follow the journaled switch; a kill between them is repaired by the
@@ -258,20 +261,50 @@ def trust_on_first_use(previous_pins, pins, accept_changed):
                 lines.append(("dropped", f"{label} sha256:{digest} (the index no longer offers it; "
                                          "no file in requirements/ has it)"))
         lines += [("new hash", f"{label} sha256:{digest}") for digest in added]
-    for label, path, digest, added in changed:
-        lines.append(("CHANGED", f"{label} {path.relative_to(ROOT)} sha256:{digest} -> "
-                                 f"{' '.join('sha256:' + h for h in added) or 'nothing'} (accepted: "
-                                 "--accept-changed-hashes)"))
+    changed = [(label, path.relative_to(ROOT), "the lock", digest, added) for label, path, digest, added in changed]
+    return lines + changed_bytes(changed, accept_changed)
+
+
+def changed_bytes(changed, accept_changed, upgrade=False):
+    """The report's CHANGED lines for [(label, file, where it is pinned, old sha256, [new sha256])].
+
+    Raises ToolError naming the first unless `accept_changed`: other bytes for a version already pinned are
+    taken only when the maintainer says so, and then reported."""
+    lines = [("CHANGED", f"{label} {path} sha256:{digest} -> {' '.join('sha256:' + h for h in added) or 'nothing'} "
+                         "(accepted: --accept-changed-hashes)") for label, path, _, digest, added in changed]
     if changed and not accept_changed:
-        label, path, digest, added = changed[0]
+        label, path, where, digest, added = changed[0]
         more = f" (and {len(changed) - 1} more artifact(s))" if len(changed) > 1 else ""
+        target = "make freeze-upgrade" if upgrade else "make freeze"
         raise ToolError(f"the index now serves other bytes for {label.replace(' ', '==')}, already locked: "
-                        f"{path.relative_to(ROOT)} has sha256 {digest} in the lock, the index now offers "
+                        f"{path} has sha256 {digest} in {where}, the index now offers "
                         f"{' '.join('sha256:' + h for h in added) or 'no file with that hash'}{more}. An artifact "
                         "of a locked version must never change: find out why (a re-uploaded or compromised "
-                        "file?), and only if the new bytes are legitimate run `make freeze "
+                        f"file?), and only if the new bytes are legitimate run `{target} "
                         "ACCEPT_CHANGED_HASHES=1` (bootstrap_tools.freeze --accept-changed-hashes), which reports it.")
     return lines
+
+
+def trust_tools_on_first_use(seed, virtualenv_lock, accept_changed):
+    """Trust on first use for the pinned bytes outside the lock: virtualenv.py's wheels (bootstrap_tools/
+    virtualenv.txt) and the seed in virtualenv_support/ (SHA256SUMS). The report's lines, as trust_on_first_use."""
+    old_lock = ROOT / "bootstrap_tools" / "virtualenv.txt"
+    old, new = {}, {}
+    for pins, path in ((old, old_lock), (new, virtualenv_lock)):
+        for pin in virtualenv_script.read_lock(path)[1] if path.is_file() else []:
+            pins.setdefault((pin.name, Version(pin.version)), (pin, set()))[1].add(pin.sha256)
+    changed = []
+    for key in sorted(old.keys() & new.keys()):
+        (pin, old_hashes), (_, new_hashes) = old[key], new[key]
+        for digest in sorted(old_hashes - new_hashes):
+            changed.append((f"{pin.name} {pin.version}", "bootstrap_tools/virtualenv.txt", "virtualenv.py's pins",
+                            digest, sorted(new_hashes - old_hashes)))
+    recorded, _ = seeds.read_sums(seeds.SEEDS / "SHA256SUMS")
+    if seed and recorded.get(seed.name) not in (None, lockfile.sha256(seed)):
+        label = " ".join(str(part) for part in parse_wheel_filename(seed.name)[:2])
+        changed.append((label, f"virtualenv_support/{seed.name}", "virtualenv_support/SHA256SUMS",
+                        recorded[seed.name], [lockfile.sha256(seed)]))
+    return changed_bytes(changed, accept_changed, upgrade=True)
 
 
 def fetch(pins, staging, env, args, extra=None):

@@ -14,7 +14,9 @@ import pytest
 from bootstrap_tools import provenance, pylock
 from conftest import assert_ok, assert_one_error, built, describe, diff_digests, run_make
 from supply_helpers import HttpIndex, days_ago
-from test_freeze import THIS_PYTHON, base, managed_digest, payload_wheels, project  # noqa: F401 (fixtures by name)
+from test_freeze import (  # noqa: F401 (fixtures by name)
+    PAYLOAD_BYTES, THIS_PYTHON, base, managed_digest, payload_wheels, project,
+)
 
 slow = pytest.mark.slow
 
@@ -94,7 +96,7 @@ def test_freeze_upgrade_holds_back_yesterdays_release_and_records_where_files_ca
     beta_time, yesterday = days_ago(20), days_ago(1)
     index = http_index(times={"alpha-2.0-py3-none-any.whl": yesterday, "beta-1.1-py3-none-any.whl": beta_time})
     project.requirements_in(add=["beta"])
-    result = assert_ok(freeze(project, "freeze-upgrade", index, "INDEX_NAME=fixture"))
+    result = assert_ok(freeze(project, "freeze-upgrade", index, "INDEX_NAME=fixture", PAYLOAD_BYTES))
     pins = project.pins()
     # alpha 2.0 is the newest, but uploaded yesterday: the cooling-off (7 days by default) takes the one before.
     assert (pins["alpha"].version, pins["beta"].version) == ("1.0", "1.1")
