@@ -6,6 +6,11 @@ same one: pip-compile (main lock and build lock), pip download, the seed pip and
 and pip-tools 7.6.2 both take it as `--uploaded-prior-to`. pip refuses to filter when the index does not say
 when a file was uploaded; that failure becomes one ERROR naming the cause and `COOLDOWN_DAYS=0` as the way on.
 Files pip reads from a local directory (file:// indexes, find-links) have no upload time and are not filtered.
+
+The cutoff never moves. A pin already in the lock whose files were uploaded after it (locked with
+COOLDOWN_DAYS=0) is kept the way pip-compile keeps every pin, seeded in its output file; its files from
+requirements/ are offered with --find-links (keep(), kept_args()), which pip does not filter, so the pin stays
+and nothing else uploaded after the cutoff is taken.
 """
 
 import argparse
@@ -16,6 +21,7 @@ OPTION = "--uploaded-prior-to"
 NO_UPLOAD_TIMES = "does not provide upload-time metadata"
 
 _cutoff = None  # this run's cutoff (ISO text) or None: fixed once by fix(), read by every index-reaching step
+_kept = None  # a directory of locked files uploaded after the cutoff, or None: set by keep(), read by pip-compile
 
 
 def cutoff_for(days, now=None):
@@ -34,10 +40,16 @@ def fix(cutoff):
     return _cutoff
 
 
-def just_after(moment):
-    """The first whole second after `moment` (ISO text): a cutoff that still admits a file uploaded then."""
-    after = parse(moment).astimezone(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=1)
-    return after.strftime("%Y-%m-%dT%H:%M:%SZ")
+def keep(directory):
+    """Offer the files in `directory` (locked artifacts the cutoff would hide) to every pip-compile of this run."""
+    global _kept
+    _kept = directory or None
+    return _kept
+
+
+def kept_args():
+    """pip-compile's options offering the kept files: a directory has no upload times, so pip takes them as they are."""
+    return ["--find-links", str(_kept)] if _kept else []
 
 
 def current():

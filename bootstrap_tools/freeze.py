@@ -18,11 +18,13 @@ import sys
 import time
 from pathlib import Path
 
+from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from bootstrap_build import journal, processes
 from bootstrap_tools import (
     cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
+    virtualenv_py as virtualenv_script,
 )
 from bootstrap_tools.pythons import interpreter_for, running_target
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
@@ -53,10 +55,10 @@ def main(argv):
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
             check_preconditions(args)
             check_packages(args.upgrade_package, before_lock)
-            start_cooldown(args, before_lock)
             # The targets of the lock: each Python, or each (platform, Python) pair when platforms are declared.
             args.pairs = platforms.pairs(ROOT, args.targets, args.platforms)
             staging = fresh_dir(BUILD / "freeze")
+            start_cooldown(args, before_lock, staging)
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
             no_binary = set()  # names with no wheel, resolved from sdists (bootstrap_tools/sdists.py)
@@ -78,6 +80,7 @@ def main(argv):
             if args.upgrade:
                 seed = stage_seed(pins, staged, staging, env, args.index_url)
                 virtualenv_py = stage_virtualenv_py(staging, env, args.index_url, seed)
+                hash_lines += trust_tools_on_first_use(seed, virtualenv_py[0], args.accept_changed_hashes)
             hash_lines = old_hash_lines + hash_lines
             apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines)
             switched = True
@@ -168,25 +171,34 @@ def check_preconditions(args):
                         f"TARGET_PYTHONS=\"{wanted}\"`.")
 
 
-def start_cooldown(args, before_lock):
+def start_cooldown(args, before_lock, staging):
     """Fix this run's cooling-off cutoff once, so every step that picks versions (pip-compile of the lock and of
-    the build lock, the seed pip, virtualenv.py's pins) agrees on it.
+    the build lock, the seed pip, virtualenv.py's pins) agrees on it: always now minus COOLDOWN_DAYS.
 
-    A freeze that keeps pins (not a full --upgrade) must not move a version the lock already holds because it is
-    newer than the cutoff (locked with COOLDOWN_DAYS=0, or before the cooling-off existed): there the cutoff is
-    no earlier than the newest upload among the locked files (requirements-provenance.json, else the index).
+    A version the lock already holds whose files were uploaded after the cutoff (locked with COOLDOWN_DAYS=0, or
+    before the cooling-off existed) must not move back because of it: its files in requirements/ are offered to
+    pip-compile from a directory (cooldown.keep), which keeps the pin as it keeps every other. The cutoff itself
+    never moves, so nothing else uploaded after it is taken.
     """
-    cutoff = cooldown.cutoff_for(args.cooldown_days)
-    held = None
-    if cutoff and not args.upgrade:
-        held = supply.newest_locked_upload(ROOT, before_lock, args.index_url)
-        if held and cooldown.parse(held) >= cooldown.parse(cutoff):
-            cutoff = cooldown.just_after(held)
-    cooldown.fix(cutoff)
-    if cutoff:
-        step(f"cooling-off: only releases uploaded at least {args.cooldown_days} day(s) ago, before {cutoff} "
-             "(COOLDOWN_DAYS)" + (f"; not earlier than the newest file the lock holds ({held}), so no locked pin "
-                                  "moves" if held and cutoff == cooldown.just_after(held) else ""))
+    cutoff = cooldown.fix(cooldown.cutoff_for(args.cooldown_days))
+    cooldown.keep(None)
+    if not cutoff:
+        return None
+    step(f"cooling-off: only releases uploaded at least {args.cooldown_days} day(s) ago, before {cutoff} "
+         "(COOLDOWN_DAYS)")
+    pins = lockfile.parse(before_lock)[0] + sdists.build_pins_of(ROOT)
+    newer = supply.locked_after(ROOT, pins, args.index_url, cutoff)
+    if newer:
+        kept = fresh_dir(staging / "kept")
+        for path, _, _ in newer:
+            try:
+                os.link(path, kept / path.name)
+            except OSError:
+                shutil.copyfile(path, kept / path.name)
+        cooldown.keep(kept)
+        held = sorted({f"{pin.name} {pin.version}" for _, pin, _ in newer})
+        step(f"cooling-off: the lock holds {len(newer)} file(s) uploaded after the cutoff ({', '.join(held)}): "
+             "offered to pip-compile from requirements/, so those pins stay; the cutoff does not move")
     return cutoff
 
 
@@ -290,20 +302,50 @@ def trust_on_first_use(previous_pins, pins, accept_changed):
                 lines.append(("dropped", f"{label} sha256:{digest} (the index no longer offers it; "
                                          "no file in requirements/ has it)"))
         lines += [("new hash", f"{label} sha256:{digest}") for digest in added]
-    for label, path, digest, added in changed:
-        lines.append(("CHANGED", f"{label} {path.relative_to(ROOT)} sha256:{digest} -> "
-                                 f"{' '.join('sha256:' + h for h in added) or 'nothing'} (accepted: "
-                                 "--accept-changed-hashes)"))
+    changed = [(label, path.relative_to(ROOT), "the lock", digest, added) for label, path, digest, added in changed]
+    return lines + changed_bytes(changed, accept_changed)
+
+
+def changed_bytes(changed, accept_changed, upgrade=False):
+    """The report's CHANGED lines for [(label, file, where it is pinned, old sha256, [new sha256])].
+
+    Raises ToolError naming the first unless `accept_changed`: other bytes for a version already pinned are
+    taken only when the maintainer says so, and then reported."""
+    lines = [("CHANGED", f"{label} {path} sha256:{digest} -> {' '.join('sha256:' + h for h in added) or 'nothing'} "
+                         "(accepted: --accept-changed-hashes)") for label, path, _, digest, added in changed]
     if changed and not accept_changed:
-        label, path, digest, added = changed[0]
+        label, path, where, digest, added = changed[0]
         more = f" (and {len(changed) - 1} more artifact(s))" if len(changed) > 1 else ""
+        target = "make freeze-upgrade" if upgrade else "make freeze"
         raise ToolError(f"the index now serves other bytes for {label.replace(' ', '==')}, already locked: "
-                        f"{path.relative_to(ROOT)} has sha256 {digest} in the lock, the index now offers "
+                        f"{path} has sha256 {digest} in {where}, the index now offers "
                         f"{' '.join('sha256:' + h for h in added) or 'no file with that hash'}{more}. An artifact "
                         "of a locked version must never change: find out why (a re-uploaded or compromised "
-                        "file?), and only if the new bytes are legitimate run `make freeze "
+                        f"file?), and only if the new bytes are legitimate run `{target} "
                         "ACCEPT_CHANGED_HASHES=1` (bootstrap_tools.freeze --accept-changed-hashes), which reports it.")
     return lines
+
+
+def trust_tools_on_first_use(seed, virtualenv_lock, accept_changed):
+    """Trust on first use for the pinned bytes outside the lock: virtualenv.py's wheels (bootstrap_tools/
+    virtualenv.txt) and the seed in virtualenv_support/ (SHA256SUMS). The report's lines, as trust_on_first_use."""
+    old_lock = ROOT / "bootstrap_tools" / "virtualenv.txt"
+    old, new = {}, {}
+    for pins, path in ((old, old_lock), (new, virtualenv_lock)):
+        for pin in virtualenv_script.read_lock(path)[1] if path.is_file() else []:
+            pins.setdefault((pin.name, Version(pin.version)), (pin, set()))[1].add(pin.sha256)
+    changed = []
+    for key in sorted(old.keys() & new.keys()):
+        (pin, old_hashes), (_, new_hashes) = old[key], new[key]
+        for digest in sorted(old_hashes - new_hashes):
+            changed.append((f"{pin.name} {pin.version}", "bootstrap_tools/virtualenv.txt", "virtualenv.py's pins",
+                            digest, sorted(new_hashes - old_hashes)))
+    recorded, _ = seeds.read_sums(seeds.SEEDS / "SHA256SUMS")
+    if seed and recorded.get(seed.name) not in (None, lockfile.sha256(seed)):
+        label = " ".join(str(part) for part in parse_wheel_filename(seed.name)[:2])
+        changed.append((label, f"virtualenv_support/{seed.name}", "virtualenv_support/SHA256SUMS",
+                        recorded[seed.name], [lockfile.sha256(seed)]))
+    return changed_bytes(changed, accept_changed, upgrade=True)
 
 
 def fetch(pins, staging, env, args, extra=None):

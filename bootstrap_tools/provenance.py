@@ -6,6 +6,8 @@ default: never a URL, which can carry credentials), the upload time the index re
 index did not say) and the date it was fetched; or, for a wheel built here, the sdist it was built from
 (requirements-built.json). An entry whose file is unchanged is kept as it is, so a freeze that changes nothing
 changes no date. `make check` verifies the record against the files and its own digest (a hand edit shows).
+No value of a record that fails its digest is used: the freeze records every file anew from the index (and says
+so), and pylock.toml takes no upload time from it.
 """
 
 import datetime
@@ -74,10 +76,15 @@ def update(root, index, label, today=None):
     Entries of unchanged files are kept; new files get the word of `index` (an uploads.Uploads) on them, under
     the index name `label`.
     """
-    previous, _ = read(root)
+    previous, problem = read(root)
     today = today or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     built = {entry["sha256"]: entry for entry in sdists.read_manifest(root)}
     entries, lines = [], []
+    if problem:
+        # A hand edit may have planted an upload time or an index name: none of its entries is kept or copied.
+        previous = {}
+        lines.append(("re-recorded", f"{problem}: no entry of it was kept; every file was asked of {label} again "
+                                     "(fetched today, since the true dates are unknown)"))
     for path, (name, digest, size) in sorted(current_artifacts(root).items()):
         old = previous.get(path)
         if old and old.get("sha256") == digest and (size is None or old.get("size") == size):
@@ -126,5 +133,7 @@ def check_problems(root):
 
 def upload_times(root):
     """{record path: upload time text} of the record's entries that have one (for pylock.toml)."""
-    recorded, _ = read(root)
+    recorded, problem = read(root)
+    if problem:
+        return {}
     return {path: entry["upload-time"] for path, entry in recorded.items() if entry.get("upload-time")}

@@ -38,7 +38,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from bootstrap_build import checks
-from bootstrap_tools import lockfile, targets
+from bootstrap_tools import cooldown, lockfile, targets
 from bootstrap_tools.pythons import interpreter_for
 from bootstrap_tools.run import ToolError, index_args, run, run_step
 from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, names_pin, unfit_reason
@@ -334,7 +334,7 @@ def lock_build_requirements(root, wanted, target_versions, staging, env, index_u
             f"{pin}\n" for pin in old_pins if pin.applies_to(target)), encoding="utf-8")
         argv = [python, "-I", "-m", "piptools", "compile", *targets.COMPILE_FLAGS,
                 "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{target}",
-                "--output-file", output.name, *index_args(index_url), source.name]
+                "--output-file", output.name, *index_args(index_url), *cooldown.kept_args(), source.name]
         if upgrade is True:
             argv.append("--upgrade")
         run_step(argv, f"pip-compile of the build requirements for Python {target}",

@@ -13,35 +13,32 @@ def after_freeze(root, lock_text, before_lock, index_url, index_name, upgrade, w
     """Write requirements-provenance.json and pylock.toml; return the report's supply-chain section (text)."""
     index = uploads.Uploads(index_url)
     label = uploads.index_label(index_url, index_name)
+    problem = provenance.read(root)[1]
+    if problem:
+        print(f"==> {problem}: recording every file anew from {label}, none of its entries kept", flush=True)
     record_text, recorded = provenance.update(root, index, label)
     write_file(root / provenance.RECORD, record_text)
     write_file(root / pylock.NAME, pylock.render(root, lock_text))
     return render(before_lock, lock_text, index, label, upgrade, recorded)
 
 
-def newest_locked_upload(root, lock_text, index_url):
-    """The newest upload time (ISO text) among the files requirements/ holds for the lock's pins, or None.
+def locked_after(root, pins, index_url, cutoff):
+    """[(file in requirements/, its pin, upload time)] for the files of `pins` the index says were uploaded at or
+    after `cutoff`: the ones the cooling-off would hide from pip-compile.
 
-    From requirements-provenance.json where it has them; the index is asked only for files it does not.
+    Asked of the index, never of requirements-provenance.json: a hand-edited record must not decide what a freeze
+    takes. An index that does not say (a file:// index, which pip does not filter either) hides nothing.
     """
-    pins, _ = lockfile.parse(lock_text)
-    recorded = provenance.upload_times(root)
-    index, times = None, []
+    limit, index, found = cooldown.parse(cutoff), uploads.Uploads(index_url), []
     for path in sorted((root / "requirements").glob("*")):
         if not path.is_file():
             continue
         digest = lockfile.sha256(path)
         pin = next((pin for pin in pins if is_artifact_of(path.name, digest, pin)), None)
-        if pin is None:
-            continue
-        when = recorded.get(f"requirements/{path.name}")
-        if when is None:
-            index = index or uploads.Uploads(index_url)
-            found = index.of_file(pin.name, digest)
-            when = found and found["upload-time"]
-        if when:
-            times.append(when)
-    return max(times, key=uploads.parse_time) if times else None
+        entry = pin and index.of_file(pin.name, digest)
+        if entry and entry["upload-time"] and uploads.parse_time(entry["upload-time"]) >= limit:
+            found.append((path, pin, entry["upload-time"]))
+    return found
 
 
 def render(before_lock, lock_text, index, label, upgrade, recorded):

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bootstrap_build import lockfile as build_lockfile
-from bootstrap_tools import lockfile, platforms, unify
+from bootstrap_tools import cooldown, lockfile, platforms, unify
 from bootstrap_tools.platforms import Pair, python_of
 from bootstrap_tools.pythons import find_python, marker_for, running_target
 from bootstrap_tools.run import (
@@ -270,7 +270,7 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
     argv = [*launcher(python, target, staging, "piptools"), "compile", *compile_flags(COMPILE_FLAGS, no_binary),
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
-            "--output-file", output, *index_args(index_url),
+            "--output-file", output, *index_args(index_url), *cooldown.kept_args(),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
     if upgrade is True:
         argv.append("--upgrade")

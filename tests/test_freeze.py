@@ -69,6 +69,9 @@ def managed_digest(checkout):
 
 
 THIS_PYTHON = "%d.%d" % sys.version_info[:2]
+# The fixture index's virtualenv wheels are rebuilt from virtualenv.py's payload: the same files in other zip bytes
+# than bootstrap_tools/virtualenv.txt pins, which trust on first use stops unless told (tested on its own below).
+PAYLOAD_BYTES = "ACCEPT_CHANGED_HASHES=1"
 
 
 class Project:
@@ -234,7 +237,7 @@ def test_freeze_on_a_frozen_tree_and_twice_in_a_row_changes_nothing(project):
 
 
 @slow
-def test_freeze_keeps_pins_and_freeze_upgrade_moves_them_with_a_readable_report(project, tmp_path):
+def test_freeze_keeps_pins_and_freeze_upgrade_moves_them_with_a_readable_report(project, tmp_path, payload_wheels):
     # Offline on every clean clone: virtualenv's wheels come from virtualenv.py's payload, and a newer pip
     # (the real one, saying it is 26.3.1 or so) is published so that the seed moves too.
     old, new = project.index.wheel("alpha", "1.0"), project.index.add("alpha", "2.0", content="two")
@@ -248,7 +251,7 @@ def test_freeze_keeps_pins_and_freeze_upgrade_moves_them_with_a_readable_report(
     assert project.pins()["alpha"].version == "1.0" and project.pins()["pip"].version == old_pip.version
     assert (project.path / "requirements" / old.name).exists()
 
-    result = assert_ok(project.freeze_upgrade())
+    result = assert_ok(project.freeze_upgrade(PAYLOAD_BYTES))
     assert "==> regenerating virtualenv.py" in result.stdout, describe(result)
     assert project.pins()["alpha"].version == "2.0"
     assert "alpha==2.0\n" in project.read("requirements.pins")
@@ -274,6 +277,12 @@ def test_freeze_keeps_pins_and_freeze_upgrade_moves_them_with_a_readable_report(
         if f"\n{name}=={wheel.name.split('-')[1]}" in locked and name not in ("packaging", "typing-extensions"):
             assert sha256_file(wheel) in locked, wheel.name
     assert virtualenv_py.decoded_payload(project.read("virtualenv.py"))[1] == old_payload
+    # Other bytes for virtualenv.py's locked versions, accepted, are reported like the lock's own.
+    virtualenv = next(wheel for wheel in payload_wheels if wheel.name.startswith("virtualenv-"))
+    version = virtualenv.name.split("-")[1]
+    assert any(line.startswith(f"  CHANGED:   virtualenv {version} bootstrap_tools/virtualenv.txt sha256:")
+               and line.endswith(f" -> sha256:{sha256_file(virtualenv)} (accepted: --accept-changed-hashes)")
+               for line in lines), lines
     assert_ok(project.make("check"))
     # And the new seed builds the ve.
     built(project.make("ve"))
@@ -292,6 +301,17 @@ def test_freeze_upgrade_failing_at_the_virtualenv_step_changes_nothing(project, 
     assert steps[-2:] == ["==> refreshing the seed wheel for virtualenv_support/",
                           "==> regenerating virtualenv.py from the newest virtualenv"], describe(result)
     assert any(line.startswith("==> downloading alpha==2.0") for line in steps), describe(result)
+    assert diff_digests(before, managed_digest(project.path)) == []
+
+
+@slow
+def test_other_bytes_for_virtualenv_py_s_locked_wheels_stop_freeze_upgrade(project):
+    # The index serves virtualenv.py's locked versions with other bytes (the payload wheels, rebuilt here): no
+    # new version anywhere, so without trust on first use the report would say "Pins: no change", ~ virtualenv.py.
+    before = managed_digest(project.path)
+    result = project.freeze_upgrade()
+    assert_one_error(result, "other bytes for", "bootstrap_tools/virtualenv.txt", "in virtualenv.py's pins",
+                     "make freeze-upgrade ACCEPT_CHANGED_HASHES=1", "Nothing was changed")
     assert diff_digests(before, managed_digest(project.path)) == []
 
 

@@ -26,7 +26,7 @@ from conftest import (
 from index_helpers import build_wheel, rebuild_with_version
 import switch_stop_hook
 import test_freeze
-from test_freeze import MANAGED, THIS_PYTHON, Project, make_index, report_lines
+from test_freeze import MANAGED, PAYLOAD_BYTES, THIS_PYTHON, Project, make_index, report_lines
 from bootstrap_tools import check, report, requirements_in, targets
 
 slow = pytest.mark.slow
@@ -168,7 +168,7 @@ def upgrade(base, tmp_path_factory, payload_wheels):
     before = save_state(path, root / "before")
     log = root / "stops"
     process = start(path, "freeze-upgrade", f"INDEX_URL={project.index.url}", f"TARGET_PYTHONS={THIS_PYTHON}",
-                    stop_at="all", log=log)
+                    PAYLOAD_BYTES, stop_at="all", log=log)
     states, moves = [], []
     while True:
         try:
@@ -243,7 +243,7 @@ def test_item1_freeze_upgrade_killed_between_seed_and_lock_then_check_and_freeze
     assert_ok(project.make("ve"))
     log = tmp_path / "stops"
     process = start(path, "freeze-upgrade", f"INDEX_URL={project.index.url}", f"TARGET_PYTHONS={THIS_PYTHON}",
-                    stop_at=upgrade["moves"].index("requirements.txt"), log=log)
+                    PAYLOAD_BYTES, stop_at=upgrade["moves"].index("requirements.txt"), log=log)
     pid, _, moved = wait_stopped(process, log, 1)
     assert moved == "requirements.txt"
     os.kill(pid, signal.SIGKILL)

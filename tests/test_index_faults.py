@@ -14,7 +14,9 @@ import pytest
 from bootstrap_tools import provenance, pylock
 from conftest import assert_ok, assert_one_error, built, describe, diff_digests, run_make
 from supply_helpers import HttpIndex, days_ago
-from test_freeze import THIS_PYTHON, base, managed_digest, payload_wheels, project  # noqa: F401 (fixtures by name)
+from test_freeze import (  # noqa: F401 (fixtures by name)
+    PAYLOAD_BYTES, THIS_PYTHON, base, managed_digest, payload_wheels, project,
+)
 
 slow = pytest.mark.slow
 
@@ -94,7 +96,7 @@ def test_freeze_upgrade_holds_back_yesterdays_release_and_records_where_files_ca
     beta_time, yesterday = days_ago(20), days_ago(1)
     index = http_index(times={"alpha-2.0-py3-none-any.whl": yesterday, "beta-1.1-py3-none-any.whl": beta_time})
     project.requirements_in(add=["beta"])
-    result = assert_ok(freeze(project, "freeze-upgrade", index, "INDEX_NAME=fixture"))
+    result = assert_ok(freeze(project, "freeze-upgrade", index, "INDEX_NAME=fixture", PAYLOAD_BYTES))
     pins = project.pins()
     # alpha 2.0 is the newest, but uploaded yesterday: the cooling-off (7 days by default) takes the one before.
     assert (pins["alpha"].version, pins["beta"].version) == ("1.0", "1.1")
@@ -130,3 +132,56 @@ def test_an_index_without_upload_times_stops_the_cooling_off_with_one_clear_erro
     # The way on the message names works.
     assert_ok(freeze(project, "freeze", index, "COOLDOWN_DAYS=0"))
     assert project.pins()["beta"].version == "1.1"
+
+
+@slow
+def test_a_cooldown_days_0_upgrade_does_not_turn_the_cooling_off_off_for_later_runs(project, http_index):  # noqa: F811
+    project.index.add("alpha", "2.0")
+    project.index.add("beta", "1.2", requires=["gamma>=1.0"])
+    an_hour_ago, two_hours_ago = days_ago(1 / 24), days_ago(2 / 24)
+    index = http_index(times={"alpha-2.0-py3-none-any.whl": an_hour_ago,
+                              "beta-1.2-py3-none-any.whl": two_hours_ago})
+    assert_ok(freeze(project, "freeze-upgrade", index, "PACKAGES=alpha", "COOLDOWN_DAYS=0"))
+    assert project.pins()["alpha"].version == "2.0"
+
+    # A later freeze with the default cooling-off: alpha 2.0 stays (its file in requirements/ is offered to
+    # pip-compile), and the cutoff is still now minus 7 days for what is resolved anew: beta 1.2 stays out.
+    project.requirements_in(add=["beta"])
+    result = assert_ok(freeze(project, "freeze", index))
+    assert "uploaded after the cutoff (alpha 2.0): offered to pip-compile" in result.stdout, describe(result)
+    assert "not earlier than the newest file" not in result.stdout, describe(result)
+    pins = project.pins()
+    assert (pins["alpha"].version, pins["beta"].version) == ("2.0", "1.1"), describe(result)
+
+    result = assert_ok(freeze(project, "freeze-upgrade", index, "PACKAGES=beta"))
+    pins = project.pins()
+    assert (pins["alpha"].version, pins["beta"].version) == ("2.0", "1.1"), describe(result)
+    assert "Pins (requirements.txt):\n  no change" in result.stdout, describe(result)
+    assert f"  held back: beta 1.2 (uploaded {day(two_hours_ago)}" in project.report_file()
+    assert_ok(project.make("check"))
+
+
+@slow
+def test_a_hand_edited_provenance_record_never_steers_the_freeze_nor_is_resealed(project, http_index):  # noqa: F811
+    project.index.add("beta", "1.2", requires=["gamma>=1.0"])
+    two_hours_ago = days_ago(2 / 24)
+    index = http_index(times={"beta-1.2-py3-none-any.whl": two_hours_ago})
+    path = project.path / provenance.RECORD
+    data = json.loads(path.read_text(encoding="utf-8"))
+    alpha = next(entry for entry in data["artifacts"] if entry["path"].startswith("requirements/alpha-1.0"))
+    alpha.update({"upload-time": "2099-01-01T00:00:00Z", "index": "planted", "fetched": "2000-01-01"})
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    assert_one_error(project.make("check"), "1 problem")
+
+    project.requirements_in(add=["beta"])
+    result = assert_ok(freeze(project, "freeze", index, "INDEX_NAME=fixture"))
+    assert "was edited by hand" in result.stdout and "recording every file anew from fixture" in result.stdout, \
+        describe(result)
+    assert "  re-recorded: " in project.report_file(), project.report_file()
+    assert project.pins()["beta"].version == "1.1", describe(result)
+    record, lock = project.read(provenance.RECORD), project.read(pylock.NAME)
+    for planted in ("2099", "planted", "2000-01-01"):
+        assert planted not in record and planted not in lock, planted
+    alpha = record_entries(project)[alpha["path"]]
+    assert (alpha["index"], alpha["upload-time"]) == ("fixture", index.default), alpha
+    assert_ok(project.make("check"))

@@ -28,7 +28,6 @@ def test_the_cutoff_is_fixed_once_and_reaches_pip_and_pip_compile_alike():
     now = datetime.datetime(2026, 11, 29, 10, 30, 15, 123, tzinfo=datetime.timezone.utc)
     assert cooldown.cutoff_for(7, now) == "2026-11-22T10:30:15Z"
     assert cooldown.cutoff_for(0, now) is None
-    assert cooldown.just_after("2026-11-23T21:44:09.5Z") == "2026-11-23T21:44:10Z"
     from bootstrap_tools.run import index_args
     try:
         cooldown.fix("2026-11-22T10:30:15Z")
@@ -40,6 +39,12 @@ def test_the_cutoff_is_fixed_once_and_reaches_pip_and_pip_compile_alike():
     finally:
         cooldown.fix(None)
     assert index_args("") == []
+    # Locked files uploaded after the cutoff reach pip-compile from a directory; the cutoff itself never moves.
+    try:
+        assert cooldown.keep(Path("/kept")) and cooldown.kept_args() == ["--find-links", "/kept"]
+    finally:
+        cooldown.keep(None)
+    assert cooldown.kept_args() == []
 
 
 def test_cooldown_days_from_the_environment_is_ignored_with_a_notice(checkout):
@@ -167,3 +172,26 @@ def test_make_sbom_is_schema_valid_deterministic_and_lists_what_make_ve_installs
     broken["components"][0]["hashes"][0]["alg"] = "SHA-257"
     with pytest.raises(fastjsonschema.JsonSchemaValueException):
         validate(broken)
+
+
+def test_trust_on_first_use_covers_the_seed(tmp_path, monkeypatch):
+    from bootstrap_tools import freeze, seeds
+    from bootstrap_tools.run import ToolError
+    recorded, name = "0" * 64, "pip-26.3-py3-none-any.whl"
+    (tmp_path / "virtualenv_support").mkdir()
+    (tmp_path / "virtualenv_support" / "SHA256SUMS").write_text(f"{seeds.SUMS_HEADER}{recorded}  {name}\n")
+    seed = tmp_path / "staged" / name
+    seed.parent.mkdir()
+    seed.write_bytes(b"other bytes")
+    monkeypatch.setattr(seeds, "SEEDS", tmp_path / "virtualenv_support")
+    monkeypatch.setattr(freeze, "ROOT", tmp_path)  # no bootstrap_tools/virtualenv.txt there: only the seed counts
+    with pytest.raises(ToolError) as raised:
+        freeze.trust_tools_on_first_use(seed, tmp_path / "no-virtualenv.txt", False)
+    assert all(part in str(raised.value) for part in (
+        "other bytes for pip==26.3",
+        f"virtualenv_support/{name} has sha256 {recorded} in virtualenv_support/SHA256SUMS",
+        "make freeze-upgrade ACCEPT_CHANGED_HASHES=1")), raised.value
+    new = lockfile.sha256(seed)
+    assert freeze.trust_tools_on_first_use(seed, tmp_path / "no-virtualenv.txt", True) == [
+        ("CHANGED", f"pip 26.3 virtualenv_support/{name} sha256:{recorded} -> sha256:{new} (accepted: "
+                    "--accept-changed-hashes)")]
