@@ -8,7 +8,7 @@ BOOTSTRAP_MK_VERSION := 6
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
 BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT BOOTSTRAP_FAST LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
-  CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME
+  CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -34,6 +34,9 @@ TARGET_PYTHONS ?= 3.10 3.11 3.12 3.13
 # `linux-x86_64 linux-aarch64 macos-arm64`; empty: the platform `make freeze` runs on (the lock has no
 # platform markers then). `make freeze` resolves every (platform, Python) pair from this one machine.
 TARGET_PLATFORMS ?=
+# The oldest glibc every Linux host of the lock runs (uv's default manylinux target): the Linux platforms of
+# TARGET_PLATFORMS take no wheel that needs a newer one, a descriptor recorded on a newer host included.
+GLIBC_FLOOR ?= 2.28
 # RECORD=1: `make platforms` records this machine's descriptor from what it really supports.
 RECORD ?=
 # How `make freeze*` picks versions across TARGET_PYTHONS (and TARGET_PLATFORMS): fewest, one version of each package for every target
@@ -68,7 +71,9 @@ VE_PYTHON = "$(or $(realpath $(VE)),$(VE))/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --resolution "$(RESOLUTION)" \
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
-	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)")
+	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)") --glibc-floor "$(GLIBC_FLOOR)"
+# make check compares the lock's header with these settings.
+CHECK_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --glibc-floor "$(GLIBC_FLOOR)"
 # bootstrap.py (and, through its importer, the bootstrap_build modules it needs) are compiled from their tracked
 # source on every run, never imported from bytecode (-B: none written either), so nothing hidden from git decides
 # what runs; the no-op compiles a few hundred lines only. The checkout goes last on sys.path, so a project's own
@@ -115,7 +120,7 @@ bootstrap-ve:
 
 .PHONY: bootstrap-test  ## make check, flake8, then pytest, inside ./ve (builds it first)
 bootstrap-test: bootstrap-ve
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check
+	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS)
 	$(VE_PYTHON) -m flake8 --extend-exclude "$(BOOTSTRAP_FLAKE8_EXCLUDE)" $(FLAKE8_ARGS)
 	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
 
@@ -127,8 +132,9 @@ bootstrap-verify:
 # Without a ve, bootstrap.py --check (stdlib only) lists what it can see first; the full check runs in the ve.
 .PHONY: bootstrap-check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
 bootstrap-check:
-	@if test -x "$(VE)/bin/python"; then $(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check; else \
-		$(BOOTSTRAP) --check && $(MAKE) --no-print-directory bootstrap-ve && $(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check; fi
+	@if test -x "$(VE)/bin/python"; then $(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS); else \
+		$(BOOTSTRAP) --check && $(MAKE) --no-print-directory bootstrap-ve && \
+		$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS); fi
 
 .PHONY: bootstrap-freeze  ## after editing requirements.in: re-lock (keeping pins), fetch, prune, verify, report
 bootstrap-freeze: bootstrap-ve
@@ -143,7 +149,7 @@ bootstrap-freeze-upgrade: bootstrap-ve
 .PHONY: bootstrap-platforms  ## write platforms/<name>.json for TARGET_PLATFORMS (RECORD=1: this machine's, recorded)
 bootstrap-platforms: bootstrap-ve
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).platforms --pythons "$(TARGET_PYTHONS)" $(if $(RECORD),--record) \
-		$(TARGET_PLATFORMS)
+		--glibc-floor "$(GLIBC_FLOOR)" $(TARGET_PLATFORMS)
 
 .PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target (Python, or platform and Python) of what make ve installs
 bootstrap-sbom: bootstrap-ve
@@ -161,6 +167,6 @@ bootstrap-adopt: bootstrap-ve
 	@test -n "$(DEST)" || { echo "ERROR: name the project: make adopt DEST=path/to/project" >&2; exit 2; }
 	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).adopt "$(DEST)" $(if $(FORCE),--force) $(if $(LFS),--lfs) \
 		$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) \
-		$(foreach name,TARGET_PYTHONS TARGET_PLATFORMS RESOLUTION COOLDOWN_DAYS INDEX_NAME,\
+		$(foreach name,TARGET_PYTHONS TARGET_PLATFORMS RESOLUTION COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR,\
 			$(if $(filter command line,$(origin $(name))),--setting "$(name)=$($(name))")) \
 		$(ADOPT_ARGS)

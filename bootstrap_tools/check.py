@@ -9,6 +9,7 @@ virtualenv.py is exactly what bootstrap_tools/virtualenv_py.py renders from boot
 pins and the wheels in its own payload (header, launcher and payload).
 """
 
+import argparse
 import shlex
 import sys
 import tempfile
@@ -32,14 +33,26 @@ RESTORE = "restore it with `git checkout -- {path}` or run `make freeze`"
 LFS_POINTER = " is a Git LFS pointer, not the file"
 
 
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default=str(ROOT), help="the checkout to check (default: this one)")
+    # The Makefile's settings (bootstrap.mk passes them): the lock's header must say the same. Not given: not
+    # compared (the lock is checked against itself).
+    parser.add_argument("--targets", type=str.split, help="TARGET_PYTHONS")
+    parser.add_argument("--platforms", type=str.split, help="TARGET_PLATFORMS")
+    parser.add_argument("--glibc-floor", help="GLIBC_FLOOR")
+    return parser.parse_args(argv)
+
+
 def main(argv):
     started = time.monotonic()
-    root = Path(argv[0]) if argv else ROOT
+    args = parse_args(argv)
+    root = Path(args.root)
     # A switch a killed `make freeze` left is completed first (and says so); the switch lock keeps a running one
     # from moving files while they are checked.
     try:
         with journal.settled_inputs(str(root)):
-            problems = find_problems(root)
+            problems = find_problems(root, args)
     except KeyboardInterrupt:
         print("ERROR: make check was interrupted; run it again (it completes an interrupted switch first).",
               file=sys.stderr)
@@ -72,7 +85,9 @@ def checked_targets(root):
         return ""
 
 
-def find_problems(root):
+def find_problems(root, settings=None):
+    """Every problem, one line each with its fix; `settings` (targets, platforms, glibc_floor: the Makefile's,
+    each None when not given) are compared with the lock's header."""
     lock_path = root / "requirements.txt"
     if not lock_path.exists():
         return [f"requirements.txt is missing: {FREEZE}"]
@@ -96,6 +111,7 @@ def find_problems(root):
     except ToolError as exc:
         problems.append(str(exc))
         pairs = targets
+    problems += platform_problems(root, text, settings)
     # The build lock's artifacts (backends for the sdists built from source) belong in requirements/ too.
     problems += artifact_problems(root, pins + sdists.build_pins_of(root), pairs, names_of(bad_lines))
     problems += sdists.check_problems(root, pins, targets)
@@ -107,6 +123,50 @@ def find_problems(root):
     # Both are derived from the files checked above: while those have problems, their fix (`make freeze`, a
     # restore) rewrites or restores these too, and one broken wheel should not read as three problems.
     return problems or supply_chain_problems(root)
+
+
+def platform_problems(root, text, settings):
+    """The lock's header against the Makefile's settings, the declared descriptors against what `make platforms`
+    makes of them, and the Linux wheels against the lock's glibc floor."""
+    problems = []
+    header = {"TARGET_PYTHONS": ("targets", lockfile.targets(text)),
+              "TARGET_PLATFORMS": ("platforms", lockfile.platforms(text))}
+    for setting, (key, named) in header.items():
+        twice = platforms.duplicates(named)
+        if twice:
+            problems.append(f"requirements.txt's `# {key}:` line names {' '.join(twice)} more than once: name each "
+                            f"once in {setting} and {FREEZE}")
+        wanted = getattr(settings, key, None)
+        # A lock without its `# targets:` line is reported as such above.
+        if wanted is not None and wanted != named and (named or key == "platforms"):
+            problems.append(f"requirements.txt was locked for {setting}=\"{' '.join(named)}\" (its `# {key}:` line) "
+                            f"but {setting} is \"{' '.join(wanted)}\" here (the Makefile's, or the command line's): "
+                            f"{FREEZE} to lock for it, or set {setting} to the lock's")
+    floor = lockfile.glibc_floor(text)
+    wanted_floor = getattr(settings, "glibc_floor", None)
+    for value in filter(None, (floor, wanted_floor)):
+        try:
+            platforms.glibc_floor(value)
+        except ToolError as exc:
+            return problems + [str(exc).rstrip(".")]
+    linux = False
+    for name in lockfile.platforms(text):
+        try:
+            linux = linux or platforms.is_linux(platforms.load(root, name))
+        except ToolError:
+            pass  # a missing or unreadable descriptor is reported with the pairs
+    if linux and not floor:
+        problems.append(f"requirements.txt declares a Linux platform but states no glibc floor (`# glibc floor:`, "
+                        f"from GLIBC_FLOOR; locked before the floor existed?): {FREEZE}")
+    elif linux and wanted_floor and wanted_floor != floor:
+        problems.append(f"requirements.txt was locked for GLIBC_FLOOR={floor} (its `# glibc floor:` line) but "
+                        f"GLIBC_FLOOR is {wanted_floor} here (the Makefile's, or the command line's): run `make "
+                        "platforms`, then `make freeze`, or set GLIBC_FLOOR to the lock's")
+    names = lockfile.platforms(text) + list(getattr(settings, "platforms", None) or [])
+    problems += platforms.descriptor_problems(root, names, wanted_floor or floor or platforms.DEFAULT_GLIBC_FLOOR)
+    if linux and floor:
+        problems += platforms.wheels_above_floor(root / "requirements", floor)
+    return problems
 
 
 def supply_chain_problems(root):

@@ -89,7 +89,7 @@ def main(argv):
             sdists.apply(ROOT, built, write_file)
             text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
                                  built.report, note, splits)
-            text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs))
+            text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
             text += supply.after_freeze(ROOT, lock_text, before_lock, args.index_url, args.index_name,
                                         args.upgrade or tuple(args.upgrade_package), write_file)
             REPORT.write_text(text, encoding="utf-8")
@@ -162,6 +162,15 @@ def check_preconditions(args):
     for path in switch.irregular_entries(WHEELHOUSE):
         raise ToolError(f"{path.relative_to(ROOT)} is a {switch.kind(path)}; requirements/ holds only the lock's "
                         "artifacts (files): move it out of requirements/ and run `make freeze` again.")
+    for setting, names in (("TARGET_PYTHONS", args.targets), ("TARGET_PLATFORMS", args.platforms)):
+        twice = platforms.duplicates(names)
+        if twice:
+            raise ToolError(f"{setting}=\"{' '.join(names)}\" names {' '.join(twice)} more than once, and a lock "
+                            f"counts each name once: name each once in {setting} (the Makefile, or the command line).")
+    platforms.glibc_floor(args.glibc_floor)
+    # A hand-edited descriptor would lock for a platform that is not the one its name says.
+    for problem in platforms.descriptor_problems(ROOT, args.platforms, args.glibc_floor):
+        raise ToolError(f"{problem}.")
     running = running_target()
     if running not in args.targets:
         wanted = " ".join(args.targets)
@@ -219,6 +228,8 @@ def parse_args(argv):
                              "stay as they are")
     parser.add_argument("--cooldown-days", type=cooldown.days_arg, default=7, metavar="DAYS",
                         help="take only releases uploaded at least DAYS days ago (0: no cooling-off)")
+    parser.add_argument("--glibc-floor", default=platforms.DEFAULT_GLIBC_FLOOR, metavar="X.Y",
+                        help="the oldest glibc of every declared Linux platform's hosts (GLIBC_FLOOR)")
     parser.add_argument("--index-name", default="",
                         help="the index's name in requirements-provenance.json (default: `default` for pip's own)")
     parser.add_argument("--accept-changed-hashes", action="store_true",
@@ -243,7 +254,9 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
         raise ToolError(f"no CPython {' '.join(missing)} found here (python3.X on PATH or under pyenv), and the lock "
                         "must fit every target: install it, or drop it from TARGET_PYTHONS.")
     upgrade = args.upgrade or tuple(args.upgrade_package)
+    floor = linux_floor(args)
     on = f" on {' '.join(args.platforms)}" if args.platforms else ""
+    on += f" (Linux: glibc {floor} and newer, GLIBC_FLOOR)" if floor else ""
     step(f"locking requirements.in with pip-compile for Python {' '.join(args.targets)}{on}, against "
          f"{index_name(args.index_url)}"
          + (" (upgrading every pin)" if args.upgrade else f" (upgrading {' '.join(upgrade)} and what they need)"
@@ -262,7 +275,15 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
     if args.platforms:
         header += f"# platforms: {' '.join(args.platforms)}\n"
+    if floor:
+        header += f"{lockfile.GLIBC_FLOOR_LINE} {floor}\n"
     return header + body, splits
+
+
+def linux_floor(args):
+    """The glibc floor the lock states: GLIBC_FLOOR when a declared platform is Linux, else "" (none applies)."""
+    return args.glibc_floor if any(platforms.is_linux(pair.descriptor) for pair in args.pairs
+                                   if isinstance(pair, platforms.Pair)) else ""
 
 
 def parse_lock(lock_text):
@@ -359,7 +380,7 @@ def fetch(pins, staging, env, args, extra=None):
     return targets.fetch_for_targets(pins, args.pairs, existing, staging / "downloads", env, args.index_url)
 
 
-def platforms_report(pins, pairs):
+def platforms_report(pins, pairs, floor=""):
     """The report's lines per declared platform: what only it installs, and the bytes only it needs."""
     files = {path: path.stat().st_size for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
     digests = {}
@@ -368,7 +389,11 @@ def platforms_report(pins, pairs):
         if path not in digests:
             digests[path] = lockfile.sha256(path)
         return is_artifact_of(path.name, digests[path], pin) and platforms.unfit(path, target) is None
-    return platforms.report_lines(pins, pairs, files, fits)
+    lines = platforms.report_lines(pins, pairs, files, fits)
+    if lines and floor:
+        lines.append(f"  glibc floor (GLIBC_FLOOR): {floor}: every Linux wheel in the lock runs on glibc {floor} and "
+                     "newer")
+    return lines
 
 
 def verify(pins, staged, target_versions):

@@ -13,6 +13,8 @@ HEADER = (
     "# targets: {targets}\n"
     "# requirements.in sha256: {requirements_in}\n"
 )
+# With a declared Linux platform: the oldest glibc every Linux host of the lock runs (GLIBC_FLOOR).
+GLIBC_FLOOR_LINE = "# glibc floor:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,15 @@ def platforms(text):
         if line.startswith("# platforms:"):
             return line.split(":", 1)[1].split()
     return []
+
+
+def glibc_floor(text):
+    """The glibc floor (GLIBC_FLOOR) named by the lock's `# glibc floor:` header line, or "" (no Linux platform
+    declared)."""
+    for line in text.splitlines():
+        if line.startswith(GLIBC_FLOOR_LINE):
+            return line[len(GLIBC_FLOOR_LINE):].strip()
+    return ""
 
 
 def targets(text):

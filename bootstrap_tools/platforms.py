@@ -26,7 +26,7 @@ from pathlib import Path
 
 from packaging import tags
 from packaging.markers import Marker, UndefinedEnvironmentName, default_environment
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from bootstrap_tools.pythons import marker_for, python_minor
 from bootstrap_tools.run import ToolError, fail
@@ -35,14 +35,12 @@ DIRECTORY = "platforms"
 # The variables a descriptor records: the platform's own (the Python's come from the target interpreter).
 PLATFORM_VARIABLES = ("os_name", "sys_platform", "platform_machine", "platform_system",
                       "platform_python_implementation", "implementation_name")
-# Facts of the platforms a descriptor can be generated for, on a machine that is not one of them. The glibc
-# (manylinux) and macOS versions are the oldest a host of the platform is assumed to run: a wheel needing a newer
-# one is not taken. Record the descriptor on a real host to lock for what it really runs.
+# Facts of the platforms a descriptor can be generated for, on a machine that is not one of them. The macOS
+# versions are the oldest a host of the platform is assumed to run, and for Linux the glibc floor (GLIBC_FLOOR,
+# one for every Linux platform of a lock): a wheel needing a newer one is not taken.
 KNOWN = {
-    "linux-x86_64": {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
-                     "glibc": (2, 28)},
-    "linux-aarch64": {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "aarch64",
-                      "glibc": (2, 28)},
+    "linux-x86_64": {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"},
+    "linux-aarch64": {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "aarch64"},
     "macos-arm64": {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64",
                     "macos": (14, 0)},
     "macos-x86_64": {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "x86_64",
@@ -50,6 +48,9 @@ KNOWN = {
 }
 # manylinux's legacy names, listed by pip right after the PEP 600 name they alias.
 LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+# The oldest glibc a Linux host of the lock is assumed to run, unless GLIBC_FLOOR says otherwise: uv's default
+# manylinux target, and what RHEL 8, Debian 10 and Ubuntu 20.04 (2.31) and newer have.
+DEFAULT_GLIBC_FLOOR = "2.28"
 
 
 def this_platform():
@@ -122,15 +123,16 @@ def recorded(pythons):
     return describe(this_platform(), default_environment(), platforms, per_python, "record")
 
 
-def generated(name, pythons):
-    """The descriptor of a known platform from its facts alone: the same on every machine."""
+def generated(name, pythons, floor=DEFAULT_GLIBC_FLOOR):
+    """The descriptor of a known platform from its facts alone (and, on Linux, the glibc floor): the same on every
+    machine."""
     facts = KNOWN.get(name)
     if facts is None:
         raise ToolError(f"no known facts for platform {name!r} (known: {', '.join(KNOWN)}): record its descriptor "
                         f"on a {name} host with `make platforms RECORD=1`, and commit {DIRECTORY}/{name}.json.")
     machine = facts["platform_machine"]
-    if "glibc" in facts:
-        major, newest = facts["glibc"]
+    if facts["sys_platform"] == "linux":
+        major, newest = glibc_floor(floor)
         oldest = 17 if machine == "aarch64" else 5
         platforms = []
         for minor in range(newest, oldest - 1, -1):
@@ -144,6 +146,116 @@ def generated(name, pythons):
                    **{key: value for key, value in facts.items() if key in PLATFORM_VARIABLES}}
     per_python = {python: interpreter_tags(python, platforms) for python in pythons}
     return describe(name, environment, platforms, per_python, "generate")
+
+
+# ---------------------------------------------------------------- the glibc floor
+
+
+def glibc_floor(text):
+    """GLIBC_FLOOR ("2.28") as (2, 28); anything else is one ERROR saying what is expected."""
+    try:
+        release = Version(text).release
+    except InvalidVersion:
+        release = ()
+    if len(release) != 2 or str(text).strip() != ".".join(map(str, release)) or release[0] != 2:
+        raise ToolError(f"GLIBC_FLOOR={text} is not a glibc version such as {DEFAULT_GLIBC_FLOOR} (major.minor, the "
+                        "oldest glibc a Linux host of the lock runs): set it so in the Makefile or on the command "
+                        "line.")
+    return release
+
+
+def glibc_of(platform_tag):
+    """The glibc a manylinux platform tag needs ((2, 34) for manylinux_2_34_x86_64), None for any other tag."""
+    for version, legacy in LEGACY_MANYLINUX.items():
+        if platform_tag.startswith(f"{legacy}_"):
+            return version
+    parts = platform_tag.split("_", 3)
+    if len(parts) == 4 and parts[0] == "manylinux" and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    return None
+
+
+def is_linux(descriptor):
+    return descriptor["environment"].get("sys_platform") == "linux"
+
+
+def above_floor(platform_tag, floor):
+    glibc = glibc_of(platform_tag)
+    return glibc is not None and glibc > glibc_floor(floor)
+
+
+def cut_at_floor(descriptor, floor):
+    """The descriptor without the manylinux tags that need a newer glibc than the floor: a recording host's own
+    glibc never raises what the lock assumes of every Linux host."""
+    if not is_linux(descriptor):
+        return descriptor
+    kept = [tag for tag in descriptor["platforms"] if not above_floor(tag, floor)]
+    if kept == descriptor["platforms"]:
+        return descriptor
+    per_python = {python: [tag for tag in expand(descriptor, python) if not above_floor(tag.platform, floor)]
+                  for python in descriptor["pythons"]}
+    return describe(descriptor["name"], descriptor["environment"], kept, per_python, descriptor["how"])
+
+
+def descriptor_problems(root, names, floor):
+    """One line per declared descriptor that is not what `make platforms` makes of it: a generated one is
+    regenerated and compared (a hand edit, or another GLIBC_FLOOR), a recorded one must not offer manylinux tags
+    above the floor nor describe another platform than its name. Missing or unreadable ones are load()'s."""
+    problems = []
+    for name in dict.fromkeys(names):
+        try:
+            descriptor = load(root, name)
+        except ToolError:
+            continue
+        path = descriptor_path_name(descriptor)
+        facts = KNOWN.get(name, {})
+        wrong = sorted(key for key, value in facts.items() if descriptor["environment"].get(key) != value)
+        if descriptor.get("how") == "generate":
+            try:
+                expected = render(generated(name, sorted(descriptor["pythons"], key=Version), floor))
+            except (ToolError, InvalidVersion):
+                expected = None
+            if expected != path_of(root, name).read_text(encoding="utf-8"):
+                problems.append(f"{path} is not what `make platforms` generates for {name} (edited by hand, or "
+                                f"GLIBC_FLOOR is not the one it was generated for): run `make platforms`, which "
+                                "writes it again")
+        elif wrong:
+            given = ", ".join(f"{key}={descriptor['environment'].get(key)!r}" for key in wrong)
+            problems.append(f"{path} gives {given}, which {name} does not have (edited by hand?): restore it with "
+                            f"`git checkout -- "
+                            f"{path}`, or record it again on a {name} host with `make platforms RECORD=1`")
+        elif is_linux(descriptor):
+            above = [tag for tag in descriptor["platforms"] if above_floor(tag, floor)]
+            if above:
+                newest = ".".join(map(str, max(map(glibc_of, above))))
+                problems.append(f"{path} (recorded) offers manylinux tags up to glibc {newest}, above the glibc "
+                                f"floor {floor} (GLIBC_FLOOR) every Linux platform of the lock shares: run "
+                                "`make platforms`, which cuts them at the floor")
+    return problems
+
+
+def wheels_above_floor(wheelhouse, floor):
+    """One line per Linux wheel in `wheelhouse` that needs a newer glibc than the floor (every manylinux tag it
+    has is above it)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    problems = []
+    for path in sorted(wheelhouse.glob("*.whl")):
+        try:
+            wheel_tags = parse_wheel_filename(path.name)[3]
+        except InvalidWheelFilename:
+            continue
+        needs = [glibc_of(tag.platform) for tag in wheel_tags if glibc_of(tag.platform)]
+        if needs and min(needs) > glibc_floor(floor):
+            problems.append(f"requirements/{path.name} needs glibc {'.'.join(map(str, min(needs)))}, above the "
+                            f"lock's glibc floor {floor} (GLIBC_FLOOR): a Linux host at the floor cannot install "
+                            "it; run `make freeze` (it takes a wheel for the floor, or says none exists), or raise "
+                            "GLIBC_FLOOR")
+    return problems
+
+
+def duplicates(names):
+    return sorted({name for name in names if names.count(name) > 1})
 
 
 def path_of(root, name):
@@ -431,23 +543,28 @@ def main(argv):
     parser.add_argument("--pythons", default="3.10 3.11 3.12 3.13", type=str.split)
     parser.add_argument("--record", action="store_true",
                         help="record this machine's descriptor (replacing a generated one)")
+    parser.add_argument("--glibc-floor", default=DEFAULT_GLIBC_FLOOR,
+                        help="the oldest glibc of every Linux host (GLIBC_FLOOR): no manylinux tag above it")
     parser.add_argument("names", nargs="*", help="platforms to generate from known facts, unless recorded")
     args = parser.parse_args(argv)
     try:
+        glibc_floor(args.glibc_floor)
         written = []
         if args.record:
-            descriptor = recorded(args.pythons)
+            descriptor = cut_at_floor(recorded(args.pythons), args.glibc_floor)
             written.append(write(args.root, descriptor))
         for name in args.names:
             path = path_of(args.root, name)
             if path.exists() and json.loads(path.read_text(encoding="utf-8")).get("how") == "record":
                 if set(args.pythons) <= set(json.loads(path.read_text(encoding="utf-8"))["pythons"]):
-                    continue  # recorded on the real platform: never replaced by generated facts
+                    # Recorded on the real platform: never replaced by generated facts, only cut at the floor.
+                    written.append(write(args.root, cut_at_floor(load(args.root, name), args.glibc_floor)))
+                    continue
                 raise ToolError(f"{DIRECTORY}/{name}.json was recorded on a {name} host and lacks some of Python "
                                 f"{' '.join(args.pythons)}: record it again there with `make platforms RECORD=1`.")
             if args.record and name == this_platform():
                 continue
-            written.append(write(args.root, generated(name, args.pythons)))
+            written.append(write(args.root, generated(name, args.pythons, args.glibc_floor)))
     except ToolError as exc:
         fail(str(exc))
     if not args.record and not args.names:

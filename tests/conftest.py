@@ -116,8 +116,36 @@ def make_argv(*args):
     return ["make", "--no-print-directory", *args]
 
 
+# `make check` compares the lock's header with TARGET_PYTHONS, TARGET_PLATFORMS and GLIBC_FLOOR. A scenario locks
+# with settings on the command line (this machine's Python and platform), not in its copy's Makefile, so its
+# checks are given the settings its lock names, as a project's Makefile would; test_platform_settings.py checks the
+# comparison itself.
+CHECKING = ("check", "test", "bootstrap-check", "bootstrap-test")
+HEADER_SETTINGS = (("TARGET_PYTHONS", "# targets:"), ("TARGET_PLATFORMS", "# platforms:"),
+                   ("GLIBC_FLOOR", "# glibc floor:"))
+
+
+def lock_settings(directory, args):
+    """The settings `directory`'s lock was made with, for a `make check` (or test) ARGS that names none of them."""
+    lock = Path(directory) / "requirements.txt"
+    if not any(arg in CHECKING for arg in args) or any(arg.split("=")[0] in dict(HEADER_SETTINGS) for arg in args):
+        return ()
+    try:
+        header = [line for line in lock.read_text(encoding="utf-8", errors="replace").splitlines()
+                  if line.startswith("#")]
+    except OSError:
+        return ()
+    found = []
+    for name, prefix in HEADER_SETTINGS:
+        values = [line[len(prefix):].strip() for line in header if line.startswith(prefix)]
+        if values or name == "TARGET_PLATFORMS":
+            found.append(f"{name}={values[0] if values else ''}")
+    return tuple(found)
+
+
 def run_make(directory, *args, env=None, prefix=()):
     """Run `make ARGS` in `directory` like a user would; `prefix` wraps it (e.g. `unshare -n`)."""
+    args = (*args, *lock_settings(directory, args))
     return subprocess.run([*prefix, *make_argv(*args)], cwd=directory, env=make_env() if env is None else env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                           timeout=TIMEOUT)
