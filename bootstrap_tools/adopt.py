@@ -303,7 +303,7 @@ def adopt(dest, args):
             undo.write(relative, path.read_bytes())
         write_requirements_in(undo, dest, wanted, source, test_tools)
         start_lock(undo, dest)
-        wire_makefile(undo, dest, own_targets)
+        wire_makefile(undo, dest, own_targets, lock_settings(args))
         wire_gitignore(undo, dest)
         if args.lfs:
             wire_lfs(undo.write, dest)
@@ -623,13 +623,26 @@ def makefile_targets(dest):
     return targets - {".BOOTSTRAP-ADOPT-PROBE"}
 
 
-def wire_makefile(undo, dest, own_targets):
+# The settings that shape the lock: given to `make adopt`, they are written into DEST's Makefile, so that every
+# later `make freeze` and `make check` there uses them too (never INDEX_URL: it may hold credentials).
+LOCK_SETTINGS = ("TARGET_PYTHONS", "TARGET_PLATFORMS", "RESOLUTION", "GLIBC_FLOOR")
+
+
+def lock_settings(args):
+    settings = dict(setting.split("=", 1) for setting in args.setting if "=" in setting)
+    if args.targets:
+        settings.setdefault("TARGET_PYTHONS", args.targets)
+    return {name: settings[name] for name in LOCK_SETTINGS if name in settings}
+
+
+def wire_makefile(undo, dest, own_targets, settings):
     ours = [name for name in TARGETS if name not in own_targets]
     kept = [name for name in TARGETS if name in own_targets]
     note = (f"# This project has its own {', '.join(kept)}: the convention's run as "
             f"{', '.join('make bootstrap-' + name for name in kept)}.\n" if kept else "")
     block = ("# The offline-bootstrap convention (bootstrap.mk, brought by `make adopt`; `make help` lists it).\n"
-             + note + f"BOOTSTRAP_TARGETS := {' '.join(ours)}\ninclude bootstrap.mk\n")
+             + note + "".join(f"{name} := {value}\n" for name, value in settings.items())
+             + f"BOOTSTRAP_TARGETS := {' '.join(ours)}\ninclude bootstrap.mk\n")
     path = dest / "Makefile"
     if path.exists():
         text = path.read_text(encoding="utf-8")

@@ -128,7 +128,11 @@ def test_a_clone_of_an_adopted_project_bootstraps_offline_and_passes_check(adopt
     assert "Next steps:" in result.stdout and "git add" in result.stdout, describe(result)
     clone = fresh_clone(path, tmp_path)
     built(run_make(clone, "ve", prefix=["unshare", "-n"]))
-    assert_ok(run_make(clone, "check", prefix=["unshare", "-n"]))
+    # The settings given to adopt stay with the project: its later freezes and checks use them.
+    assert f"TARGET_PYTHONS := {THIS_PYTHON}\n" in (clone / "Makefile").read_text()
+    checked = subprocess.run(["unshare", "-n", "make", "--no-print-directory", "check"], cwd=clone, env=make_env(),
+                             capture_output=True, text=True, timeout=TIMEOUT)
+    assert_ok(checked)
     assert (clone / TOOLS / "freeze.py").is_file()
     for absent in ("tests", "bench", "docs"):
         assert not (clone / absent).exists(), f"adopt copied this repository's {absent}/"
