@@ -5,7 +5,9 @@ What runs when (`make freeze`, all in .bootstrap/freeze/, the tree untouched unt
 1. pip-compile resolves wheels only (targets.py). A requirement with no wheel at all makes it fail; its name is
    then resolved from its sdist (`--only-binary=:all: --no-binary=NAME`), and only that name: to read the sdist's
    metadata pip-compile runs its backend (`prepare_metadata_for_build_wheel` or `setup.py egg_info`) in pip's
-   build isolation, which is the one step of a freeze where code that no lock pins runs, and only for sdists.
+   build isolation, which is the one step of a freeze where code that no lock pins runs, and only for a first
+   use: a pin already locked is offered to pip-compile as a metadata-only wheel made from requirements/
+   (offer_locked), so what the index serves for it now is never run.
 2. The sdist is downloaded with its sha256 from the lock; its build requirements are read from the file
    (`[build-system] requires`, else setuptools' legacy default), never by running it.
 3. They are locked like requirements.txt (pip-compile per target, `--generate-hashes`, wheels only, merged with
@@ -13,10 +15,12 @@ What runs when (`make freeze`, all in .bootstrap/freeze/, the tree untouched unt
 4. Per target interpreter, a throwaway environment gets exactly the build lock's pins, offline, hashes
    required; the backend is asked for its dynamic requirements (`get_requires_for_build_wheel`): any that the
    build lock does not satisfy are added and the build lock is compiled again. Then the backend builds the
-   wheel (`build_wheel`), offline, with no pip and nothing else in that environment.
+   wheel (`build_wheel`), with no pip and nothing else in that environment. Both hooks run in sandbox.py's
+   sandbox: no network, the checkout read-only but for the build's own copy of the sdist.
 5. The wheel is checked (name, version, fits the target), stored in requirements/, its sha256 added to the
    pin's hashes in requirements.txt, and traced in requirements-built.json (the manifest): the sdist and its
-   sha256, the backend and its version, the interpreter, the platform and the build lock pins used.
+   sha256, the backend and its version, the interpreter, the platform and the build lock pins used. The build lock
+   and the manifest are moves of freeze's journaled switch, with the lock (switch_moves).
 
 A built wheel is kept while its sdist's sha256 and the build lock pins it was built with are unchanged, so
 freezing twice changes nothing. `make ve` installs the prebuilt wheel; on a Python or platform none fits, it

@@ -10,6 +10,7 @@ import http.server
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -23,7 +24,7 @@ from conftest import (
 from index_helpers import Index
 from sdist_helpers import SETUPTOOLS_PYPROJECT, make_sdist, setup_py
 from test_freeze_faults import finish, interrupt, start, wait_stopped
-from bootstrap_tools import check, sdists
+from bootstrap_tools import check, sandbox, sdists
 
 slow = pytest.mark.slow
 THIS = "%d.%d" % sys.version_info[:2]
@@ -214,3 +215,34 @@ def test_a_kill_in_the_switch_leaves_no_lock_without_its_build_lock(clone, tmp_p
     again = assert_ok(freeze(clone, index))
     assert "other bytes" not in again.stdout + again.stderr and "CHANGED" not in again.stdout, describe(again)
     assert_ok(run_make(clone, "check"))
+
+
+# --- the sandbox itself (fast) -------------------------------------------------------------------------------
+
+
+def test_the_sandbox_lets_a_command_write_only_in_its_area_and_reach_nothing(tmp_path, monkeypatch):
+    unshare_or_skip("-n")
+    unshare_or_skip("-m")
+    monkeypatch.setattr(sandbox, "_chosen", {})
+    root, area = tmp_path / "checkout", tmp_path / "checkout" / ".bootstrap" / "work"
+    area.mkdir(parents=True)
+    code = ("import pathlib, socket, sys\n"
+            "pathlib.Path(sys.argv[1], 'ok').write_text('x')\n"
+            "try:\n    pathlib.Path(sys.argv[2], 'escaped').write_text('x')\nexcept OSError as exc:\n"
+            "    print('refused', exc.strerror)\n"
+            "try:\n    socket.create_connection(('127.0.0.1', 9), timeout=5)\nexcept OSError as exc:\n"
+            "    print('unreachable', exc.strerror)\n")
+    result = subprocess.run([*sandbox.prefix(root, area), sys.executable, "-I", "-c", code, area, root], cwd=area,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (area / "ok").exists() and not (root / "escaped").exists()
+    lines = result.stdout.splitlines()
+    assert lines[0] == "refused Read-only file system" and lines[1].startswith("unreachable"), result.stdout
+
+
+def test_without_unshare_the_builds_run_unsandboxed_and_freeze_says_so_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sandbox, "_chosen", {})
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    assert sandbox.prefix(tmp_path, tmp_path) == [] and sandbox.prefix(tmp_path, tmp_path) == []
+    out = capsys.readouterr().out
+    assert out.count("==> the sdist builds run without a sandbox here") == 1, out
