@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from bootstrap_build import journal, processes
@@ -82,11 +82,10 @@ def main(argv):
                 virtualenv_py = stage_virtualenv_py(staging, env, args.index_url, seed)
                 hash_lines += trust_tools_on_first_use(seed, virtualenv_py[0], args.accept_changed_hashes)
             hash_lines = old_hash_lines + hash_lines
-            apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines)
+            # The build lock and manifest switch with the lock: a kill leaves the three of one freeze, or none.
+            apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines,
+                  sdists.switch_moves(ROOT, built, staging))
             switched = True
-            # The build lock and manifest follow the journaled switch; a kill between them is repaired by the
-            # next freeze, which rewrites both from the same inputs (make check names them meanwhile).
-            sdists.apply(ROOT, built, write_file)
             text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
                                  built.report, note, splits)
             text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
@@ -268,10 +267,20 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in args.pairs if platforms.python_of(target) in known}
     constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
+    offered = {}
     if no_binary is not None and not args.upgrade:  # an upgrade asks again: a new release may have wheels
-        no_binary |= sdists.known_names(ROOT, lock_pins)
+        # A kept sdist's metadata comes from requirements/ (hash-checked), never from running what the index
+        # serves now; a name being upgraded is resolved anew from the index, as on first use.
+        locked = sdists.known_names(ROOT, lock_pins)
+        moving = {canonicalize_name(name) for name in args.upgrade_package}
+        no_binary |= locked & moving
+        offered = sdists.offer_locked(ROOT, lock_pins, locked - moving, staging)
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
                                        lock_pins, constraints, no_binary, args.resolution)
+    if offered:
+        # pip-compile hashed the metadata-only wheel; the lock keeps the sdist's hashes it had.
+        body = sdists.add_hashes(body, offered, replace=True)
+        no_binary |= {name for name, _ in offered}
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
     if args.platforms:
         header += f"# platforms: {' '.join(args.platforms)}\n"
@@ -444,11 +453,12 @@ def write_file(target, text):
     os.replace(partial, target)
 
 
-def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_lines):
+def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_lines, build_moves=((), ())):
     """Switch to the new lock, artifacts and seeds: journaled, so the next command completes a killed switch.
 
-    New artifacts first, the seed and virtualenv.py next, the lock and its pins after them, and only then the
-    deletions: unreferenced artifacts and the old seed.
+    New artifacts first, the seed and virtualenv.py next, the build lock and manifest (`build_moves`, from
+    sdists.switch_moves), the lock and its pins after them, and only then the deletions: unreferenced artifacts,
+    the old seed, a build lock and manifest no longer needed.
     """
     keep = {path.name for paths in staged.values() for path in paths}
     puts = [(path, Path("requirements") / path.name) for path in sorted({p for ps in staged.values() for p in ps})
@@ -463,6 +473,8 @@ def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_li
     if virtualenv_py:
         puts += [(virtualenv_py[0], Path("bootstrap_tools") / "virtualenv.txt"),
                  (virtualenv_py[1], Path("virtualenv.py"))]
+    puts += list(build_moves[0])
+    deletes += list(build_moves[1])
     (staging / "requirements.txt").write_text(lock_text, encoding="utf-8")
     (staging / pins_file.NAME).write_text(pins_file.render(pins), encoding="utf-8")
     puts += [(staging / "requirements.txt", Path("requirements.txt")), (staging / pins_file.NAME, Path(pins_file.NAME))]

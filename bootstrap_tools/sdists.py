@@ -5,7 +5,9 @@ What runs when (`make freeze`, all in .bootstrap/freeze/, the tree untouched unt
 1. pip-compile resolves wheels only (targets.py). A requirement with no wheel at all makes it fail; its name is
    then resolved from its sdist (`--only-binary=:all: --no-binary=NAME`), and only that name: to read the sdist's
    metadata pip-compile runs its backend (`prepare_metadata_for_build_wheel` or `setup.py egg_info`) in pip's
-   build isolation, which is the one step of a freeze where code that no lock pins runs, and only for sdists.
+   build isolation, which is the one step of a freeze where code that no lock pins runs, and only for a first
+   use: a pin already locked is offered to pip-compile as a metadata-only wheel made from requirements/
+   (offer_locked), so what the index serves for it now is never run.
 2. The sdist is downloaded with its sha256 from the lock; its build requirements are read from the file
    (`[build-system] requires`, else setuptools' legacy default), never by running it.
 3. They are locked like requirements.txt (pip-compile per target, `--generate-hashes`, wheels only, merged with
@@ -13,17 +15,21 @@ What runs when (`make freeze`, all in .bootstrap/freeze/, the tree untouched unt
 4. Per target interpreter, a throwaway environment gets exactly the build lock's pins, offline, hashes
    required; the backend is asked for its dynamic requirements (`get_requires_for_build_wheel`): any that the
    build lock does not satisfy are added and the build lock is compiled again. Then the backend builds the
-   wheel (`build_wheel`), offline, with no pip and nothing else in that environment.
+   wheel (`build_wheel`), with no pip and nothing else in that environment. Both hooks run in sandbox.py's
+   sandbox: no network, the checkout read-only but for the build's own copy of the sdist.
 5. The wheel is checked (name, version, fits the target), stored in requirements/, its sha256 added to the
    pin's hashes in requirements.txt, and traced in requirements-built.json (the manifest): the sdist and its
-   sha256, the backend and its version, the interpreter, the platform and the build lock pins used.
+   sha256, the backend and its version, the interpreter, the platform and the build lock pins used. The build lock
+   and the manifest are moves of freeze's journaled switch, with the lock (switch_moves).
 
 A built wheel is kept while its sdist's sha256 and the build lock pins it was built with are unchanged, so
 freezing twice changes nothing. `make ve` installs the prebuilt wheel; on a Python or platform none fits, it
 builds the sdist offline from requirements/ with requirements-build.txt as a hashed `--build-constraint`.
 """
 
+import base64
 import dataclasses
+import hashlib
 import json
 import shutil
 import sys
@@ -36,12 +42,15 @@ from pathlib import Path
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from bootstrap_build import checks
-from bootstrap_tools import cooldown, lockfile, targets
+from bootstrap_tools import cooldown, lockfile, sandbox, targets
 from bootstrap_tools.pythons import interpreter_for
 from bootstrap_tools.run import ToolError, index_args, run, run_step
-from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, names_pin, unfit_reason
+from bootstrap_tools.wheels import (
+    artifact_metadata, full_version, is_artifact_of, is_sdist, names_pin, unfit_reason,
+)
 
 BUILD_LOCK = "requirements-build.txt"
 MANIFEST = "requirements-built.json"
@@ -68,6 +77,84 @@ def known_names(root, pins):
     """The names the current lock resolves from sdists: pins with an sdist artifact in requirements/."""
     files = [path for path in sorted((root / "requirements").glob("*")) if is_sdist(path.name)]
     return {pin.name for pin in pins for path in files if is_artifact_of(path.name, lockfile.sha256(path), pin)}
+
+
+def offer_locked(root, lock_pins, names, staging):
+    """Make pip-compile read the metadata of the locked sdists named in `names` from requirements/, never from
+    the index: {(name, version): the sha256s the lock had for it from the index} (compile_lock puts them back).
+
+    For each such pin whose sdist requirements/ holds with a hash of the lock, a metadata-only wheel
+    `NAME-VERSION-py3-none-any.whl` goes into staging/locked-sdists/, which pip-compile gets as --find-links
+    (targets.py). The name stays out of --no-binary, so the index's sdist is not even a candidate: nothing the
+    index serves for it is downloaded or run, however it was re-uploaded. The metadata is that of a wheel freeze
+    built from the hash-checked sdist (traced in the manifest), else the sdist's own PKG-INFO where the sdist says
+    it is final (Metadata-Version 2.2 or later, its requirements not dynamic).
+    """
+    offered = {}
+    sdist_files = [path for path in sorted((root / "requirements").glob("*")) if is_sdist(path.name)]
+    entries = read_manifest(root)
+    built = {entry.get("sha256") for entry in entries}
+    for pin in lock_pins:
+        if pin.name not in names or (pin.name, pin.version) in offered:
+            continue
+        sdist = next((path for path in sdist_files if is_artifact_of(path.name, lockfile.sha256(path), pin)), None)
+        if sdist is None:
+            continue
+        metadata = built_metadata(root, pin, lockfile.sha256(sdist), entries) or final_pkg_info(sdist)
+        if metadata is None:
+            raise ToolError(f"requirements/ holds no wheel built from {sdist.name} (traced in {MANIFEST}), and its "
+                            f"PKG-INFO does not fix its requirements, so the metadata of {pin} could only come from "
+                            "running an sdist the index serves now: restore them with `git checkout -- "
+                            f"requirements/ {MANIFEST}`, or resolve it anew with `make freeze-upgrade "
+                            f"PACKAGES={pin.name}` (its sdist's metadata hook then runs as on first use).")
+        stub_wheel(staging / targets.LOCKED_SDISTS, pin, metadata)
+        offered[(pin.name, pin.version)] = set(pin.hashes - built)
+    return offered
+
+
+def built_metadata(root, pin, sdist_sha256, entries):
+    """The METADATA of a wheel in requirements/ that freeze built from the sdist with this sha256, or None."""
+    for entry in entries:
+        path = root / "requirements" / entry["wheel"]
+        if (entry.get("sdist_sha256") == sdist_sha256 and path.is_file() and names_pin(path.name, pin)
+                and lockfile.sha256(path) == entry.get("sha256") and is_artifact_of(path.name, entry["sha256"], pin)):
+            with zipfile.ZipFile(path) as archive:
+                found = [name for name in archive.namelist()
+                         if name.count("/") == 1 and name.endswith(".dist-info/METADATA")]
+                if len(found) == 1:
+                    return archive.read(found[0])
+    return None
+
+
+def final_pkg_info(sdist):
+    """The sdist's PKG-INFO when PEP 643 makes it binding (2.2 or later, requirements not dynamic), else None."""
+    try:
+        metadata = artifact_metadata(sdist)
+        if Version(metadata.get("Metadata-Version", "1.0")) < Version("2.2"):
+            return None
+    except (OSError, StopIteration, KeyError, ValueError, tarfile.TarError, zipfile.BadZipFile, InvalidVersion):
+        return None
+    dynamic = {field.strip().lower() for field in metadata.get_all("Dynamic") or []}
+    if dynamic & {"requires-dist", "requires-python", "provides-extra"}:
+        return None
+    return metadata.as_bytes() if hasattr(metadata, "as_bytes") else str(metadata).encode()
+
+
+def stub_wheel(directory, pin, metadata):
+    """A wheel holding only `metadata` (what pip-compile reads), with fixed timestamps; never installed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{canonicalize_name(pin.name).replace('-', '_')}-{pin.version}"
+    wheel = b"Wheel-Version: 1.0\nGenerator: bootstrap_tools\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    members = {f"{stem}.dist-info/METADATA": metadata, f"{stem}.dist-info/WHEEL": wheel}
+    record = "".join(f"{name},sha256={record_digest(data)},{len(data)}\n" for name, data in members.items())
+    members[f"{stem}.dist-info/RECORD"] = (record + f"{stem}.dist-info/RECORD,,\n").encode()
+    with zipfile.ZipFile(directory / f"{stem}-py3-none-any.whl", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
+
+
+def record_digest(data):
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def without_built_hashes(root, pins):
@@ -119,8 +206,9 @@ def recorded_requires(text):
     return None
 
 
-def add_hashes(lock_text, digests):
-    """The lock with `digests` {(name, version): {sha256}} added to those pins' --hash options (sorted)."""
+def add_hashes(lock_text, digests, replace=False):
+    """The lock with `digests` {(name, version): {sha256}} added to those pins' --hash options (sorted); with
+    `replace`, instead of them."""
     out, lines = [], lock_text.splitlines(keepends=True)
     index = 0
     while index < len(lines):
@@ -135,7 +223,7 @@ def add_hashes(lock_text, digests):
             key = (pin.name, pin.version) if isinstance(pin, lockfile.Pin) else None
             if key in digests:
                 head = block[0].rstrip().rstrip("\\").rstrip()
-                out.append(lockfile.lock_entry(head, pin.hashes | digests[key]))
+                out.append(lockfile.lock_entry(head, digests[key] if replace else pin.hashes | digests[key]))
             else:
                 out.extend(block)
         else:
@@ -369,13 +457,13 @@ def build_all(root, sdists, build_pins, build_artifacts, target_versions, stagin
             continue
         python = build_env(root, target, pins, build_artifacts, staging, env)
         for sdist in todo:
-            missing = dynamic_requires(sdist, python, target, pins, staging, env)
+            missing = dynamic_requires(root, sdist, python, target, pins, staging, env)
             asked |= missing
         if asked:
             continue
         for sdist in todo:
             started = time.monotonic()
-            wheel = build_wheel(sdist, python, target, staging, env)
+            wheel = build_wheel(root, sdist, python, target, staging, env)
             seconds = time.monotonic() - started
             backend_dist = sdist.backend_dist.get(target, "in-tree")
             entry = {"wheel": wheel.name, "sha256": lockfile.sha256(wheel), "sdist": sdist.path.name,
@@ -425,16 +513,18 @@ def build_env(root, target, pins, build_artifacts, staging, env):
     return python
 
 
-def call_hook(hook, sdist, python, target, staging, env):
+def call_hook(root, hook, sdist, python, target, staging, env):
     """Run a PEP 517 hook of the sdist's backend in the build environment, in a fresh copy of the sdist."""
     work = staging / "sdists-work" / f"{hook}-{target}" / sdist.pin.name
     source = extract(sdist.path, work / "src")
     runner = staging / "hook_runner.py"
     runner.write_bytes(HOOK_RUNNER.read_bytes())
     answer = work / "answer.json"
-    argv = [python, "-I", runner, hook, sdist.backend, source, answer, *sdist.backend_path]
+    # No network, and the checkout read-only but for `work` (sandbox.py): the sdist is code no one has reviewed.
+    argv = [*sandbox.prefix(root, work), python, "-I", runner, hook, sdist.backend, source, answer,
+            *sdist.backend_path]
     try:
-        run(argv, cwd=source, env=env)
+        run(argv, cwd=source, env=sandbox.private_env(env, work))
     except ToolError as exc:
         shown = [line.strip() for line in (exc.output or "").splitlines() if line.strip()]
         if shown:
@@ -443,15 +533,16 @@ def call_hook(hook, sdist, python, target, staging, env):
         what = "building a wheel of" if hook == "build" else "asking the backend what it needs to build"
         raise ToolError(f"{what} {sdist.pin} from {sdist.path.name} for Python {target} failed "
                         f"({sdist.backend}): {' | '.join(shown[-3:]) or 'no output'}. The package cannot be built "
-                        "here: install what its build needs (a C compiler, a C library's headers; a backend that "
-                        "downloads cannot build offline), or pin a version with a wheel in requirements.in, then "
-                        "run `make freeze` again.") from None
+                        "here: install what its build needs (a C compiler, a C library's headers; the build runs with "
+                        "no network and can write only in its own directory under .bootstrap/, so a build that "
+                        "downloads or writes into the checkout fails), or pin a version with a wheel in "
+                        "requirements.in, then run `make freeze` again.") from None
     return json.loads(answer.read_text(encoding="utf-8"))
 
 
-def dynamic_requires(sdist, python, target, pins, staging, env):
+def dynamic_requires(root, sdist, python, target, pins, staging, env):
     """Ask the backend what else it needs; return the requirements the build lock does not satisfy."""
-    answer = call_hook("requires", sdist, python, target, staging, env)
+    answer = call_hook(root, "requires", sdist, python, target, staging, env)
     sdist.dynamic[target] = sorted(answer["requires"])
     sdist.backend_dist[target] = answer["backend_dist"]
     environment = dict(default_environment(), python_version=target, python_full_version=full_version(target),
@@ -471,10 +562,10 @@ def dynamic_requires(sdist, python, target, pins, staging, env):
     return missing
 
 
-def build_wheel(sdist, python, target, staging, env):
+def build_wheel(root, sdist, python, target, staging, env):
     step(f"building a wheel of {sdist.pin} from {sdist.path.name} for Python {target} ({sdist.backend})")
     wheel = staging / "sdists-work" / "build" / target / sdist.pin.name
-    answer = call_hook("build", sdist, python, target, staging, env)
+    answer = call_hook(root, "build", sdist, python, target, staging, env)
     made = type(staging)(answer["wheel"])
     if not names_pin(made.name, sdist.pin):
         raise ToolError(f"building {sdist.pin} from {sdist.path.name} gave {made.name}, not a wheel of {sdist.pin}: "
@@ -548,10 +639,14 @@ def build_pins_of(root):
     return read_build_lock(root)[0]
 
 
-def apply(root, result, write_file):
-    """Write (or remove, when no pin is built from source) the build lock and the manifest, atomically each."""
+def switch_moves(root, result, staging):
+    """([(staged file, destination)], [deletions]) for the journaled switch: the build lock and the manifest are
+    written, or removed when no pin is built from source, with the lock they belong to, never after it."""
+    puts, deletes = [], []
     for name, text in ((BUILD_LOCK, result.build_lock_text), (MANIFEST, result.manifest_text)):
         if text:
-            write_file(root / name, text)
+            (staging / name).write_text(text, encoding="utf-8")
+            puts.append((staging / name, Path(name)))
         elif (root / name).exists():
-            (root / name).unlink()
+            deletes.append(Path(name))
+    return puts, deletes

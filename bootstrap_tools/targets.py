@@ -46,6 +46,8 @@ PLATFORMS_MERGE_NOTE = (
 COMPILE_FLAGS = ("--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
                  "--no-emit-find-links", "--no-emit-trusted-host", "--no-emit-options", "--no-header",
                  "--pip-args", "--isolated --only-binary=:all:")
+# Under the staging area: metadata-only wheels of the locked sdists (sdists.offer_locked), offered to pip-compile.
+LOCKED_SDISTS = "locked-sdists"
 # pip's words for a requirement it found no wheel for: that name may then be resolved from its sdist (sdists.py).
 NO_WHEEL = re.compile(r"(?:No matching distribution found for|Could not find a version that satisfies the "
                       r"requirement) ([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -270,7 +272,7 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
     argv = [*launcher(python, target, staging, "piptools"), "compile", *compile_flags(COMPILE_FLAGS, no_binary),
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
-            "--output-file", output, *index_args(index_url), *cooldown.kept_args(),
+            "--output-file", output, *index_args(index_url), *cooldown.kept_args(), *locked_sdists_args(staging),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
     if upgrade is True:
         argv.append("--upgrade")
@@ -290,6 +292,12 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
                            "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
                            + ") and run `make freeze` again.", index=index_url) from None
     return output.read_text(encoding="utf-8")
+
+
+def locked_sdists_args(staging):
+    """--find-links for the metadata of the locked sdists (sdists.offer_locked), when this freeze has any."""
+    offered = staging / LOCKED_SDISTS
+    return ["--find-links", offered] if offered.is_dir() else []
 
 
 def slug(target):
