@@ -4,7 +4,8 @@ uses the standard library only and nothing beside it.
 Every .pyc it writes is py_compile's checked-hash bytecode (the source's hash in the header, no time), so whichever
 worker, and whichever path (fast or plain), writes a file, the bytes are the same.
 
-The plain path (plain.py) hands one worker a list of installed files once pip is done (`"files"` in the plan). The
+The plain path (plain.py) runs one worker once pip is done: the seed's and virtualenv's files (`"files"` in the
+plan), then every module a RECORD lists but the seed's (`"present"`). The
 fast path (fast.py) starts one worker per core before virtualenv runs: a job is a wheel checked against the lock's
 sha256 in the worker itself, from the bytes it then reads; its chunks are claimed in one log under a lock, so each
 is done once, and marked done there. The seed's job unpacks it too, into the scratch dir (it runs beside
@@ -94,8 +95,8 @@ class Claims:
 
 class Worker:
     def __init__(self, plan):
-        self.site, self.made, self.done = plan["site"], plan["made"], plan["done"]
-        self.claims = Claims(plan["claims"])
+        self.site, self.made, self.done = plan["site"], plan.get("made"), plan.get("done")
+        self.claims = Claims(plan["claims"]) if "claims" in plan else None
 
     def ve_made(self):
         """Once virtualenv is done: its own modules (listed by bootstrap.py before pip ran), by one worker."""
@@ -128,7 +129,7 @@ class Worker:
                         compile_source(path, source, place if job["unpack"] else path, new=job["unpack"])
                 self.claims.claim(f"done {job['name']}.{number}")
 
-    def record_sources(self, dist, precompiled):
+    def record_sources(self, dist, precompiled=()):
         with open(os.path.join(self.site, dist, "RECORD"), encoding="utf-8", newline="") as handle:
             rows = list(csv.reader(handle))
         paths = sorted({os.path.normpath(os.path.join(self.site, row[0])) for row in rows
@@ -160,8 +161,13 @@ def main(plan_path):
     wait_for(plan_path)  # started while bootstrap.py makes the plan
     with open(plan_path, encoding="utf-8") as handle:
         plan = json.load(handle)
-    if "files" in plan:
-        return compile_files(plan["files"])
+    if "files" in plan:  # the plain path: pip is done; these files, then every RECORD's but the seed's
+        compile_files(plan["files"])
+        worker = Worker(plan)
+        for dist in sorted(name for name in os.listdir(worker.site) if name.endswith(".dist-info")):
+            if dist not in plan["present"]:
+                compile_files((path, path) for path in worker.record_sources(dist))
+        return
     try:
         os.nice(plan["nice"])  # pip and virtualenv, on the critical path, come first
     except (AttributeError, OSError):

@@ -3,7 +3,6 @@ after another. The seed wheel is unpacked into site-packages from its verified b
 compile worker (compile_worker.py, the fast path's own) compiles the seed, virtualenv's modules and every module a
 RECORD lists, so both paths write the same bytes (a test builds both ways and compares the trees)."""
 
-import csv
 import hashlib
 import io
 import os
@@ -59,12 +58,6 @@ class Compiler:
         """pip is done: compile the seed, virtualenv's modules and what every other RECORD lists."""
         if beside:
             self.children.append(beside)
-        seed = lockfile.wheel_dist_info(self.seed[0])
-        for dist in sorted(name for name in os.listdir(self.site) if name.endswith(".dist-info") and name != seed):
-            with open(os.path.join(self.site, dist, "RECORD"), encoding="utf-8", newline="") as handle:
-                rows = list(csv.reader(handle))
-            paths = sorted({os.path.normpath(os.path.join(self.site, row[0])) for row in rows
-                            if row and row[0].endswith(".py")})
-            self.files += [(path, path) for path in paths if path.startswith(self.site + os.sep)]
-        plan = fast.write_json(os.path.join(self.scratch, "compile-plan.json"), {"files": self.files})
+        plan = fast.write_json(os.path.join(self.scratch, "compile-plan.json"), {
+            "files": self.files, "site": self.site, "present": [lockfile.wheel_dist_info(self.seed[0])]})
         processes.run([sys.executable, "-I", "-S", "-B", fast.WORKER, plan], self.env, "compiling the bytecode")
