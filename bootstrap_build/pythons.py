@@ -12,8 +12,9 @@ def python_key(version):
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
-def find_python(version):
-    """A CPython `version` (X.Y): pyenv's versions first (their shims may refuse to run), then PATH; or None."""
+def candidates(version):
+    """Paths that may be a CPython `version` (X.Y), best first: pyenv's versions (PYENV_ROOT, else ~/.pyenv),
+    newest patch first, then `pythonX.Y` on PATH unless it is a pyenv shim (a shim may refuse to run)."""
     import glob
     import shutil
 
@@ -24,7 +25,12 @@ def find_python(version):
     on_path = shutil.which(f"python{version}")
     if on_path and f"{os.sep}shims{os.sep}" not in on_path:
         found.append(on_path)
-    return next((path for path in found if os.access(path, os.X_OK)), None)
+    return [path for path in found if os.access(path, os.X_OK)]
+
+
+def find_python(version):
+    """The first of candidates(version), or None: enough for an error message's advice (nothing is run)."""
+    return next(iter(candidates(version)), None)
 
 
 def check_interpreter(targets):

@@ -1,12 +1,11 @@
 """Target Pythons: find their interpreters here, and write the markers that select among them."""
 
-import shutil
 import sys
-from pathlib import Path
 
 from packaging.markers import Marker
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
+from bootstrap_build import pythons as build_pythons
 from bootstrap_tools.run import ToolError, hermetic_env, run
 
 
@@ -26,14 +25,11 @@ def interpreter_for(target, home):
 
 
 def find_python(version, home):
-    """The path of a working CPython `version` (e.g. "3.10"), or None.
-
-    Candidates: `python3.X` on PATH, then `$(pyenv root)/versions/3.X*/bin/python`, newest patch first.
-    Each is asked for its version, because a pyenv shim on PATH can exist and still refuse to run.
-    """
+    """The path of a working CPython `version` (e.g. "3.10"), or None: the build's candidates (pyenv's versions,
+    then PATH), each asked for its version, because a candidate can exist and still refuse to run."""
     env = hermetic_env(home)
     probe = "import sys; print(sys.implementation.name, '%d.%d' % sys.version_info[:2])"
-    for candidate in python_candidates(version, env):
+    for candidate in build_pythons.candidates(version):
         try:
             answer = run([candidate, "-I", "-c", probe], env=env).split()
         except ToolError:
@@ -41,34 +37,6 @@ def find_python(version, home):
         if answer == ["cpython", version]:
             return candidate
     return None
-
-
-def python_candidates(version, env):
-    on_path = shutil.which(f"python{version}")
-    if on_path:
-        yield on_path
-    root = pyenv_root(env)
-    if root is None:
-        return
-    found = [path for path in (root / "versions").glob(f"{version}*/bin/python") if path.is_file()]
-    yield from sorted(found, key=lambda path: pyenv_version_key(path.parent.parent.name), reverse=True)
-
-
-def pyenv_root(env):
-    if not shutil.which("pyenv"):
-        return None
-    try:
-        return Path(run(["pyenv", "root"], env=env).strip())
-    except ToolError:
-        return None
-
-
-def pyenv_version_key(name):
-    """Sort key of a directory name under pyenv's versions/: its version, after any name that is not one."""
-    try:
-        return (1, Version(name))
-    except InvalidVersion:
-        return (0, Version("0"))
 
 
 def require_pythons(versions, home):

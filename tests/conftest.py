@@ -7,7 +7,6 @@ would. Nothing here needs the network; fixture wheels are made with zipfile.
 import base64
 import contextlib
 import functools
-import glob
 import hashlib
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap_build import pythons
 from bootstrap_tools import lockfile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -245,17 +245,8 @@ def leftovers(checkout, ve="ve"):
 
 @functools.lru_cache(maxsize=None)
 def _find_python(version):
-    candidates = []
-    root = os.environ.get("PYENV_ROOT")
-    if not root and shutil.which("pyenv"):
-        result = subprocess.run(["pyenv", "root"], capture_output=True, text=True)
-        root = result.stdout.strip() if result.returncode == 0 else None
-    if root:
-        candidates += sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))
-    on_path = shutil.which(f"python{version}")
-    if on_path:
-        candidates.append(on_path)
-    for candidate in candidates:
+    """A CPython X.Y that runs, found where the convention looks (pyenv's versions, then PATH), or None."""
+    for candidate in pythons.candidates(version):
         check = subprocess.run([candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                                capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if check.returncode == 0 and check.stdout.strip() == version:
