@@ -53,7 +53,7 @@ def check_seed(pins):
     problems = []
     if not os.path.isfile(layout.VIRTUALENV_PY):
         problems.append(f"{layout.VIRTUALENV_PY} is missing. Restore it with `git checkout -- virtualenv.py`.")
-    recorded = read_seed_sums()
+    recorded, _ = read_sums(layout.SEED_SUMS)
     if recorded is None:
         return None, problems + [f"{layout.SEED_SUMS} is missing. {restore}"]
     wheels = [name for name in recorded if name.startswith("pip-") and name.endswith(".whl")]
@@ -75,14 +75,24 @@ def check_seed(pins):
     return (None, problems + [mismatch]) if mismatch else ((path, digest), problems)
 
 
-def read_seed_sums():
-    """{file name: sha256} from SHA256SUMS (hex in either case, as `sha256sum -c` accepts), or None if missing."""
+def read_sums(path):
+    """({file name: sha256}, [malformed lines]) of a SHA256SUMS file, hex in either case as `sha256sum -c` accepts
+    it; (None, []) when the file is missing. The one reader, for the build and the tools."""
+    import re
+
     try:
-        with open(layout.SEED_SUMS, encoding="utf-8-sig") as handle:
-            lines = [line.split() for line in handle if line.strip() and not line.startswith("#")]
+        with open(path, encoding="utf-8-sig") as handle:
+            lines = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
     except OSError:
-        return None
-    return {fields[1].lstrip("*"): fields[0].lower() for fields in lines if len(fields) == 2}
+        return None, []
+    recorded, bad = {}, []
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 2 and re.fullmatch(r"[0-9a-fA-F]{64}", fields[0]):
+            recorded[fields[1].lstrip("*")] = fields[0].lower()
+        else:
+            bad.append(line)
+    return recorded, bad
 
 
 def verify_file(path, expected, source, fix):

@@ -5,13 +5,13 @@
 
 import argparse
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from bootstrap_build import checks
 from bootstrap_tools import lockfile
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, run_step
 
@@ -56,15 +56,8 @@ def download(staging, env, pip_version, index_url):
 
 def read_sums(path):
     """({file name: sha256}, [malformed lines]) of a SHA256SUMS file; ({}, []) when it is missing."""
-    recorded, bad = {}, []
-    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
-        if line.strip() and not line.startswith("#"):
-            fields = line.split()
-            if len(fields) != 2 or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
-                bad.append(line.strip())
-                continue
-            recorded[fields[1].lstrip("*")] = fields[0]
-    return recorded, bad
+    recorded, bad = checks.read_sums(path)
+    return recorded or {}, bad
 
 
 def install(wheel):
