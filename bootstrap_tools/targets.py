@@ -15,6 +15,7 @@ requirements/ by the lock's hashes (`--require-hashes --no-deps`), never from th
 
 import json
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -120,7 +121,8 @@ def download_reason(python, target, name, version, staging, env, index_url):
     """Why `name==version` alone cannot install on Python `target` (Requires-Python, no fitting wheel), or None:
     pip's own answer, asked under that target's interpreter without resolving anything else."""
     argv = [*launcher(python, target, staging, "pip"), "download", "--isolated", "--no-deps", "--only-binary=:all:",
-            "--no-cache-dir", "--dest", staging / "why-not" / slug(target), *index_args(index_url),
+            *(http_cache_args(env) or ["--no-cache-dir"]), "--dest", staging / "why-not" / slug(target),
+            *index_args(index_url),
             f"{name}=={version}"]
     try:
         run(argv, env=env)
@@ -268,7 +270,11 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     """
     output = staging / f"requirements-{slug(target)}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [*launcher(python, target, staging, "piptools"), "compile", *compile_flags(COMPILE_FLAGS, no_binary),
+    flags = list(compile_flags(COMPILE_FLAGS, no_binary))
+    # pip-compile's --cache-dir is pip-tools' dependency cache (per pair: what a wheel needs differs between pairs)
+    # and pip's cache too; pip's own --cache-dir in --pip-args comes after it, so pip's HTTP cache is the shared one.
+    flags[-1] += "".join(f" {shlex.quote(str(arg))}" for arg in http_cache_args(env))
+    argv = [*launcher(python, target, staging, "piptools"), "compile", *flags,
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
             "--output-file", output, *index_args(index_url), *cooldown.kept_args(),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
@@ -290,6 +296,13 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
                            "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
                            + ") and run `make freeze` again.", index=index_url) from None
     return output.read_text(encoding="utf-8")
+
+
+def http_cache_args(env):
+    """pip's option for the one HTTP cache every pair shares (PIP_CACHE_DIR of the freeze's environment; pip's cache
+    is safe across processes), given on the command line: --isolated keeps pip from reading PIP_* variables."""
+    cache = (env or {}).get("PIP_CACHE_DIR")
+    return ["--cache-dir", cache] if cache else []
 
 
 def slug(target):
@@ -426,7 +439,7 @@ def download(pin, target, downloads, env, index_url):
     wanted.write_text(lockfile.hashed_line(pin, pin.hashes) + "\n")
     dest = downloads / slug(target)
     options = ["download", "--isolated", "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version",
-               python_of(target), "--dest", dest, *index_args(index_url), "-r", wanted]
+               python_of(target), "--dest", dest, *http_cache_args(env), *index_args(index_url), "-r", wanted]
     common = [sys.executable, "-I", "-m", "pip", *options]
     before = set(dest.glob("*")) if dest.exists() else set()
     try:
