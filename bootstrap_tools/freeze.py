@@ -26,7 +26,7 @@ from bootstrap_tools import (
     cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
     virtualenv_py as virtualenv_script,
 )
-from bootstrap_tools import inputs_digest
+from bootstrap_tools import inputs_digest, parallel
 from bootstrap_tools.pythons import interpreter_for, running_target
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin
@@ -261,6 +261,9 @@ def parse_args(argv):
                         help="the index's name in requirements-provenance.json (default: `default` for pip's own)")
     parser.add_argument("--accept-changed-hashes", action="store_true",
                         help="accept other bytes for a version already in the lock (reported); never by default")
+    parser.add_argument("--jobs", type=int, default=parallel.default_jobs(), metavar="N",
+                        help="resolve up to N (platform, Python) pairs at once (FREEZE_JOBS; default: the cores, at "
+                             f"most {parallel.MAX_JOBS}; 1: one after another); the lock is the same for any N")
     return parser.parse_args(argv)
 
 
@@ -298,7 +301,7 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
     if no_binary is not None and not args.upgrade:  # an upgrade asks again: a new release may have wheels
         no_binary |= sdists.known_names(ROOT, lock_pins)
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
-                                       lock_pins, constraints, no_binary, args.resolution)
+                                       lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs)
     header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
     if args.platforms:
         header += f"# platforms: {' '.join(args.platforms)}\n"
