@@ -49,6 +49,9 @@ INDEX_URL ?=
 COOLDOWN_DAYS ?= 7
 # The name requirements-provenance.json gives INDEX_URL's index (`default` is pip's own; never a URL).
 INDEX_NAME ?=
+# How many (platform, Python) pairs `make freeze*` resolves at once (empty: the cores, at most 4; 1: one after
+# another). The lock, requirements/ and the report are the same for any number.
+FREEZE_JOBS ?=
 # ACCEPT_CHANGED_HASHES=1: `make freeze*` accepts other bytes for a version already in the lock (the report lists them).
 ACCEPT_CHANGED_HASHES ?=
 # PACKAGES="django celery": `make freeze-upgrade` moves only these (and what they need), not the seed or virtualenv.py.
@@ -71,7 +74,8 @@ VE_PYTHON = "$(or $(realpath $(VE)),$(VE))/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --resolution "$(RESOLUTION)" \
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
-	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)") --glibc-floor "$(GLIBC_FLOOR)"
+	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)") --glibc-floor "$(GLIBC_FLOOR)" \
+	$(if $(FREEZE_JOBS),--jobs "$(FREEZE_JOBS)")
 # make check compares the lock's header with these settings.
 CHECK_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --glibc-floor "$(GLIBC_FLOOR)"
 # bootstrap.py (and, through its importer, the bootstrap_build modules it needs) are compiled from their tracked

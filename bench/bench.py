@@ -4,6 +4,8 @@ Usage (inside ./ve, as `make bench` runs it):
     python bench/bench.py [run] [--rounds N] [--cases fresh,noop,repin,scale] [--python python3]
     python bench/bench.py profile [--rounds N] [--sets own,scale]   where `make ve`'s time goes (profiling.py)
     python bench/bench.py lock                                    regenerate bench/uv.txt (needs the index)
+    python bench/bench.py freeze [--rounds N] [--cases nochange,add,scale]   `make freeze` against uv's lock
+                                                                  (needs the index; freeze_cases.py)
 
 Contenders alternate A B C A B C ... so that drift (page cache, other load) spreads over all of them:
   make ve    this project's bootstrap, `make ve PYTHON=<python>` in a copy of the tree under build/bench/
@@ -44,6 +46,9 @@ def main(argv):
             lock_uv()
             return 0
         python = real_python(args.python)
+        if args.command == "freeze":
+            from freeze_cases import run_freeze
+            return run_freeze(args, ensure_uv(python))
         if args.command == "profile":
             return profile(args, python)
         return bench(args, python)
@@ -53,10 +58,11 @@ def main(argv):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "profile", "lock"))
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "profile", "lock", "freeze"))
     parser.add_argument("--rounds", type=int, default=5, help="rounds per case (default 5)")
-    parser.add_argument("--cases", default="fresh,noop,repin,scale",
-                        help="comma-separated: fresh, noop, repin, scale")
+    parser.add_argument("--cases", default=None,
+                        help="comma-separated: fresh, noop, repin, scale (default: all); for freeze: nochange, add, "
+                             "scale (default: all)")
     parser.add_argument("--sets", default="own,scale", help="profile: which lock sets to profile (own, scale)")
     parser.add_argument("--python", default="python3", help="interpreter for every contender (default python3)")
     args = parser.parse_args(argv)
@@ -163,7 +169,7 @@ def rounds(contenders, count, label):
 
 
 def bench(args, python):
-    cases = [case.strip() for case in args.cases.split(",") if case.strip()]
+    cases = [case.strip() for case in (args.cases or "fresh,noop,repin,scale").split(",") if case.strip()]
     unknown = set(cases) - {"fresh", "noop", "repin", "scale"}
     if unknown:
         raise ToolError(f"unknown case(s) {', '.join(sorted(unknown))}; choose among fresh, noop, repin, scale.")

@@ -26,6 +26,7 @@ from bootstrap_tools import (
     cooldown, lockfile, pins_file, platforms, report, requirements_in, sdists, seeds, supply, switch, targets,
     virtualenv_py as virtualenv_script,
 )
+from bootstrap_tools import inputs_digest, parallel
 from bootstrap_tools.pythons import interpreter_for, running_target
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin
@@ -57,6 +58,8 @@ def main(argv):
             check_packages(args.upgrade_package, before_lock)
             # The targets of the lock: each Python, or each (platform, Python) pair when platforms are declared.
             args.pairs = platforms.pairs(ROOT, args.targets, args.platforms)
+            if no_change(args, before_lock, note, started):
+                return 0
             staging = fresh_dir(BUILD / "freeze")
             start_cooldown(args, before_lock, staging)
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
@@ -76,6 +79,7 @@ def main(argv):
             verify(pins, staged, args.pairs)
             if built.build_pins:
                 verify(built.build_pins, staged, args.targets)
+            lock_text = inputs_digest.stamp(ROOT, args, lock_text, linux_floor(args))
             seed = virtualenv_py = None
             if args.upgrade:
                 seed = stage_seed(pins, staged, staging, env, args.index_url)
@@ -113,6 +117,29 @@ def main(argv):
          f"(report also in {REPORT.relative_to(ROOT)})")
     print(text, end="")
     return 0
+
+
+def no_change(args, lock_text, note, started):
+    """`make freeze` when nothing it resolves from changed since the lock was made (the lock's `# inputs sha256:`,
+    bootstrap_tools/inputs_digest.py): the tree is checked against the lock, and no pair is resolved again."""
+    why, text = inputs_digest.unchanged(ROOT, args, lock_text, linux_floor(args), note)
+    if text is None:
+        if not (args.upgrade or args.upgrade_package):
+            step(f"resolving every target: {why} since the lock was made" if why == "inputs changed"
+                 else f"resolving every target: {why}")
+        return False
+    pins = lockfile.parse(lock_text)[0]
+    files = sorted(path for path in WHEELHOUSE.glob("*") if path.is_file() and not path.name.startswith("."))
+    step(f"inputs unchanged since the lock was made (its `{inputs_digest.LINE}` line: requirements.in, "
+         "CONSTRAINTS, TARGET_PYTHONS, TARGET_PLATFORMS and their descriptors, GLIBC_FLOOR, RESOLUTION, the index, "
+         f"the lock): resolution skipped; {len(files)} artifacts verified against the lock")
+    text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(text, encoding="utf-8")
+    step(f"done: no change: {len(pins)} pins, {len(files)} artifacts, {time.monotonic() - started:.1f} s "
+         f"(report also in {REPORT.relative_to(ROOT)})")
+    print(text, end="")
+    return True
 
 
 AFTER_SWITCH = ("The switch was done: the new requirements.txt, requirements.pins, requirements/, virtualenv_support/ "
@@ -233,6 +260,9 @@ def parse_args(argv):
                         help="the index's name in requirements-provenance.json (default: `default` for pip's own)")
     parser.add_argument("--accept-changed-hashes", action="store_true",
                         help="accept other bytes for a version already in the lock (reported); never by default")
+    parser.add_argument("--jobs", type=int, default=parallel.default_jobs(), metavar="N",
+                        help="resolve up to N (platform, Python) pairs at once (FREEZE_JOBS; default: the cores, at "
+                             f"most {parallel.MAX_JOBS}; 1: one after another); the lock is the same for any N")
     return parser.parse_args(argv)
 
 
@@ -276,7 +306,7 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
         no_binary |= locked & moving
         offered = sdists.offer_locked(ROOT, lock_pins, locked - moving, staging)
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
-                                       lock_pins, constraints, no_binary, args.resolution)
+                                       lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs)
     if offered:
         # pip-compile hashed the metadata-only wheel; the lock keeps the sdist's hashes it had.
         body = sdists.add_hashes(body, offered, replace=True)

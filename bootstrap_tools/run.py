@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from bootstrap_build import processes
-from bootstrap_tools import cooldown
+from bootstrap_tools import cooldown, parallel
 
 
 class ToolError(Exception):
@@ -38,14 +38,22 @@ def index_args(index_url):
 def run(argv, *, env=None, cwd=None, capture=True):
     """Run argv (a list, never a shell string); on failure raise ToolError quoting it and its output."""
     argv = [str(arg) for arg in argv]
+    parallel.check_stopped()  # a job whose result is no longer wanted starts nothing more
     try:
-        result = subprocess.run(
-            argv, env=env, cwd=cwd, text=True,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.STDOUT if capture else None,
-        )
+        child = subprocess.Popen(argv, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE if capture else None,
+                                 stderr=subprocess.STDOUT if capture else None)
     except OSError as exc:
         raise ToolError(f"cannot run {shlex.join(argv)}: {exc.strerror}") from None
+    parallel.started(child)  # so a stopped job's child is terminated
+    try:
+        stdout, _ = child.communicate()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    finally:
+        parallel.finished(child)
+    result = subprocess.CompletedProcess(argv, child.returncode, stdout)
     if result.returncode != 0:
         if cooldown.missing_upload_times(result.stdout):
             # Not a failure of this step: the index cannot serve the cooling-off at all (output=None: final).

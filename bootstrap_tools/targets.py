@@ -15,6 +15,7 @@ requirements/ by the lock's hashes (`--require-hashes --no-deps`), never from th
 
 import json
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bootstrap_build import lockfile as build_lockfile
-from bootstrap_tools import cooldown, lockfile, platforms, unify
+from bootstrap_tools import cooldown, lockfile, parallel, platforms, unify
 from bootstrap_tools.platforms import Pair, python_of
 from bootstrap_tools.pythons import find_python, marker_for, running_target
 from bootstrap_tools.run import (
@@ -65,7 +66,7 @@ class NoWheel(Exception):
 
 
 def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=(),
-                no_binary=None, resolution="fewest"):
+                no_binary=None, resolution="fewest", jobs=1):
     """pip-compile requirements.in under each target; return (merged lock body without our header, splits).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
@@ -74,26 +75,49 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
     wheel are added to it); resolution: "fewest" (one version of each package for every target where one fits,
     see unify.py) or "newest" (each target its own newest). splits: {name: [why no single version fits]} for
     the packages left with more than one version under "fewest"; None under "newest", which does not try.
+    jobs: how many targets pip-compile resolves at once (parallel.py); the result is the same for any number.
     """
     results, unconstrained, pythons = {}, {}, {}
     no_binary = set() if no_binary is None else no_binary
-    for target in targets:
-        python = pythons[target] = tool_python(root, python_of(target), staging, env, lock_pins)
+    for target in targets:  # one after another: the pairs of one Python share its environment
+        pythons[target] = tool_python(root, python_of(target), staging, env, lock_pins)
 
-        def compile_target(names, constraints=constraints, python=python, target=target):
-            return compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints,
-                               names)
+    def first_pass(target, names):
+        """(pip-compile's output, the failure that made it drop the constraints or None); `names` grows."""
+        def compile_target(allowed, constraints=constraints):
+            return compile_one(root, pythons[target], target, staging, env, upgrade, index_url, previous_pins,
+                               constraints, allowed)
 
         try:
-            results[target] = compile_allowing_sdists(compile_target, no_binary)
+            return compile_allowing_sdists(compile_target, names), None
         except ToolError as exc:
             # Pins frozen on one Python (an adopted project's requirements.txt) may not all exist for another:
             # they hold where they can; a target where they cannot is resolved on its own, and said so.
             if not constraints or exc.output is None:
                 raise
-            unconstrained[target] = exc
             print(f"==> the constraints cannot all hold for Python {target}; resolving it without them", flush=True)
-            results[target] = compile_allowing_sdists(lambda names: compile_target(names, ()), no_binary)
+            return compile_allowing_sdists(lambda allowed: compile_target(allowed, ()), names), exc
+
+    # Side by side, each target starts from the names without a wheel known before any ran; one after another, a
+    # target starts from those its predecessors found too. Where they differ, the target is resolved again as the
+    # sequential run would have, so the lock is the same for any number of jobs.
+    start, side_by_side_run = frozenset(no_binary), jobs > 1 and len(targets) > 1
+    if side_by_side_run:
+        print(f"==> pip-compile for {len(targets)} targets, {min(jobs, len(targets))} at a time (FREEZE_JOBS)",
+              flush=True)
+
+    def side_by_side(target):
+        names = set(start if side_by_side_run else no_binary)
+        return first_pass(target, names) + (names,)
+
+    for target, (text, failure, names) in parallel.in_order(targets, side_by_side, jobs):
+        if side_by_side_run and no_binary != start:
+            names = set(no_binary)
+            text, failure = first_pass(target, names)
+        no_binary |= names
+        results[target] = text
+        if failure is not None:
+            unconstrained[target] = failure
     if unconstrained and len(unconstrained) == len(targets):
         raise next(iter(unconstrained.values()))
     splits = None
@@ -122,7 +146,8 @@ def download_reason(python, target, name, version, staging, env, index_url):
     """Why `name==version` alone cannot install on Python `target` (Requires-Python, no fitting wheel), or None:
     pip's own answer, asked under that target's interpreter without resolving anything else."""
     argv = [*launcher(python, target, staging, "pip"), "download", "--isolated", "--no-deps", "--only-binary=:all:",
-            "--no-cache-dir", "--dest", staging / "why-not" / slug(target), *index_args(index_url),
+            *(http_cache_args(env) or ["--no-cache-dir"]), "--dest", staging / "why-not" / slug(target),
+            *index_args(index_url),
             f"{name}=={version}"]
     try:
         run(argv, env=env)
@@ -270,7 +295,11 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     """
     output = staging / f"requirements-{slug(target)}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
-    argv = [*launcher(python, target, staging, "piptools"), "compile", *compile_flags(COMPILE_FLAGS, no_binary),
+    flags = list(compile_flags(COMPILE_FLAGS, no_binary))
+    # pip-compile's --cache-dir is pip-tools' dependency cache (per pair: what a wheel needs differs between pairs)
+    # and pip's cache too; pip's own --cache-dir in --pip-args comes after it, so pip's HTTP cache is the shared one.
+    flags[-1] += "".join(f" {shlex.quote(str(arg))}" for arg in http_cache_args(env))
+    argv = [*launcher(python, target, staging, "piptools"), "compile", *flags,
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
             "--output-file", output, *index_args(index_url), *cooldown.kept_args(), *locked_sdists_args(staging),
             *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
@@ -298,6 +327,13 @@ def locked_sdists_args(staging):
     """--find-links for the metadata of the locked sdists (sdists.offer_locked), when this freeze has any."""
     offered = staging / LOCKED_SDISTS
     return ["--find-links", offered] if offered.is_dir() else []
+
+
+def http_cache_args(env):
+    """pip's option for the one HTTP cache every pair shares (PIP_CACHE_DIR of the freeze's environment; pip's cache
+    is safe across processes), given on the command line: --isolated keeps pip from reading PIP_* variables."""
+    cache = (env or {}).get("PIP_CACHE_DIR")
+    return ["--cache-dir", cache] if cache else []
 
 
 def slug(target):
@@ -434,7 +470,7 @@ def download(pin, target, downloads, env, index_url):
     wanted.write_text(lockfile.hashed_line(pin, pin.hashes) + "\n")
     dest = downloads / slug(target)
     options = ["download", "--isolated", "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version",
-               python_of(target), "--dest", dest, *index_args(index_url), "-r", wanted]
+               python_of(target), "--dest", dest, *http_cache_args(env), *index_args(index_url), "-r", wanted]
     common = [sys.executable, "-I", "-m", "pip", *options]
     before = set(dest.glob("*")) if dest.exists() else set()
     try:

@@ -217,11 +217,19 @@ def test_freeze_after_removing_a_requirement_prunes_its_artifact(project):
     assert_ok(project.make("check"))
 
 
+def without_inputs_line(text):
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("# inputs sha256:"))
+
+
 @slow
 def test_freeze_on_a_frozen_tree_and_twice_in_a_row_changes_nothing(project):
     before = source_digest(project.path)
+    lock = project.read("requirements.txt")
     result = assert_ok(project.freeze())
-    assert diff_digests(before, source_digest(project.path)) == []
+    # Another index than the one the lock was made with: resolved in full, and only the inputs digest differs.
+    assert "==> resolving every target: inputs changed since the lock was made" in result.stdout, describe(result)
+    assert without_inputs_line(project.read("requirements.txt")) == without_inputs_line(lock)
+    assert [line.split(":")[0] for line in diff_digests(before, source_digest(project.path))] == ["requirements.txt"]
     lines = report_lines(result, project)
     assert lines[:2] == ["Pins (requirements.txt):", "  no change"], lines
     assert "Artifacts:" in lines and lines[lines.index("Artifacts:") + 1] == "  no change", lines
@@ -231,6 +239,33 @@ def test_freeze_on_a_frozen_tree_and_twice_in_a_row_changes_nothing(project):
     first = source_digest(project.path)
     assert_ok(project.freeze())
     assert diff_digests(first, source_digest(project.path)) == []
+
+
+@slow
+def test_freeze_with_inputs_unchanged_skips_resolution_and_an_edit_resolves_again(project):
+    assert_ok(project.freeze())  # against this test's index: the lock's inputs digest is now for it
+    first = source_digest(project.path)
+    result = assert_ok(project.freeze())
+    skipped = [line for line in result.stdout.splitlines() if "resolution skipped" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("==> inputs unchanged since the lock was made"), describe(result)
+    assert "pip-compile" not in result.stdout and "==> downloading" not in result.stdout, describe(result)
+    assert "==> done: no change:" in result.stdout, describe(result)
+    lines = report_lines(result, project)
+    assert lines[:2] == ["Pins (requirements.txt):", "  no change"], lines
+    assert diff_digests(first, source_digest(project.path)) == []
+    assert_ok(project.make("check"))
+
+    # An edit of requirements.in (a comment: the pins cannot move) or of the lock changes the digest: resolved.
+    project.requirements_in(add=["# a comment"])
+    result = assert_ok(project.freeze())
+    assert "==> resolving every target: inputs changed" in result.stdout, describe(result)
+    assert "==> pip-compile for Python" in result.stdout, describe(result)
+    lock = project.path / "requirements.txt"
+    lock.write_text(lock.read_text(encoding="utf-8").replace("# via", "#  via", 1), encoding="utf-8")
+    result = assert_ok(project.freeze())
+    assert "==> pip-compile for Python" in result.stdout, describe(result)
+    assert "#  via" not in project.read("requirements.txt")
+    assert "resolution skipped" in assert_ok(project.freeze()).stdout
 
 
 # --- make freeze-upgrade -------------------------------------------------------------------------------------
@@ -439,7 +474,7 @@ def test_freeze_keeps_the_real_wheel_and_prunes_its_backup_copy(project):
     result = assert_ok(project.freeze())
     assert "==> downloading" not in result.stdout, describe(result)  # the real wheel is reused, not refetched
     assert pluggy.exists() and not backup.exists()
-    assert project.read("requirements.txt") == before
+    assert without_inputs_line(project.read("requirements.txt")) == without_inputs_line(before)
     assert_ok(project.make("check"))
 
 

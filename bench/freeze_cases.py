@@ -1,0 +1,145 @@
+"""`python bench/bench.py freeze`: `make freeze` timed against uv's lock of the same requirements.in, in the same run.
+
+Opt-in (plain `make bench` stays offline once its peers are fetched): every case needs the package index (pip's
+default, and uv's). Contenders alternate as in bench.py, in a copy of the project under build/bench/freeze/:
+  make freeze     the project's `make freeze` (TARGET_PYTHONS and TARGET_PLATFORMS of its Makefile)
+  uv cold         `uv pip compile --universal --generate-hashes requirements.in`, an empty cache each round
+  uv warm         the same with its cache kept (warmed once, untimed)
+Cases:
+  nochange  `make freeze` with nothing changed on this repository (primed once, untimed: the lock then records
+            its inputs digest, as after any freeze)
+  add       one package (ADDED) added to requirements.in; the tree is put back (untimed) before each round, the
+            freeze's HTTP cache kept, as for a maintainer
+  scale     the first freeze of the bench's scale set (bench/requirements.in, added to the project's own
+            requirements.in) for the repository's targets: each round starts from the project's lock with
+            .bootstrap/ removed (no cache of any kind)
+"""
+
+import shutil
+import statistics
+
+from workspace import ROOT, WORK, contender_env, copy_tree, count_pins, fresh_dir, load_note, remove, say
+from peers import REFERENCE_IN
+from bootstrap_tools.run import ToolError, run
+
+CASES = ("nochange", "add", "scale")
+ADDED = "six"  # small, pure Python, not in the project's lock
+# What a freeze writes in the tree: put back before each round of the cases that change it.
+FROZEN = ("requirements.in", "requirements.txt", "requirements.pins", "requirements", "requirements-provenance.json",
+          "pylock.toml", "requirements-build.txt", "requirements-built.json")
+
+
+class Contender:
+    def __init__(self, name, argv, prepare=None):
+        self.name, self.argv, self.prepare, self.times = name, argv, prepare, []
+
+
+def oldest_target(tree):
+    text = (tree / "requirements.txt").read_text()
+    targets = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("# targets:")), [])
+    return min(targets, key=lambda version: tuple(map(int, version.split(".")))) if targets else "3.10"
+
+
+def uv_contenders(uv, tree, work):
+    def compile_argv(cache):
+        return [uv, "pip", "compile", "--no-config", "--universal", "--generate-hashes", "--quiet",
+                "--python-version", oldest_target(tree), "--cache-dir", cache, "-o", work / "uv-lock.txt",
+                tree / "requirements.in"]
+    cold = Contender("uv pip compile --universal (cold cache)", compile_argv(work / "uv-cold"),
+                     prepare=lambda env: remove(work / "uv-cold"))
+    warm = Contender("uv pip compile --universal (warm cache)", compile_argv(work / "uv-warm"))
+    return cold, warm
+
+
+def snapshot(tree, dest):
+    fresh_dir(dest)
+    for name in FROZEN:
+        source = tree / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name)
+        elif source.exists():
+            shutil.copy2(source, dest / name)
+
+
+def put_back(saved, tree):
+    for name in FROZEN:
+        remove(tree / name)
+        source = saved / name
+        if source.is_dir():
+            shutil.copytree(source, tree / name)
+        elif source.exists():
+            shutil.copy2(source, tree / name)
+
+
+def timed(contender, work):
+    import time
+
+    env = contender_env(fresh_dir(work / "home"))
+    if contender.prepare:
+        contender.prepare(env)
+    started = time.perf_counter()
+    run(contender.argv, cwd=work / "tree", env=env)
+    contender.times.append(time.perf_counter() - started)
+
+
+def freeze_case(case, uv, count):
+    work = WORK / "freeze" / case
+    say(f"==> case freeze-{case}: copying the project to {(work / 'tree').relative_to(ROOT)}")
+    tree = copy_tree(work / "tree")
+    env = contender_env(fresh_dir(work / "home"))
+    say(f"==> case freeze-{case}: building its ve and priming its lock with one `make freeze` (untimed, needs the "
+        "index)")
+    run(["make", "freeze"], cwd=tree, env=env)
+    saved = work / "saved"
+    snapshot(tree, saved)
+    added = {"add": f"{ADDED}\n", "scale": REFERENCE_IN.read_text()}.get(case)
+
+    def prepare(env):
+        put_back(saved, tree)
+        if case == "scale":
+            remove(tree / ".bootstrap")  # a first freeze: no cache of any kind
+        with open(tree / "requirements.in", "a") as handle:
+            handle.write(added)
+    prepare = prepare if added else None
+    ours = Contender("make freeze", ["make", "freeze"], prepare)
+    cold, warm = uv_contenders(uv, tree, work)
+    if prepare:
+        prepare(env)  # uv locks the same requirements.in as the timed freeze
+    run(warm.argv, cwd=tree, env=env)  # warms uv's cache (untimed)
+    contenders = [ours, cold, warm]
+    say(f"==> case freeze-{case}: {count} rounds of {', '.join(c.name for c in contenders)}")
+    for number in range(1, count + 1):
+        for contender in contenders:
+            timed(contender, work)
+        say(f"    freeze-{case} round {number}/{count}: "
+            + "  ".join(f"{c.name} {c.times[-1]:.3f} s" for c in contenders))
+    pins = count_pins(tree / "requirements.txt")
+    return f"freeze-{case}", contenders, f"{pins} pins in the lock after the last round"
+
+
+def run_freeze(args, uv):
+    cases = [case.strip() for case in args.cases.split(",") if case.strip()] if args.cases else list(CASES)
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        raise ToolError(f"unknown freeze case(s) {', '.join(sorted(unknown))}; choose among {', '.join(CASES)}.")
+    say(f"==> {load_note()}")
+    results = [freeze_case(case, uv, args.rounds) for case in cases]
+    lines = [f"uv: {uv}", f"at the end: {load_note()}", "",
+             f"{'case':<15} {'contender':<42} {'min s':>8} {'median s':>9} {'max s':>8}  per round (s)"]
+    machine = []
+    for case, contenders, note in results:
+        for contender in contenders:
+            times = contender.times
+            lines.append(f"{case:<15} {contender.name:<42} {min(times):8.3f} {statistics.median(times):9.3f} "
+                         f"{max(times):8.3f}  " + " ".join(f"{t:.3f}" for t in times))
+        ours, cold, warm = (statistics.median(c.times) for c in contenders)
+        lines.append(f"{case:<15} ratio make freeze / uv cold {ours / cold:.2f}, / uv warm {ours / warm:.2f}  ({note})")
+        lines.append("")
+        machine.append(f"case={case} median_s={ours:.3f} uv_cold_median_s={cold:.3f} uv_warm_median_s={warm:.3f} "
+                       f"ratio_vs_uv_cold={ours / cold:.2f} ratio_vs_uv_warm={ours / warm:.2f} rounds={args.rounds}")
+    report = "\n".join(lines + machine) + "\n"
+    (WORK / "freeze-results.txt").write_text(report)
+    say("")
+    say(report.rstrip())
+    say(f"(also in {(WORK / 'freeze-results.txt').relative_to(ROOT)})")
+    return 0

@@ -1,0 +1,187 @@
+"""`make freeze` doing nothing twice (issue 29): one HTTP cache for every pair, artifacts at hand never downloaded
+again, pairs resolved side by side with the same lock, requirements/ and report as one after another."""
+
+import difflib
+import hashlib
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    assert_ok, assert_one_error, built, copy_checkout, describe, diff_digests, run_make, tree_digest,
+)
+from index_helpers import build_wheel
+from bootstrap_tools import lockfile, parallel, targets
+from bootstrap_tools.run import ToolError, run
+
+THIS_PYTHON = "%d.%d" % sys.version_info[:2]
+PLATFORMS = "linux-x86_64 linux-aarch64 macos-arm64"
+
+
+# --- one HTTP cache, pip-tools' cache per pair, nothing at hand downloaded --------------------------------------
+
+
+def test_pip_compile_and_pip_download_share_one_http_cache_and_keep_pip_tools_cache_per_pair(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(targets, "run", lambda argv, **kwargs: seen.append([str(arg) for arg in argv]) or "")
+    shared = tmp_path / "cache dir" / "pip"
+    env = {"PIP_CACHE_DIR": str(shared)}
+    targets.compile_one(tmp_path, sys.executable, THIS_PYTHON, tmp_path, env, False, "", {})
+    argv = seen[-1]
+    pip_args = argv[argv.index("--pip-args") + 1]
+    assert pip_args.endswith(f" --cache-dir '{shared}'"), pip_args  # pip's HTTP cache: the shared one
+    assert argv[argv.index("--cache-dir") + 1] == str(tmp_path / ".bootstrap" / "cache" / f"pip-tools-{THIS_PYTHON}")
+
+    digest = hashlib.sha256(b"wheel").hexdigest()
+    pin = lockfile.parse_line(f"alpha==1.0 --hash=sha256:{digest}")
+
+    def fake_download(argv, **kwargs):
+        seen.append([str(arg) for arg in argv])
+        dest = Path(argv[argv.index("--dest") + 1])
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "alpha-1.0-py3-none-any.whl").write_bytes(b"wheel")
+        return ""
+    monkeypatch.setattr(targets, "run", fake_download)
+    targets.download(pin, THIS_PYTHON, tmp_path / "downloads", env, "")
+    assert seen[-1][seen[-1].index("--cache-dir") + 1] == str(shared), seen[-1]
+
+
+def test_an_artifact_at_hand_with_a_locked_hash_is_never_downloaded(tmp_path, monkeypatch):
+    wheel = build_wheel(tmp_path / "requirements", "alpha", "1.0")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    pin = lockfile.parse_line(f"alpha==1.0 --hash=sha256:{digest}")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("downloaded an artifact requirements/ holds")
+    monkeypatch.setattr(targets, "download", refuse)
+    chosen = targets.fetch_for_targets([pin], ["3.10", "3.13"], {wheel: digest}, tmp_path / "downloads", {}, "")
+    assert chosen == {pin: [wheel]}
+
+
+# --- side by side, shown in order ------------------------------------------------------------------------------
+
+
+def test_jobs_side_by_side_show_their_output_in_order_and_stop_at_the_first_failure_in_order(capsys):
+    def work(item):
+        time.sleep(0.05 * (3 - item))  # the later ones finish first
+        print(f"==> job {item}")
+        print(f"job {item} on stderr", file=sys.stderr)
+        return item * 10
+
+    assert list(parallel.in_order(range(4), work, 3)) == [(0, 0), (1, 10), (2, 20), (3, 30)]
+    out, err = capsys.readouterr()
+    assert out == "".join(f"==> job {item}\n" for item in range(4))
+    assert err == "".join(f"job {item} on stderr\n" for item in range(4))
+
+    started = []
+    lock = threading.Lock()
+
+    def failing(item):
+        with lock:
+            started.append(item)
+        print(f"==> job {item}")
+        if item in (0, 1, 2):
+            time.sleep({0: 0.3, 1: 0.5, 2: 0}[item])
+        if item in (1, 2):  # 2 fails first, 1 is the first in order to fail
+            raise ToolError(f"job {item} failed")
+        return item
+
+    with pytest.raises(ToolError, match="job 1 failed"):
+        list(parallel.in_order(range(6), failing, 3))
+    out, _ = capsys.readouterr()
+    assert out == "==> job 0\n==> job 1\n"  # nothing of the jobs after the failing one
+    assert sorted(started) == [0, 1, 2]  # none started after job 2 failed
+
+    def slow_child(item):
+        if item == 0:
+            time.sleep(0.2)
+            raise ToolError("job 0 failed")
+        run([sys.executable, "-c", "import time; time.sleep(60)"])  # terminated when job 0 fails
+
+    begun = time.monotonic()
+    with pytest.raises(ToolError, match="job 0 failed"):
+        list(parallel.in_order(range(2), slow_child, 2))
+    assert time.monotonic() - begun < 20
+
+
+# --- the same lock, requirements/ and report for any number of jobs --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    from test_freeze import make_index
+
+    root = tmp_path_factory.mktemp("freeze-speed")
+    path = copy_checkout(root / "checkout")
+    index = make_index(root / "index")
+    (path / "requirements.in").write_text((path / "requirements.in").read_text() + "alpha\n")
+    built(run_make(path, "ve"))
+    pristine = root / "pristine"
+    shutil.copytree(path, pristine, symlinks=True, ignore=lambda directory, names: (
+        [name for name in names if name in LOCAL] if directory == str(path) else []))
+    return path, pristine, index
+
+
+LOCAL = ("ve", ".ve-a", ".ve-b", ".ve.lock", ".bootstrap", "build")
+
+
+def restore(path, pristine):
+    for entry in path.iterdir():
+        if entry.name in LOCAL:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    shutil.copytree(pristine, path, symlinks=True, dirs_exist_ok=True)
+    shutil.rmtree(path / ".bootstrap", ignore_errors=True)
+
+
+def freeze(path, index, jobs, *more):
+    return run_make(path, "freeze", f"INDEX_URL={index.url}", f"TARGET_PYTHONS={THIS_PYTHON}",
+                    f"TARGET_PLATFORMS={PLATFORMS}", f"FREEZE_JOBS={jobs}", "COOLDOWN_DAYS=0", *more)  # no clock
+
+
+def source(path):
+    return {name: digest for name, digest in tree_digest(path).items()
+            if name.split("/", 1)[0] not in LOCAL and "__pycache__" not in name}
+
+
+def outcome(path):
+    return source(path), (path / ".bootstrap" / "freeze-report.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_multi_pair_freeze_side_by_side_makes_the_same_tree_and_report_as_one_after_another(checkout):
+    path, pristine, index = checkout
+    restore(path, pristine)
+    sequential = assert_ok(freeze(path, index, 1))
+    assert "at a time" not in sequential.stdout, describe(sequential)
+    expected = outcome(path)
+    restore(path, pristine)
+    side_by_side = assert_ok(freeze(path, index, 3))
+    assert "==> pip-compile for 3 targets, 3 at a time (FREEZE_JOBS)" in side_by_side.stdout, describe(side_by_side)
+    tree, report = outcome(path)
+    assert diff_digests(expected[0], tree) == []
+    assert report == expected[1], "".join(difflib.unified_diff(expected[1].splitlines(True), report.splitlines(True)))
+    # The pairs' lines in the pairs' order, as one after another.
+    lines = [line for line in side_by_side.stdout.splitlines() if line.startswith("==> pip-compile for Python")]
+    assert lines == [line for line in sequential.stdout.splitlines() if line.startswith("==> pip-compile for Python")]
+    assert "alpha==1.0" in (path / "requirements.txt").read_text()
+
+
+@pytest.mark.slow
+def test_a_side_by_side_freeze_stops_at_the_first_pair_that_cannot_resolve(checkout):
+    path, pristine, index = checkout
+    restore(path, pristine)
+    (path / "requirements.in").write_text((path / "requirements.in").read_text() + "nosuchthing\n")
+    before = source(path)
+    result = freeze(path, index, 3)
+    error = assert_one_error(result, "pip-compile for Python", "nosuchthing", "Nothing was changed")
+    first = f"pip-compile for Python {THIS_PYTHON}"
+    assert f"{first} on {PLATFORMS.split()[0]} failed" in error, error
+    lines = [line for line in result.stdout.splitlines() if line.startswith("==> pip-compile for Python")]
+    # Only the first pair's output (its retry from an sdist included); the others' is never shown.
+    assert lines and set(lines) == {f"==> {first} on {PLATFORMS.split()[0]}"}, describe(result)
+    assert diff_digests(before, source(path)) == []
