@@ -2,15 +2,16 @@
 changed says so in seconds instead of resolving every (platform, Python) pair again.
 
 The inputs are everything a freeze that keeps pins resolves from: requirements.in, the constraints file, the
-targets, the platforms and their descriptors, the glibc floor, RESOLUTION, the index (its identity, hashed: a
-URL never reaches a committed file) and the lock itself (its every byte but this line), so a hand edit of the lock
-or of requirements.in makes the digest differ and the next freeze resolves in full. COOLDOWN_DAYS is not one: a
-freeze keeps the pins it has whatever the cutoff (freeze.start_cooldown).
+targets, the platforms and their descriptors, the glibc floor, RESOLUTION, the index's name (INDEX_NAME, as the
+provenance record names it) and the lock itself (its every byte but this line), so a hand edit of the lock or of
+requirements.in makes the digest differ and the next freeze resolves in full. Not the index's URL: a freeze that
+keeps its pins takes nothing new from any index, every artifact is checked against the lock, and a mirror's URL
+(one maintainer's, another's) must not rewrite a committed line. Not COOLDOWN_DAYS either: a freeze keeps the pins
+it has whatever the cutoff (freeze.start_cooldown).
 """
 
 import hashlib
 import platform
-from urllib.parse import urlsplit
 
 from bootstrap_tools import check, lockfile, platforms, report, sdists, unify
 
@@ -31,16 +32,6 @@ def without_line(lock_text):
     return "".join(line for line in lock_text.splitlines(keepends=True) if not line.startswith(LINE))
 
 
-def index_identity(index_url):
-    """The index as the digest knows it: scheme, host, port and path, no credentials, no trailing slash ("" for
-    pip's default); hashed before it is mixed in, though the digest hides it anyway."""
-    if not index_url:
-        return ""
-    parts = urlsplit(index_url)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return f"{parts.scheme.lower()}://{host.lower()}{parts.path.rstrip('/')}"
-
-
 def digest(root, args, lock_text, floor):
     """The sha256 of the freeze's inputs (see the module's docstring) with `lock_text`'s own line left out."""
     parts = [("requirements.in", (root / "requirements.in").read_bytes())]
@@ -54,7 +45,6 @@ def digest(root, args, lock_text, floor):
         parts.append(("this platform", f"{platform.system()} {platform.machine()}".encode()))
     parts.append(("glibc floor", floor.encode()))
     parts.append(("resolution", args.resolution.encode()))
-    parts.append(("index", hashlib.sha256(index_identity(args.index_url).encode()).hexdigest().encode()))
     parts.append(("index name", args.index_name.encode()))
     parts.append(("lock", without_line(lock_text).encode("utf-8")))
     total = hashlib.sha256()

@@ -224,12 +224,13 @@ def without_inputs_line(text):
 @slow
 def test_freeze_on_a_frozen_tree_and_twice_in_a_row_changes_nothing(project):
     before = source_digest(project.path)
-    lock = project.read("requirements.txt")
+    # With its inputs digest made to differ, the freeze resolves in full; it writes every byte back as it was (the
+    # index's URL, another for each test's index here, is no input: kept pins take nothing new from an index).
+    lock = project.path / "requirements.txt"
+    lock.write_text(re.sub(r"(?m)^# inputs sha256: .*$", "# inputs sha256: " + "0" * 64, lock.read_text()))
     result = assert_ok(project.freeze())
-    # Another index than the one the lock was made with: resolved in full, and only the inputs digest differs.
     assert "==> resolving every target: inputs changed since the lock was made" in result.stdout, describe(result)
-    assert without_inputs_line(project.read("requirements.txt")) == without_inputs_line(lock)
-    assert [line.split(":")[0] for line in diff_digests(before, source_digest(project.path))] == ["requirements.txt"]
+    assert diff_digests(before, source_digest(project.path)) == []
     lines = report_lines(result, project)
     assert lines[:2] == ["Pins (requirements.txt):", "  no change"], lines
     assert "Artifacts:" in lines and lines[lines.index("Artifacts:") + 1] == "  no change", lines
@@ -243,7 +244,7 @@ def test_freeze_on_a_frozen_tree_and_twice_in_a_row_changes_nothing(project):
 
 @slow
 def test_freeze_with_inputs_unchanged_skips_resolution_and_an_edit_resolves_again(project):
-    assert_ok(project.freeze())  # against this test's index: the lock's inputs digest is now for it
+    assert_ok(project.freeze())
     first = source_digest(project.path)
     result = assert_ok(project.freeze())
     skipped = [line for line in result.stdout.splitlines() if "resolution skipped" in line]

@@ -8,6 +8,7 @@ Nothing here needs the network: the "network" a hostile setup.py reaches is an H
 
 import http.server
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -137,7 +138,11 @@ def test_a_re_uploaded_sdist_of_a_locked_version_never_runs(frozen, tmp_path):
     checkout = copy_tree(frozen, tmp_path / "checkout")
     built(run_make(checkout, "ve"))
     before = source_digest(checkout)
+    # Another inputs digest, so that the freeze resolves in full (it writes the lock back as it was).
+    lock = checkout / "requirements.txt"
+    lock.write_text(re.sub(r"(?m)^# inputs sha256: .*$", "# inputs sha256: " + "0" * 64, lock.read_text()))
     result = freeze(checkout, index)
+    assert "resolving every target" in result.stdout, describe(result)
     assert not mark.exists(), "the index's re-uploaded setup.py ran:\n" + describe(result)
     # Its metadata came from requirements/: the lock keeps the locked sdist, nothing was rebuilt.
     assert_ok(result)
