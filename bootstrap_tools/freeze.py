@@ -131,7 +131,7 @@ def no_change(args, lock_text, note, started):
     pins = lockfile.parse(lock_text)[0]
     files = sorted(path for path in WHEELHOUSE.glob("*") if path.is_file() and not path.name.startswith("."))
     step(f"inputs unchanged since the lock was made (its `{inputs_digest.LINE}` line: requirements.in, "
-         "CONSTRAINTS, TARGET_PYTHONS, TARGET_PLATFORMS and their descriptors, GLIBC_FLOOR, RESOLUTION, the index, "
+         "CONSTRAINTS, TARGET_PYTHONS, TARGET_PLATFORMS and their descriptors, GLIBC_FLOOR, RESOLUTION, INDEX_NAME, "
          f"the lock): resolution skipped; {len(files)} artifacts verified against the lock")
     text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
