@@ -217,6 +217,13 @@ def test_freeze_after_removing_a_requirement_prunes_its_artifact(project):
     assert_ok(project.make("check"))
 
 
+def resolve_again(project):
+    """Make the lock's inputs digest differ, so that the next freeze resolves in full (as after any edit of its
+    inputs) instead of saying `no change` without asking the index; it writes the right digest back."""
+    lock = project.path / "requirements.txt"
+    lock.write_text(re.sub(r"(?m)^# inputs sha256: .*$", "# inputs sha256: " + "0" * 64, lock.read_text()))
+
+
 def without_inputs_line(text):
     return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("# inputs sha256:"))
 
@@ -226,8 +233,7 @@ def test_freeze_on_a_frozen_tree_and_twice_in_a_row_changes_nothing(project):
     before = source_digest(project.path)
     # With its inputs digest made to differ, the freeze resolves in full; it writes every byte back as it was (the
     # index's URL, another for each test's index here, is no input: kept pins take nothing new from an index).
-    lock = project.path / "requirements.txt"
-    lock.write_text(re.sub(r"(?m)^# inputs sha256: .*$", "# inputs sha256: " + "0" * 64, lock.read_text()))
+    resolve_again(project)
     result = assert_ok(project.freeze())
     assert "==> resolving every target: inputs changed since the lock was made" in result.stdout, describe(result)
     assert diff_digests(before, source_digest(project.path)) == []
@@ -397,6 +403,7 @@ def test_freeze_refuses_other_bytes_for_a_locked_version_naming_file_and_both_ha
     artifact = project.path / "requirements" / "alpha-1.0-py3-none-any.whl"
     old_hash = sha256_file(artifact)
     new_hash = republish(project.index, tmp_path, "alpha", "1.0", content="re-uploaded")
+    resolve_again(project)
     before = managed_digest(project.path)
     result = project.freeze()
     assert_one_error(result, "alpha==1.0", "requirements/alpha-1.0-py3-none-any.whl", old_hash, new_hash,
@@ -409,6 +416,7 @@ def test_freeze_accepts_changed_bytes_only_when_told_and_reports_them(project, t
     artifact = project.path / "requirements" / "alpha-1.0-py3-none-any.whl"
     old_hash = sha256_file(artifact)
     new_hash = republish(project.index, tmp_path, "alpha", "1.0", content="re-uploaded")
+    resolve_again(project)
     result = project.freeze("ACCEPT_CHANGED_HASHES=1")
     assert_ok(result)
     assert project.pins()["alpha"].hashes == {new_hash}
@@ -425,6 +433,7 @@ def test_freeze_reports_new_hashes_beside_the_locked_ones(project, tmp_path):
     old_hash = sha256_file(project.path / "requirements" / "alpha-1.0-py3-none-any.whl")
     extra = project.index.add_file(build_wheel(tmp_path / "extra", "alpha", "1.0", tag="py2.py3-none-any",
                                                content="another file of 1.0"))
+    resolve_again(project)
     result = assert_ok(project.freeze())
     assert project.pins()["alpha"].hashes == {old_hash, sha256_file(extra)}
     assert "alpha-1.0-py3-none-any.whl" in project.artifacts()  # the locked file is kept, nothing downloaded
