@@ -32,7 +32,7 @@ from pathlib import Path
 
 from workspace import (
     ROOT, WORK, contender_env, copy_tree, count_pins, fresh_dir, load_note, make_clean, real_python, remove, say,
-    wheelhouse_bytes,
+    timing_row, wheelhouse_bytes,
 )
 from peers import REPIN, SCALE, ensure_repin, ensure_scale, ensure_uv, lock_uv
 from profiling import profile
@@ -246,10 +246,7 @@ def render(results, python, uv):
     lines.append(f"{'case':<6} {'contender':<48} {'min s':>8} {'median s':>9} {'max s':>8}  per round (s)")
     machine = []
     for case, contenders, note in results:
-        for contender in contenders:
-            times = contender.times
-            lines.append(f"{case:<6} {contender.name:<48} {min(times):8.3f} {statistics.median(times):9.3f} "
-                         f"{max(times):8.3f}  " + " ".join(f"{t:.3f}" for t in times))
+        lines += [timing_row(case, 6, contender, 48) for contender in contenders]
         ours_, naive_, uv_ = contenders[:3]
         vs_uv = [a / b for a, b in zip(ours_.times, uv_.times)]
         vs_naive = [a / b for a, b in zip(ours_.times, naive_.times)]

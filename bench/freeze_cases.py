@@ -18,7 +18,9 @@ Cases:
 import shutil
 import statistics
 
-from workspace import ROOT, WORK, contender_env, copy_tree, count_pins, fresh_dir, load_note, remove, say
+from workspace import (
+    ROOT, WORK, contender_env, copy_tree, count_pins, fresh_dir, load_note, remove, say, timing_row,
+)
 from peers import REFERENCE_IN
 from bootstrap_tools.run import ToolError, run
 
@@ -53,22 +55,22 @@ def uv_contenders(uv, tree, work):
 
 def snapshot(tree, dest):
     fresh_dir(dest)
-    for name in FROZEN:
-        source = tree / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name)
-        elif source.exists():
-            shutil.copy2(source, dest / name)
+    copy_frozen(tree, dest)
 
 
 def put_back(saved, tree):
     for name in FROZEN:
         remove(tree / name)
-        source = saved / name
-        if source.is_dir():
-            shutil.copytree(source, tree / name)
-        elif source.exists():
-            shutil.copy2(source, tree / name)
+    copy_frozen(saved, tree)
+
+
+def copy_frozen(source, dest):
+    """What a freeze changes (FROZEN), copied from the tree `source` into `dest`."""
+    for name in FROZEN:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, dest / name)
+        elif (source / name).exists():
+            shutil.copy2(source / name, dest / name)
 
 
 def timed(contender, work):
@@ -128,10 +130,7 @@ def run_freeze(args, uv):
              f"{'case':<15} {'contender':<42} {'min s':>8} {'median s':>9} {'max s':>8}  per round (s)"]
     machine = []
     for case, contenders, note in results:
-        for contender in contenders:
-            times = contender.times
-            lines.append(f"{case:<15} {contender.name:<42} {min(times):8.3f} {statistics.median(times):9.3f} "
-                         f"{max(times):8.3f}  " + " ".join(f"{t:.3f}" for t in times))
+        lines += [timing_row(case, 15, contender, 42) for contender in contenders]
         ours, cold, warm = (statistics.median(c.times) for c in contenders)
         lines.append(f"{case:<15} ratio make freeze / uv cold {ours / cold:.2f}, / uv warm {ours / warm:.2f}  ({note})")
         lines.append("")

@@ -104,3 +104,12 @@ def stopwatch(argv, env, cwd):
     started = time.perf_counter()
     run(argv, env=env, cwd=cwd)
     return time.perf_counter() - started
+
+
+def timing_row(case, case_width, contender, name_width):
+    """One contender's line of a results table: min, median, max and every round, in seconds."""
+    import statistics
+
+    times = contender.times
+    return (f"{case:<{case_width}} {contender.name:<{name_width}} {min(times):8.3f} {statistics.median(times):9.3f} "
+            f"{max(times):8.3f}  " + " ".join(f"{t:.3f}" for t in times))
