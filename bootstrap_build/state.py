@@ -107,12 +107,6 @@ def is_current(ve, key):
     return stamp is not None and stamp["key"] == key and not drift(ve, stamp)
 
 
-def current_key(ve):
-    """The input key of the build `ve` points at, or None if there is no finished build of ours."""
-    stamp = read_stamp(ve) if is_our_link(ve) else None
-    return stamp["key"] if stamp else None
-
-
 def finished_slot(ve, key):
     """The other slot, if it holds our finished, unchanged build for `key` (after `make ve PYTHON=...` and back)."""
     current = os.path.realpath(ve) if os.path.islink(ve) else None

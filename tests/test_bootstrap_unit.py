@@ -496,20 +496,6 @@ def test_switch_moves_aside_a_ve_that_is_not_ours(tmp_path, kind):
     assert (aside / "NOTES.txt").read_text() == "mine\n" if kind == "directory" else os.readlink(aside) == "elsewhere"
 
 
-def test_current_key(tmp_path):
-    ve = tmp_path / "ve"
-    assert state.current_key(str(ve)) is None
-    (tmp_path / ".ve-a").mkdir()
-    os.symlink(".ve-a", ve)
-    assert state.current_key(str(ve)) is None
-    state.write_stamp(str(tmp_path / ".ve-a"), "k" * 64, [], 0o022)
-    assert state.current_key(str(ve)) == "k" * 64
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / layout.STAMP).write_text("k" * 64)
-    os.symlink("mine", tmp_path / "other")
-    assert state.current_key(str(tmp_path / "other")) is None, "only a link to one of our slots counts"
-
-
 def test_main_is_a_no_op_when_the_stamp_matches(key_inputs, monkeypatch, capsys, tmp_path):
     ve = tmp_path / "ve"
     whole(tmp_path / ".ve-a")
