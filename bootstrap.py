@@ -57,7 +57,7 @@ class FromSource:
 
 if PACKAGE not in sys.modules:  # the maintainer tools import the package themselves
     sys.meta_path.insert(0, FromSource)
-from bootstrap_build import inputs, journal, state  # noqa: E402 (compiled by FromSource, just above)
+from bootstrap_build import inputs, layout, state  # noqa: E402 (compiled by FromSource, just above)
 from bootstrap_build.messages import error  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def main(argv):
         inputs.warn_if_requirements_in_changed()
     try:
         # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
-        if not args.force and state.is_current(ve, key) and not journal.switch_pending():
+        if not args.force and state.is_current(ve, key) and not layout.switch_pending():
             if state.leftovers(ve):
                 from bootstrap_build import slots
                 slots.tidy(ve)

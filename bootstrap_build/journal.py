@@ -10,12 +10,8 @@ import os
 
 from bootstrap_build import layout
 from bootstrap_build.inputs import file_sha256
-from bootstrap_build.layout import SWITCH_JOURNAL
+from bootstrap_build.layout import SWITCH_JOURNAL, switch_pending
 from bootstrap_build.messages import error, step
-
-
-def switch_pending(root=None):
-    return os.path.exists(os.path.join(root or layout.ROOT, SWITCH_JOURNAL))
 
 
 SWITCH_DONE = os.path.join(".bootstrap", "switch-done.json")

@@ -29,6 +29,12 @@ WHOLE_PYTHON = os.path.join("bin", "python")
 DELETING = ".deleting-"
 
 
+def switch_pending(root=None):
+    """A `make freeze` switch is under way or was interrupted (journal.py completes it). Here, not in journal.py:
+    the no-op asks this, and should not compile the journal's code to do so."""
+    return os.path.exists(os.path.join(root or ROOT, SWITCH_JOURNAL))
+
+
 def beside(ve, suffix):
     """A hidden name beside the ve: `.ve-a` for `ve`, and `.venv-a` (not `..venv-a`) for `.venv`."""
     name = os.path.basename(ve)
