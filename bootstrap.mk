@@ -1,13 +1,13 @@
-# bootstrap.mk version 6: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
+# bootstrap.mk version 7: the offline-bootstrap convention, for `include bootstrap.mk` in a project's Makefile.
 # It expects beside it: bootstrap.py, virtualenv.py, virtualenv_support/, bootstrap_tools/, requirements.in,
 # requirements.txt, requirements/. Set the variables below on the command line (`make ve PYTHON=python3.12`)
 # or in the Makefile before the include.
 
-BOOTSTRAP_MK_VERSION := 6
+BOOTSTRAP_MK_VERSION := 7
 
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
-BOOTSTRAP_STEERING := PYTHON VE FORCE ONE_SLOT BOOTSTRAP_FAST LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
+BOOTSTRAP_STEERING := PYTHON VE GROUPS FORCE ONE_SLOT BOOTSTRAP_FAST LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
   CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
@@ -18,6 +18,9 @@ $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))
 BOOTSTRAP_FOLLOW_PYTHON_VERSION := $(if $(filter undefined,$(origin PYTHON)),--follow-python-version)
 PYTHON ?= python3
 VE ?= ve
+# GROUPS=runtime builds the runtime set only (requirements.txt: what a deploy host runs); unset, the ve holds the dev
+# set too (requirements-dev.txt, from requirements-dev.in: tests, linters), when the project has one.
+GROUPS ?=
 # FORCE=1 rebuilds the ve even when nothing it is built from has changed (for `make adopt`: adopt into a DEST with
 # uncommitted changes, or replace convention files edited there; this checkout's ve is not rebuilt then).
 FORCE ?=
@@ -67,10 +70,16 @@ BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade platforms c
 # Where the convention keeps its maintainer tooling and its build area (staging, caches, reports).
 BOOTSTRAP_TOOLS := bootstrap_tools
 BOOTSTRAP_BUILD := .bootstrap
-# Maintainer tools run inside the ve, with -E -s so ambient PYTHON* variables and user site stay out, through the
-# slot's real path (resolved when the recipe starts, after `make ve`): through the `ve` link, a long run would
-# import from whichever build a later `make ve` switched in.
+# The ve's interpreter, with -E -s so ambient PYTHON* variables and user site stay out, through the slot's real
+# path (resolved when the recipe starts, after `make ve`): through the `ve` link, a long run would import from
+# whichever build a later `make ve` switched in.
 VE_PYTHON = "$(or $(realpath $(VE)),$(VE))/bin/python" -E -s
+# The maintainer tools (freeze, check, sbom, platforms, adopt) run in their own env, never in the project's ve: the
+# convention locks them apart (bootstrap_tools/tools.txt, wheels in bootstrap_tools/wheels/), so pip-tools' own
+# requirements never share the project's resolution and a deploy ve holds none of them. `bootstrap-tools` builds
+# it with PYTHON, offline and hash-checked, by the same code as the ve (a no-op when nothing changed).
+TOOLS_VE := $(BOOTSTRAP_BUILD)/tools
+TOOLS_PYTHON = "$(or $(realpath $(TOOLS_VE)),$(TOOLS_VE))/bin/python" -E -s
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --resolution "$(RESOLUTION)" \
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
@@ -85,11 +94,12 @@ CHECK_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --g
 # -E -s rather than -I, and the version checked first, so an interpreter too old for bootstrap.py (2.7 has no -I,
 # 3.9 cannot parse it) gets our one ERROR line, never its own usage text or a SyntaxError.
 BOOTSTRAP_TOO_OLD = ERROR: PYTHON=$(PYTHON) is Python %d.%d, and bootstrap.py needs CPython 3.10 or newer, so no ve was built or changed. Run `make ve PYTHON=<path of an installed CPython>` naming one of the versions on the `\# targets:` line of requirements.txt.
-BOOTSTRAP = $(PYTHON) -E -s -S -B -c 'import sys; sys.version_info >= (3, 10) or sys.exit("$(BOOTSTRAP_TOO_OLD)" \
+BOOTSTRAP_RUN = $(PYTHON) -E -s -S -B -c 'import sys; sys.version_info >= (3, 10) or sys.exit("$(BOOTSTRAP_TOO_OLD)" \
 	% sys.version_info[:2]); sys.path[:] = [p for p in sys.path if p] + [""]; import os, types; \
 	bootstrap = sys.modules["bootstrap"] = types.ModuleType("bootstrap"); bootstrap.__file__ = os.path.abspath("bootstrap.py"); \
 	exec(compile(open(bootstrap.__file__, "rb").read(), bootstrap.__file__, "exec", dont_inherit=True), vars(bootstrap)); \
-	sys.exit(bootstrap.main(sys.argv[1:]))' --ve "$(VE)"
+	sys.exit(bootstrap.main(sys.argv[1:]))'
+BOOTSTRAP = $(BOOTSTRAP_RUN) --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
 VE_BASE = $(or $(patsubst .%,%,$(VE_NAME)),$(VE_NAME))
@@ -117,14 +127,20 @@ bootstrap-help:
 # a version that is not selected, not CPython 3) never reached bootstrap.py, whose own errors are one ERROR line.
 BOOTSTRAP_NO_PYTHON = ERROR: PYTHON=$(PYTHON) cannot run (exit $$status: not installed, not CPython 3, or a pyenv shim for a version that is not selected), so no ve was built or changed. Run \`make ve PYTHON=<path of an installed CPython>\` naming one of the versions on the \`\# targets:\` line of requirements.txt.
 bootstrap-ve:
-	@$(BOOTSTRAP) $(if $(filter %adopt,$(MAKECMDGOALS)),,$(if $(FORCE),--force)) $(if $(ONE_SLOT),--one-slot) $(if $(filter 0,$(BOOTSTRAP_FAST)),--plain) \
+	@$(BOOTSTRAP) $(if $(GROUPS),--groups "$(GROUPS)") $(if $(filter %adopt,$(MAKECMDGOALS)),,$(if $(FORCE),--force)) $(if $(ONE_SLOT),--one-slot) $(if $(filter 0,$(BOOTSTRAP_FAST)),--plain) \
 		$(BOOTSTRAP_FOLLOW_PYTHON_VERSION) \
 		$(if $(filter %freeze %freeze-upgrade %adopt,$(MAKECMDGOALS)),--freezing) || { status=$$?; \
 		$(PYTHON) -E -S -c "" >/dev/null 2>&1 || echo "$(BOOTSTRAP_NO_PYTHON)" >&2; exit $$status; }
 
+# Not a target of its own in `make help`: every maintainer target builds it first.
+.PHONY: bootstrap-tools
+bootstrap-tools:
+	@$(BOOTSTRAP_RUN) --tools || { status=$$?; \
+		$(PYTHON) -E -S -c "" >/dev/null 2>&1 || echo "$(BOOTSTRAP_NO_PYTHON)" >&2; exit $$status; }
+
 .PHONY: bootstrap-test  ## make check, flake8, then pytest, inside ./ve (builds it first)
-bootstrap-test: bootstrap-ve
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS)
+bootstrap-test: bootstrap-ve bootstrap-tools
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS)
 	$(VE_PYTHON) -m flake8 --extend-exclude "$(BOOTSTRAP_FLAKE8_EXCLUDE)" $(FLAKE8_ARGS)
 	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
 
@@ -132,44 +148,42 @@ bootstrap-test: bootstrap-ve
 bootstrap-verify:
 	@$(BOOTSTRAP) --verify
 
-# Not `check: ve`: a broken lock or seed would stop `make ve` at its first error, and check lists them all.
-# Without a ve, bootstrap.py --check (stdlib only) lists what it can see first; the full check runs in the ve.
+# Not `check: ve`: a broken lock or seed would stop `make ve` at its first error, and check lists them all; the
+# tools' env is built from the convention's own lock, whatever state the project's is in.
 .PHONY: bootstrap-check  ## offline: lock, requirements/, seeds and virtualenv.py agree; lists every problem
-bootstrap-check:
-	@if test -x "$(VE)/bin/python"; then $(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS); else \
-		$(BOOTSTRAP) --check && $(MAKE) --no-print-directory bootstrap-ve && \
-		$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS); fi
+bootstrap-check: bootstrap-tools
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS)
 
 .PHONY: bootstrap-freeze  ## after editing requirements.in: re-lock (keeping pins), fetch, prune, verify, report
-bootstrap-freeze: bootstrap-ve
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze $(FREEZE_ARGS)
+bootstrap-freeze: bootstrap-tools
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze $(FREEZE_ARGS)
 
 .PHONY: bootstrap-freeze-upgrade  ## like freeze, every pin, the seed and virtualenv.py at their newest (or PACKAGES=...)
-bootstrap-freeze-upgrade: bootstrap-ve
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze \
+bootstrap-freeze-upgrade: bootstrap-tools
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).freeze \
 		$(if $(PACKAGES),$(foreach name,$(PACKAGES),--upgrade-package=$(name)),--upgrade) $(FREEZE_ARGS)
 
 # Generated descriptors never replace one recorded on the real platform (RECORD=1 there, then commit it).
 .PHONY: bootstrap-platforms  ## write platforms/<name>.json for TARGET_PLATFORMS (RECORD=1: this machine's, recorded)
-bootstrap-platforms: bootstrap-ve
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).platforms --pythons "$(TARGET_PYTHONS)" $(if $(RECORD),--record) \
+bootstrap-platforms: bootstrap-tools
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).platforms --pythons "$(TARGET_PYTHONS)" $(if $(RECORD),--record) \
 		--glibc-floor "$(GLIBC_FLOOR)" $(TARGET_PLATFORMS)
 
 .PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target (Python, or platform and Python) of what make ve installs
-bootstrap-sbom: bootstrap-ve
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).sbom --output "$(SBOM_DIR)"
+bootstrap-sbom: bootstrap-tools
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).sbom --output "$(SBOM_DIR)"
 
 # Through bootstrap.py: it removes only what it made, never through the ve link (VE=ve/ included), under the ve's
 # lock (it waits for a running `make ve`, and refuses while a `make freeze` runs).
 .PHONY: bootstrap-clean  ## remove ./ve, both of its build slots, leftovers and the convention's caches and staging
 bootstrap-clean:
-	@$(BOOTSTRAP) --clean
+	@$(BOOTSTRAP) --clean && $(BOOTSTRAP_RUN) --tools --clean
 
 # LFS=1: the project's wheels are stored with Git LFS (.gitattributes, `git lfs install --local` there).
 .PHONY: bootstrap-adopt  ## bring this convention into another project: make adopt DEST=path (again: upgrade it)
-bootstrap-adopt: bootstrap-ve
+bootstrap-adopt: bootstrap-tools
 	@test -n "$(DEST)" || { echo "ERROR: name the project: make adopt DEST=path/to/project" >&2; exit 2; }
-	@$(VE_PYTHON) -m $(BOOTSTRAP_TOOLS).adopt "$(DEST)" $(if $(FORCE),--force) $(if $(LFS),--lfs) \
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).adopt "$(DEST)" $(if $(FORCE),--force) $(if $(LFS),--lfs) \
 		$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) \
 		$(foreach name,TARGET_PYTHONS TARGET_PLATFORMS RESOLUTION COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR,\
 			$(if $(filter command line,$(origin $(name))),--setting "$(name)=$($(name))")) \

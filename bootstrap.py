@@ -1,7 +1,8 @@
 """Build ./ve from this checkout alone: no network, nothing ambient, every artifact hash-checked.
 
-Usage: python3 -I -S bootstrap.py [--ve PATH] [--force] [--one-slot] [--plain]   (normally through `make ve`)
+Usage: python3 -I -S bootstrap.py [--ve PATH] [--force] [--one-slot] [--plain] [--groups runtime]  (make ve)
        python3 -I -S bootstrap.py [--ve PATH] --clean | --check | --verify  (make clean, make check, make verify)
+       python3 -I -S bootstrap.py --tools [--clean]  (the maintainer tools' env, .bootstrap/tools: make freeze...)
 
 The environment lives in one of two slot directories beside it, `.ve-a` and `.ve-b`, and `ve` is a
 symlink to the current one. A virtualenv embeds its absolute path, so it cannot be built elsewhere and
@@ -64,6 +65,17 @@ from bootstrap_build.messages import error  # noqa: E402
 def main(argv):
     args = parse_args(argv)
     started = time.monotonic()
+    if args.groups is not None:
+        groups = tuple(args.groups.replace(",", " ").split()) or layout.GROUPS
+        if groups not in (("runtime",), ("runtime", "dev")):
+            error(f"GROUPS={args.groups} names no set this convention builds: leave GROUPS unset (or \"runtime dev\") "
+                  "for requirements.txt and requirements-dev.txt, or GROUPS=runtime for requirements.txt alone.")
+        layout.GROUPS = groups
+    if args.tools:
+        # The same build, from the convention's tools lock and wheels into .bootstrap/tools.
+        layout.use_tools()
+        args.ve = args.ve or os.path.relpath(layout.TOOLS_VE)
+    args.ve = args.ve or os.path.join(ROOT, "ve")
     ve = resolve_ve(args.ve)
     if args.clean:
         from bootstrap_build import clean
@@ -71,13 +83,13 @@ def main(argv):
     if args.check:
         from bootstrap_build import checks
         return checks.check_inputs()
-    if args.follow_python_version:
+    if args.follow_python_version and not args.tools:
         follow_python_version(argv)
     if args.verify:
         from bootstrap_build import verify
         return verify.verify(ve, args.ve)
     key = input_key(ve)
-    if not args.freezing:
+    if not args.freezing and not args.tools:
         inputs.warn_if_requirements_in_changed()
     try:
         # Checked before locking too, so a read-only checkout with a current ve is still a no-op.
@@ -85,7 +97,8 @@ def main(argv):
             if state.leftovers(ve):
                 from bootstrap_build import slots
                 slots.tidy(ve)
-            print(f"{args.ve} is up to date (make ve FORCE=1 rebuilds it)")
+            if not args.tools:  # every maintainer target asks; a line each time would be noise
+                print(f"{args.ve} is up to date (make ve FORCE=1 rebuilds it)")
             return 0
     except KeyboardInterrupt:
         error(f"interrupted; {args.ve} is as it was. Run `make ve` again.")
@@ -103,9 +116,10 @@ def input_key(ve):
 
 
 class Args:
-    ve = os.path.join(ROOT, "ve")
+    ve = None  # ./ve, or .bootstrap/tools with --tools
+    groups = None  # --groups runtime: the runtime set only (a deploy host), not the dev set
     # --freezing: `make freeze` runs us first; telling it to run `make freeze` would be noise.
-    force = clean = check = verify = follow_python_version = freezing = one_slot = plain = False
+    force = clean = check = verify = follow_python_version = freezing = one_slot = plain = tools = False
 
 
 def parse_args(argv):
@@ -114,16 +128,16 @@ def parse_args(argv):
     while rest:
         arg = rest.pop(0)
         if arg in ("--force", "--clean", "--check", "--verify", "--follow-python-version", "--freezing",
-                   "--one-slot", "--plain"):
+                   "--one-slot", "--plain", "--tools"):
             setattr(args, arg[2:].replace("-", "_"), True)
-        elif arg == "--ve" and rest:
-            args.ve = rest.pop(0)
+        elif arg in ("--ve", "--groups") and rest:
+            setattr(args, arg[2:], rest.pop(0))
         elif arg in ("-h", "--help"):
             print(__doc__)
             sys.exit(0)
         else:
             error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] [--force] [--one-slot] "
-                  "[--plain] [--clean | --check | --verify] [--follow-python-version]")
+                  "[--plain] [--groups runtime] [--tools] [--clean | --check | --verify] [--follow-python-version]")
     return args
 
 

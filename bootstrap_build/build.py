@@ -116,6 +116,8 @@ def build(ve, key, inputs, one_slot=False, plain_path=False):
             compiler.finish(beside=dependencies)
             output, _ = dependencies.communicate()
         installed.check_env(slot, pins, report, output)
+        if not any(pin.name == "pip" for pin in pins):
+            remove_seed(slot, checked.seed)
     finally:
         if remover:
             remover.join()
@@ -165,7 +167,7 @@ def install_seed(slot, compiler, seed, umask):
     own source on every run; installed this way it starts compiled (on the fast path), and installs the lock."""
     import configparser
 
-    step(f"seeding {os.path.basename(seed[0])} from virtualenv_support/")
+    step(f"seeding {os.path.basename(seed[0])} from {os.path.relpath(layout.SEEDS, layout.ROOT)}/")
     site = layout.site_packages(slot)
     compiler.put_seed(site)
     dist_info = lockfile.wheel_dist_info(seed[0])
@@ -186,6 +188,30 @@ def install_seed(slot, compiler, seed, umask):
     os.unlink(record)  # a new file, never written in place: it may be a hard link into the seed tree
     with open(record, "w", encoding="utf-8") as handle:
         handle.writelines(lines)
+
+
+def remove_seed(slot, seed):
+    """The seed pip out of a ve whose lock pins no pip: a ve holds the lock's pins and nothing else (a deploy ve has
+    no installer in it). Its files as its RECORD lists them, then its top-level directories; all inside our slot."""
+    import csv
+    import shutil
+
+    site = layout.site_packages(slot)
+    with open(os.path.join(site, lockfile.wheel_dist_info(seed[0]), "RECORD"), encoding="utf-8", newline="") as handle:
+        paths = [row[0] for row in csv.reader(handle) if row]
+    real_slot = os.path.realpath(slot)
+    tops = set()
+    for relative in paths:
+        path = os.path.realpath(os.path.join(site, relative))
+        if not path.startswith(real_slot + os.sep):
+            continue  # never outside the slot, whatever a RECORD says
+        if not relative.startswith(".."):
+            tops.add(os.path.join(site, relative.split("/", 1)[0]))
+        elif os.path.isfile(path):
+            os.unlink(path)  # a script in bin/
+    for top in sorted(tops):
+        if os.path.isdir(top) and not os.path.islink(top):
+            shutil.rmtree(top)
 
 
 def script_header(python):
@@ -218,8 +244,9 @@ def install(slot, pins, scratch, env):
     with open(requirements, "w", encoding="utf-8") as handle:
         handle.writelines(f"{pin.hashed_line}\n" for pin in pins)  # from the parsed fields, never the lock's text
     source = sdists.needs_source(slot, env, pins)
-    step(f"installing requirements.txt ({len(pins)} pins, those for this Python) from requirements/ "
-         "(offline, hashes required)")
+    locks = " and ".join(os.path.relpath(path, layout.ROOT) for path in [layout.LOCK, layout.dev_lock()] if path)
+    step(f"installing {locks} ({len(pins)} pins, those for this Python) from "
+         f"{os.path.relpath(layout.WHEELHOUSE, layout.ROOT)}/ (offline, hashes required)")
     report = os.path.join(scratch, "pip-report.json")
     # Installing wheels needs no program from PATH, and pip, building an HTTP User-Agent even offline, runs
     # `rustc --version` and `lsb_release -a` when PATH has them (~0.1 s): PATH is the ve's bin/ alone, unless

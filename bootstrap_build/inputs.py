@@ -19,7 +19,10 @@ def read_inputs(ve, entry):
               ("ve", ve)]
     build_code = [path for path in layout.list_files(layout.BUILD_CODE) if path.endswith(".py")]
     build_lock = [layout.BUILD_LOCK] if os.path.exists(layout.BUILD_LOCK) else []  # [] keeps older keys
-    for path in [layout.LOCK, entry, *build_code, layout.VIRTUALENV_PY, *build_lock,
+    dev = layout.dev_lock()
+    if layout.DEV_LOCK and os.path.exists(layout.DEV_LOCK):  # the sets asked for: switching GROUPS is a rebuild
+        inputs.append(("groups", " ".join(layout.GROUPS)))
+    for path in [layout.LOCK, *([dev] if dev else []), entry, *build_code, layout.VIRTUALENV_PY, *build_lock,
                  *layout.list_files(layout.SEEDS)]:
         content = "dir" if os.path.isdir(path) else file_sha256(path, missing=b"missing")
         inputs.append((os.path.relpath(path, layout.ROOT), content))

@@ -100,7 +100,8 @@ def complete_switch(root=None, resumed=True):
 
 # The only files a freeze's switch moves: the lock files, virtualenv.py with what it is built from, and the files
 # directly in requirements/ and virtualenv_support/. Each is staged beside its destination as `.<name>.staged`.
-SWITCHED_FILES = ("requirements.txt", "requirements.pins", "virtualenv.py", "bootstrap_tools/virtualenv.txt",
+SWITCHED_FILES = ("requirements.txt", "requirements-dev.txt", "requirements.pins", "virtualenv.py",
+                  "bootstrap_tools/virtualenv.txt",
                   "pylock.toml", "requirements-provenance.json", "requirements-build.txt", "requirements-built.json")
 
 

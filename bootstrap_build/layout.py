@@ -5,6 +5,10 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK = os.path.join(ROOT, "requirements.txt")
+# The dev set's lock (pytest, flake8...: requirements-dev.in), installed beside the runtime set unless GROUPS says
+# runtime only (a deploy host); None in the tools' env, which has no dev set.
+DEV_LOCK = os.path.join(ROOT, "requirements-dev.txt")
+GROUPS = ("runtime", "dev")
 REQUIREMENTS_IN = os.path.join(ROOT, "requirements.in")
 WHEELHOUSE = os.path.join(ROOT, "requirements")
 VIRTUALENV_PY = os.path.join(ROOT, "virtualenv.py")
@@ -27,6 +31,28 @@ WHOLE_PYTHON = os.path.join("bin", "python")
 # Leftovers carry names only make ve gives: `.ve.tmp` (the scratch), `.ve-a.deleting-<pid>-<n>` (a slot or the
 # scratch renamed away to be deleted), `.ve.tmp.moved-aside*` (scratch that older versions set aside).
 DELETING = ".deleting-"
+
+
+# The convention's own maintainer tools (pip-tools, packaging, cyclonedx): locked apart from the project, in
+# bootstrap_tools/tools.txt with their wheels (and the pip that seeds them) in bootstrap_tools/wheels/, built by the
+# same code as the ve, into TOOLS_VE (`bootstrap.py --tools`, run by every maintainer target).
+TOOLS_LOCK = os.path.join(ROOT, "bootstrap_tools", "tools.txt")
+TOOLS_IN = os.path.join(ROOT, "bootstrap_tools", "tools.in")
+TOOLS_WHEELS = os.path.join(ROOT, "bootstrap_tools", "wheels")
+TOOLS_VE = os.path.join(BUILD_AREA, "tools")
+
+
+def use_tools():
+    """Point the build at the tools' lock, wheels and seed instead of the project's: the one switch of --tools."""
+    global LOCK, DEV_LOCK, REQUIREMENTS_IN, WHEELHOUSE, SEEDS, SEED_SUMS, BUILD_LOCK
+    LOCK, DEV_LOCK, REQUIREMENTS_IN, WHEELHOUSE = TOOLS_LOCK, None, TOOLS_IN, TOOLS_WHEELS
+    SEEDS, SEED_SUMS = TOOLS_WHEELS, os.path.join(TOOLS_WHEELS, "SHA256SUMS")
+    BUILD_LOCK = os.path.join(TOOLS_WHEELS, "no-build-lock")  # pure-Python wheels only: nothing built from source
+
+
+def dev_lock():
+    """The dev lock's path when this build installs the dev set (selected, and the project has one), else None."""
+    return DEV_LOCK if DEV_LOCK and "dev" in GROUPS and os.path.exists(DEV_LOCK) else None
 
 
 def switch_pending(root=None):

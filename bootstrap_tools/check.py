@@ -112,17 +112,51 @@ def find_problems(root, settings=None):
         problems.append(str(exc))
         pairs = targets
     problems += platform_problems(root, text, settings)
+    dev_pins, dev_problems = dev_set(root, pins, pairs)
+    problems += dev_problems
+    requirements_in_pins = pins
+    pins = pins + [pin for pin in dev_pins if pin not in pins]  # every artifact kept, as the freeze keeps them
     # The build lock's artifacts (backends for the sdists built from source) belong in requirements/ too.
     problems += artifact_problems(root, pins + sdists.build_pins_of(root), pairs, names_of(bad_lines))
     problems += sdists.check_problems(root, pins, targets)
     problems += pins_file_problems(root, pins)
-    problems += requirements_in_problems(root, pins, targets or ["3"])
+    problems += requirements_in_problems(root, requirements_in_pins, targets or ["3"])
+    if dev_pins:
+        problems += requirements_in_problems(root, pins, targets or ["3"], "requirements-dev.in")
     problems += seed_problems(root, pins, targets)
     problems += virtualenv_py_problems(root)
     problems += pip_check_problems(root)
     # Both are derived from the files checked above: while those have problems, their fix (`make freeze`, a
     # restore) rewrites or restores these too, and one broken wheel should not read as three problems.
     return problems or supply_chain_problems(root)
+
+
+def dev_set(root, pins, pairs):
+    """(the dev lock's pins, problems): requirements-dev.txt read like the lock, present exactly when
+    requirements-dev.in is, and agreeing with the runtime lock on every pin the two share, for every target."""
+    source, lock = root / "requirements-dev.in", root / "requirements-dev.txt"
+    if not lock.exists():
+        return [], ([f"requirements-dev.in has no lock (requirements-dev.txt is missing): {FREEZE}"]
+                    if source.exists() else [])
+    if not source.exists():
+        return [], ["requirements-dev.txt is there without requirements-dev.in (the dev set was removed): run "
+                    "`make freeze` to drop it (or restore requirements-dev.in)"]
+    text, problem = requirements_in.decoded(lock.read_bytes(), "requirements-dev.txt")
+    if problem:
+        return [], [f"{problem}, or restore it with `git checkout -- requirements-dev.txt` (never edit the lock)"]
+    dev_pins, bad_lines = lockfile.parse(text)
+    problems = [f"requirements-dev.txt line `{bad.line.partition(' --hash')[0]}` {bad.message}: {FREEZE} "
+                "(never edit the lock)" for bad in bad_lines]
+    if not bad_lines:
+        problems += pip_reader_problems(lock, dev_pins)
+    for target in pairs:
+        runtime = {pin.name: pin.version for pin in pins if pin.applies_to(target)}
+        for pin in dev_pins:
+            if pin.name in runtime and runtime[pin.name] != pin.version and pin.applies_to(target):
+                problems.append(f"requirements-dev.txt pins {pin} where requirements.txt pins {pin.name}=="
+                                f"{runtime[pin.name]} (Python {target}): the dev set must hold the runtime pins: "
+                                f"{FREEZE}")
+    return dev_pins, sorted(set(problems), key=problems.index)
 
 
 def platform_problems(root, text, settings):
@@ -187,25 +221,26 @@ def pip_reader_problems(path, pins):
         theirs = [(Requirement(parsed.requirement), parsed.options or {})
                   for parsed in parse_requirements(str(path), session=None)]
     except Exception as exc:  # pip's own errors: any of them means pip cannot read what the convention accepted
-        return [f"pip cannot read requirements.txt ({str(exc).splitlines()[0]}): {FREEZE}"]
+        return [f"pip cannot read {path.name} ({str(exc).splitlines()[0]}): {FREEZE}"]
     pip_reads = sorted((canonicalize_name(req.name), str(req.specifier), str(req.marker or ""), sorted(req.extras),
                         sorted(options.get("hashes", {}).get("sha256", []))) for req, options in theirs)
     we_read = sorted((pin.name, str(Requirement(pin.line).specifier), str(Requirement(pin.line).marker or ""),
                       sorted(Requirement(pin.line).extras), sorted(pin.hashes)) for pin in pins)
     if pip_reads != we_read:
         differ = sorted(set(map(str, pip_reads)) ^ set(map(str, we_read)))
-        return [f"pip reads requirements.txt otherwise than the convention's reader ({differ[0]}): {FREEZE}"]
+        return [f"pip reads {path.name} otherwise than the convention's reader ({differ[0]}): {FREEZE}"]
     return []
 
 
 def pip_check_problems(root):
-    """`pip check` of the ve this runs in, when it is root's: `make ve` checks the same requirements without
-    starting pip; this is pip's own word on them."""
-    if not Path(sys.prefix).resolve().is_relative_to(Path(root).resolve()):
+    """`pip check` of root's ve when it holds pip (the dev set's, say): `make ve` checks the same requirements
+    without starting pip; this is pip's own word on them. The tools run in their own env, never in the ve."""
+    python = Path(root) / "ve" / "bin" / "python"
+    if not list((Path(root) / "ve" / "lib").glob("python*/site-packages/pip/__main__.py")):
         return []
     try:
         with tempfile.TemporaryDirectory(prefix="make-check-") as home:
-            run([sys.executable, "-I", "-m", "pip", "check", "--isolated", "--disable-pip-version-check"],
+            run([python, "-I", "-m", "pip", "check", "--isolated", "--disable-pip-version-check"],
                 env=hermetic_env(home))
     except ToolError as exc:
         found = [line.strip() for line in (exc.output or "").splitlines() if line.strip()]
@@ -325,11 +360,12 @@ def pins_file_problems(root, pins):
     return []
 
 
-def requirements_in_problems(root, pins, targets):
-    """Each requirement of requirements.in must be satisfied by a pin (someone edited it and forgot to freeze)."""
-    path = root / "requirements.in"
+def requirements_in_problems(root, pins, targets, name="requirements.in"):
+    """Each requirement of requirements.in (or the dev set's) must be satisfied by a pin (someone edited it and
+    forgot to freeze)."""
+    path = root / name
     if not path.exists():
-        return ["requirements.in is missing: restore it with `git checkout -- requirements.in`"]
+        return [f"{name} is missing: restore it with `git checkout -- {name}`"]
     requirements, problems = requirements_in.read(path)
     for _, line, requirement in requirements:
         name = canonicalize_name(requirement.name)
@@ -343,7 +379,7 @@ def requirements_in_problems(root, pins, targets):
                 unmet.setdefault(name + "==" + pinned[0] if pinned else "nothing", []).append(target)
         for instead, where in unmet.items():
             scope = "any target" if where == list(targets) else "Python " + " ".join(where)
-            problems.append(f"requirements.in asks for `{line}` but the lock pins {instead} for {scope}: {FREEZE}")
+            problems.append(f"{name} asks for `{line}` but the lock pins {instead} for {scope}: {FREEZE}")
     return problems
 
 

@@ -27,13 +27,16 @@ from bootstrap_tools import (
     virtualenv_py as virtualenv_script,
 )
 from bootstrap_tools import inputs_digest, parallel
-from bootstrap_tools.pythons import interpreter_for, running_target
+from bootstrap_tools.pythons import interpreter_for
 from bootstrap_tools.run import ToolError, fail, hermetic_env, index_args, index_name, run_step
 from bootstrap_tools.wheels import is_artifact_of, names_pin
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_IN = ROOT / "requirements.in"
 LOCK = ROOT / "requirements.txt"
+# The dev set (optional): requirements-dev.in, locked into requirements-dev.txt with the runtime lock's pins held.
+DEV_IN = ROOT / "requirements-dev.in"
+DEV_LOCK = ROOT / "requirements-dev.txt"
 WHEELHOUSE = ROOT / "requirements"
 BUILD = ROOT / ".bootstrap"
 REPORT = BUILD / "freeze-report.txt"
@@ -64,22 +67,26 @@ def main(argv):
             start_cooldown(args, before_lock, staging)
             env = hermetic_env(staging / "home", {"PIP_CACHE_DIR": str(BUILD / "cache" / "pip")})
             previous_text = LOCK.read_text(encoding="utf-8") if LOCK.exists() else ""
+            before_dev = DEV_LOCK.read_text(encoding="utf-8") if DEV_LOCK.exists() else ""
             no_binary = set()  # names with no wheel, resolved from sdists (bootstrap_tools/sdists.py)
             lock_text, splits = compile_lock(staging, env, args, previous_text, no_binary)
-            pins = parse_lock(lock_text)
-            previous_pins = sdists.without_built_hashes(ROOT, lockfile.parse(previous_text)[0])
+            # A first dev lock starts from the runtime lock it was split from: what moves to the dev set keeps its pin.
+            dev_text = compile_dev(staging, env, args, before_dev or previous_text, lock_text, no_binary)
+            pins = both_sets(lock_text, dev_text)
+            previous_pins = sdists.without_built_hashes(ROOT, both_sets(previous_text, before_dev, strict=False))
             hash_lines = trust_on_first_use(previous_pins, pins, args.accept_changed_hashes)
             built = sdists.prepare(ROOT, pins, no_binary, args.targets, staging, env, args.index_url,
                                    args.upgrade or tuple(args.upgrade_package))
             hash_lines += trust_on_first_use(sdists.build_pins_of(ROOT), built.build_pins, args.accept_changed_hashes)
             lock_text = sdists.add_hashes(lock_text, built.hashes)
-            pins = parse_lock(lock_text)
+            dev_text = dev_text and sdists.add_hashes(dev_text, built.hashes)
+            pins = both_sets(lock_text, dev_text)
             staged = fetch(pins, staging, env, args, built.candidates())
             built.add_to(staged, pins)
             verify(pins, staged, args.pairs)
             if built.build_pins:
                 verify(built.build_pins, staged, args.targets)
-            lock_text = inputs_digest.stamp(ROOT, args, lock_text, linux_floor(args))
+            lock_text = inputs_digest.stamp(ROOT, args, lock_text, linux_floor(args), dev_text)
             seed = virtualenv_py = None
             if args.upgrade:
                 seed = stage_seed(pins, staged, staging, env, args.index_url)
@@ -88,10 +95,11 @@ def main(argv):
             hash_lines = old_hash_lines + hash_lines
             # The build lock and manifest switch with the lock: a kill leaves the three of one freeze, or none.
             apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines,
-                  sdists.switch_moves(ROOT, built, staging))
+                  sdists.switch_moves(ROOT, built, staging), dev_text)
             switched = True
             text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
-                                 built.report, note, splits)
+                                 built.report, note, splits,
+                                 dev=(before_dev, dev_text) if dev_text or before_dev else None)
             text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
             text += supply.after_freeze(ROOT, lock_text, before_lock, args.index_url, args.index_name,
                                         args.upgrade or tuple(args.upgrade_package), write_file)
@@ -197,13 +205,6 @@ def check_preconditions(args):
     # A hand-edited descriptor would lock for a platform that is not the one its name says.
     for problem in platforms.descriptor_problems(ROOT, args.platforms, args.glibc_floor):
         raise ToolError(f"{problem}.")
-    running = running_target()
-    if running not in args.targets:
-        wanted = " ".join(args.targets)
-        raise ToolError(f"TARGET_PYTHONS=\"{wanted}\" leaves out Python {running}, which ./ve runs, and the freeze "
-                        "tools run in ./ve (the next `make freeze` could not build it). Drop it with a ve on a "
-                        f"target you keep: `make freeze PYTHON=<path of a Python {args.targets[-1]}> "
-                        f"TARGET_PYTHONS=\"{wanted}\"`.")
 
 
 def start_cooldown(args, before_lock, staging):
@@ -273,8 +274,9 @@ def fresh_dir(path):
     return path
 
 
-def compile_lock(staging, env, args, previous_text, no_binary=None):
-    """pip-compile under each target Python, keeping the current pins unless upgrading; merge into one lock.
+def compile_lock(staging, env, args, previous_text, no_binary=None, source=REQUIREMENTS_IN, fixed=()):
+    """pip-compile `source` under each target Python, keeping the current pins unless upgrading; merge into one
+    lock. `fixed`: constraint files that always hold (the runtime pins, for the dev set).
 
     Returns (lock text, splits): splits as targets.compile_all gives them, for the report."""
     missing = [target for target in args.targets
@@ -286,7 +288,7 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
     floor = linux_floor(args)
     on = f" on {' '.join(args.platforms)}" if args.platforms else ""
     on += f" (Linux: glibc {floor} and newer, GLIBC_FLOOR)" if floor else ""
-    step(f"locking requirements.in with pip-compile for Python {' '.join(args.targets)}{on}, against "
+    step(f"locking {source.name} with pip-compile for Python {' '.join(args.targets)}{on}, against "
          f"{index_name(args.index_url)}"
          + (" (upgrading every pin)" if args.upgrade else f" (upgrading {' '.join(upgrade)} and what they need)"
             if upgrade else ""))
@@ -306,17 +308,41 @@ def compile_lock(staging, env, args, previous_text, no_binary=None):
         no_binary |= locked & moving
         offered = sdists.offer_locked(ROOT, lock_pins, locked - moving, staging)
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
-                                       lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs)
+                                       lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs,
+                                       source=source.name, fixed=[str(path) for path in fixed])
     if offered:
         # pip-compile hashed the metadata-only wheel; the lock keeps the sdist's hashes it had.
         body = sdists.add_hashes(body, offered, replace=True)
         no_binary |= {name for name, _ in offered}
-    header = lockfile.HEADER.format(targets=" ".join(args.targets), requirements_in=lockfile.sha256(REQUIREMENTS_IN))
+    header = (lockfile.DEV_HEADER if fixed else lockfile.HEADER).format(
+        targets=" ".join(args.targets), requirements_in=lockfile.sha256(source))
     if args.platforms:
         header += f"# platforms: {' '.join(args.platforms)}\n"
     if floor:
         header += f"{lockfile.GLIBC_FLOOR_LINE} {floor}\n"
     return header + body, splits
+
+
+def compile_dev(staging, env, args, previous_dev, lock_text, no_binary):
+    """The dev set's lock text (requirements-dev.in, with every runtime pin held as a constraint for every pair),
+    or None when the project has no dev set. Like pip-tools' layered files: the dev lock repeats the runtime pins
+    it needs, at the same versions, so each file installs on its own and the two together agree."""
+    if not DEV_IN.exists():
+        return None
+    held = staging / "runtime-pins.txt"  # name==version ; marker: what the runtime lock holds, without hashes
+    held.write_text("".join(f"{pin.line}\n" for pin in lockfile.parse(lock_text)[0]), encoding="utf-8")
+    text, _ = compile_lock(staging, env, args, previous_dev, no_binary, source=DEV_IN, fixed=[held])
+    return text
+
+
+def both_sets(lock_text, dev_text, strict=True):
+    """The pins of the runtime lock, then those of the dev lock it does not already hold (same line, same hashes):
+    every artifact requirements/ must keep."""
+    pins = parse_lock(lock_text) if strict else lockfile.parse(lock_text)[0]
+    if dev_text:
+        dev = parse_lock(dev_text) if strict else lockfile.parse(dev_text)[0]
+        pins = pins + [pin for pin in dev if pin not in pins]
+    return pins
 
 
 def linux_floor(args):
@@ -483,7 +509,8 @@ def write_file(target, text):
     os.replace(partial, target)
 
 
-def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_lines, build_moves=((), ())):
+def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_lines, build_moves=((), ()),
+          dev_text=None):
     """Switch to the new lock, artifacts and seeds: journaled, so the next command completes a killed switch.
 
     New artifacts first, the seed and virtualenv.py next, the build lock and manifest (`build_moves`, from
@@ -508,6 +535,11 @@ def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_li
     (staging / "requirements.txt").write_text(lock_text, encoding="utf-8")
     (staging / pins_file.NAME).write_text(pins_file.render(pins), encoding="utf-8")
     puts += [(staging / "requirements.txt", Path("requirements.txt")), (staging / pins_file.NAME, Path(pins_file.NAME))]
+    if dev_text:
+        (staging / DEV_LOCK.name).write_text(dev_text, encoding="utf-8")
+        puts.append((staging / DEV_LOCK.name, Path(DEV_LOCK.name)))
+    elif DEV_LOCK.exists():  # requirements-dev.in was removed: so is its lock
+        deletes.append(Path(DEV_LOCK.name))
     # A hidden file is never an artifact (pip's --find-links skips none, but no freeze writes one): not ours to prune.
     deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.iterdir())
                 if path.name not in keep and not path.name.startswith(".")]

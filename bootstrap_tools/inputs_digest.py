@@ -32,9 +32,16 @@ def without_line(lock_text):
     return "".join(line for line in lock_text.splitlines(keepends=True) if not line.startswith(LINE))
 
 
-def digest(root, args, lock_text, floor):
-    """The sha256 of the freeze's inputs (see the module's docstring) with `lock_text`'s own line left out."""
+def digest(root, args, lock_text, floor, dev_text=None):
+    """The sha256 of the freeze's inputs (see the module's docstring) with `lock_text`'s own line left out; with a
+    dev set, requirements-dev.in and its lock (`dev_text`, else the file) too."""
     parts = [("requirements.in", (root / "requirements.in").read_bytes())]
+    if (root / "requirements-dev.in").exists():
+        if dev_text is None:
+            dev_lock = root / "requirements-dev.txt"
+            dev_text = dev_lock.read_text(encoding="utf-8") if dev_lock.exists() else ""
+        parts.append(("requirements-dev.in", (root / "requirements-dev.in").read_bytes()))
+        parts.append(("dev lock", dev_text.encode("utf-8")))
     parts.append(("constraints", open_bytes(args.constraint) if args.constraint else b""))
     parts.append(("targets", " ".join(args.targets).encode()))
     parts.append(("platforms", " ".join(args.platforms).encode()))
@@ -58,12 +65,12 @@ def open_bytes(path):
         return handle.read()
 
 
-def stamp(root, args, lock_text, floor):
+def stamp(root, args, lock_text, floor, dev_text=None):
     """`lock_text` with its `# inputs sha256:` line (after the other header lines) for these inputs."""
     text = without_line(lock_text)
     lines = text.splitlines(keepends=True)
     end = next((index for index, line in enumerate(lines) if not line.startswith(HEADER_PREFIXES)), len(lines))
-    line = f"{LINE} {digest(root, args, text, floor)}\n"
+    line = f"{LINE} {digest(root, args, text, floor, dev_text)}\n"
     return "".join(lines[:end] + [line] + lines[end:])
 
 
@@ -85,6 +92,9 @@ def unchanged(root, args, lock_text, floor, note):
     if mark != digest(root, args, lock_text, floor):
         return "inputs changed", None
     pins = lockfile.parse(lock_text)[0]
+    dev_text = dev_lock_text(root)
+    if dev_text is not None:
+        pins += [pin for pin in lockfile.parse(dev_text)[0] if pin not in pins]
     problems = (check.artifact_problems(root, pins + sdists.build_pins_of(root), args.pairs)
                 + sdists.check_problems(root, pins, args.targets) + check.pins_file_problems(root, pins))
     problems = problems or check.supply_chain_problems(root)
@@ -95,4 +105,13 @@ def unchanged(root, args, lock_text, floor, note):
     if args.resolution != "newest":
         reasons = {name: ["as locked (inputs unchanged since, not resolved again)"]
                    for name in unify.splits(lock_text)}
-    return "", report.render(lock_text, lock_text, files, files, splits=reasons)
+    return "", report.render(lock_text, lock_text, files, files, splits=reasons,
+                             dev=None if dev_text is None else (dev_text, dev_text))
+
+
+def dev_lock_text(root):
+    """requirements-dev.txt's text when the project has a dev set (requirements-dev.in), else None."""
+    if not (root / "requirements-dev.in").exists():
+        return None
+    path = root / "requirements-dev.txt"
+    return path.read_text(encoding="utf-8") if path.exists() else ""

@@ -69,16 +69,20 @@ def pin_changes(before_lock, after_lock):
 
 
 def render(before_lock, after_lock, before_files, after_files, hash_lines=(), source_lines=(), note=None,
-           splits=None):
+           splits=None, dev=None):
     """The report; `hash_lines` [(label, text)] are the hash changes of versions already locked (freeze's
     trust on first use), shown only when there are any; `source_lines` [(label, text)] the packages built
     from sdists (bootstrap_tools/sdists.py), likewise; `note` says what it compares with when that is not the
     tree as this run found it; `splits` {name: [why]} says why a package still has more than one version across
-    targets (None: RESOLUTION=newest, which does not try)."""
+    targets (None: RESOLUTION=newest, which does not try); `dev` (dev lock before, after) adds the dev set's
+    changes, when the project has one."""
     lines = [f"({note})"] if note else []
     lines.append("Pins (requirements.txt):")
     changes = pin_changes(before_lock, after_lock)
     lines += [f"  {label + ':':10} {text}" for label, text in changes] or ["  no change"]
+    if dev is not None:
+        lines.append("Pins (requirements-dev.txt, the dev set; runtime pins it shares are held as locked above):")
+        lines += [f"  {label + ':':10} {text}" for label, text in pin_changes(*dev)] or ["  no change"]
     # Every split, changed or not: a reviewer must see each package that runs another version elsewhere.
     split = unify.split_lines(after_lock, splits)
     if split:

@@ -415,8 +415,7 @@ def lock_build_requirements(root, wanted, target_versions, staging, env, index_u
     source.write_text("".join(f"{line}\n" for line in wanted), encoding="utf-8")
     results = {}
     for target in target_versions:
-        python = targets.tool_python(root, target, staging, env, lockfile.parse(
-            (root / "requirements.txt").read_text(encoding="utf-8"))[0])
+        python = targets.tool_python(root, target, staging, env)
         output = staging / f"build-{target}.txt"
         output.write_text("" if upgrade is True else "".join(
             f"{pin}\n" for pin in old_pins if pin.applies_to(target)), encoding="utf-8")
@@ -496,8 +495,7 @@ def build_env(root, target, pins, build_artifacts, staging, env):
     if dest.exists():
         shutil.rmtree(dest)
     fix = "fix the cause and run `make freeze` again."
-    seed = targets.verified_seed(root, target, staging, lockfile.parse(
-        (root / "requirements.txt").read_text(encoding="utf-8"))[0])
+    seed = targets.verified_seed(root, target, staging)
     run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
               "--no-venv-redirect", "--app-data", staging / "app-data", dest],
              f"creating a Python {target} environment to build sdists in", fix, env=env)

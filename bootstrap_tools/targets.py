@@ -66,8 +66,8 @@ class NoWheel(Exception):
 
 
 def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=(),
-                no_binary=None, resolution="fewest", jobs=1):
-    """pip-compile requirements.in under each target; return (merged lock body without our header, splits).
+                no_binary=None, resolution="fewest", jobs=1, source="requirements.in", fixed=()):
+    """pip-compile `source` under each target; return (merged lock body without our header, splits).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
     of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files;
@@ -76,17 +76,19 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
     see unify.py) or "newest" (each target its own newest). splits: {name: [why no single version fits]} for
     the packages left with more than one version under "fewest"; None under "newest", which does not try.
     jobs: how many targets pip-compile resolves at once (parallel.py); the result is the same for any number.
+    source: what is locked (requirements.in, or the dev set's requirements-dev.in); fixed: constraint files that
+    always hold, never dropped like `constraints` (the runtime lock's pins, for the dev set).
     """
     results, unconstrained, pythons = {}, {}, {}
     no_binary = set() if no_binary is None else no_binary
     for target in targets:  # one after another: the pairs of one Python share its environment
-        pythons[target] = tool_python(root, python_of(target), staging, env, lock_pins)
+        pythons[target] = tool_python(root, python_of(target), staging, env)
 
     def first_pass(target, names):
         """(pip-compile's output, the failure that made it drop the constraints or None); `names` grows."""
         def compile_target(allowed, constraints=constraints):
             return compile_one(root, pythons[target], target, staging, env, upgrade, index_url, previous_pins,
-                               constraints, allowed)
+                               [*fixed, *constraints], allowed, source=source)
 
         try:
             return compile_allowing_sdists(compile_target, names), None
@@ -94,6 +96,8 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
             # Pins frozen on one Python (an adopted project's requirements.txt) may not all exist for another:
             # they hold where they can; a target where they cannot is resolved on its own, and said so.
             if not constraints or exc.output is None:
+                raise
+            if fixed:  # the dev set never moves a runtime pin: without them, it would be another resolution
                 raise
             print(f"==> the constraints cannot all hold for Python {target}; resolving it without them", flush=True)
             return compile_allowing_sdists(lambda allowed: compile_target(allowed, ()), names), exc
@@ -126,7 +130,8 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
             # Never --upgrade here: the first pass already moved what was asked, and its choices are the pins.
             seed = {target: unify.seed_lines(text, proposal)}
             return compile_one(root, pythons[target], target, staging, env, False, index_url, seed,
-                               () if target in unconstrained else constraints, sorted(no_binary), tentative=True)
+                               [*fixed, *(() if target in unconstrained else constraints)], sorted(no_binary),
+                               tentative=True, source=source)
 
         def precheck(target, name, version):
             return download_reason(pythons[target], target, name, version, staging, env, index_url)
@@ -189,11 +194,11 @@ def compile_allowing_sdists(compile_one, no_binary):
     raise ToolError("pip-compile kept finding requirements with no wheel: fix requirements.in.")
 
 
-def tool_python(root, target, staging, env, lock_pins=()):
+def tool_python(root, target, staging, env):
     """An interpreter of `target` with pip-tools: this one if it is that version, else a throwaway env.
 
-    The throwaway env gets the verified seed pip, which installs pip-tools and its dependencies from
-    requirements/ by the lock's hashes, offline: no code the lock has not pinned ever runs.
+    The throwaway env gets the tools' verified pip, which installs pip-tools and its dependencies from
+    bootstrap_tools/wheels/ by the tools lock's hashes, offline: no code that lock has not pinned ever runs.
     """
     if target == running_target():
         return sys.executable
@@ -205,47 +210,64 @@ def tool_python(root, target, staging, env, lock_pins=()):
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
                         f"drop {target} from TARGET_PYTHONS.")
     fix = f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS)."
-    seed = verified_seed(root, target, staging, lock_pins)
+    seed = verified_seed(root, target, staging)
     wanted = staging / f"pip-tools-{target}.txt"
     wanted.write_text("".join(lockfile.hashed_line(pin, pin.hashes) + "\n"
-                              for pin in tool_pins(root, target, lock_pins)), encoding="utf-8")
+                              for pin in tool_pins(root, target, tools_pins(root))), encoding="utf-8")
     run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
               "--no-venv-redirect", "--app-data", staging / "app-data", dest],
              f"creating a Python {target} environment for pip-compile", fix, env=env)
     python = dest / "bin" / "python"
     run_step([python, "-I", seed / "pip", "install", "--isolated", "--quiet", "--no-index", "--find-links",
-              root / "requirements", "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
+              tools_wheels(root), "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
               "-r", wanted],
-             f"installing pip-tools for Python {target} from requirements/ (hashes required)", fix, env=env)
+             f"installing pip-tools for Python {target} from bootstrap_tools/wheels/ (hashes required)", fix, env=env)
     (dest / ".pip-tools-ready").touch()
     return python
 
 
-def verified_seed(root, target, staging, lock_pins):
-    """A private copy of the seed pip wheel whose sha256 SHA256SUMS records and the lock's pip allows.
+def tools_wheels(root):
+    return Path(root) / "bootstrap_tools" / "wheels"
+
+
+def tools_pins(root):
+    """The pins of the convention's tools lock (bootstrap_tools/tools.txt): what every tools env holds."""
+    path = Path(root) / "bootstrap_tools" / "tools.txt"
+    try:
+        pins, problems = lockfile.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ToolError(f"cannot read bootstrap_tools/tools.txt ({exc}): restore it with "
+                        "`git checkout -- bootstrap_tools`.") from None
+    if problems:
+        raise ToolError(f"bootstrap_tools/tools.txt: {problems[0]}")
+    return pins
+
+
+def verified_seed(root, target, staging):
+    """A private copy of the tools' pip wheel whose sha256 their SHA256SUMS records and their lock's pip allows.
 
     The copy is what runs, and the copy is what is checked, so a file swapped meanwhile never runs.
     """
-    seeds = root / "virtualenv_support"
+    seeds = tools_wheels(root)
     wheels = sorted(seeds.glob("pip-*.whl"))
-    fix = "run `make check` and fix what it lists (`git checkout -- virtualenv_support` or `make freeze-upgrade`)."
+    fix = "run `make check` and fix what it lists (`git checkout -- bootstrap_tools`)."
     if len(wheels) != 1:
-        raise ToolError(f"refusing to run a seed pip for Python {target}: virtualenv_support/ has {len(wheels)} "
+        raise ToolError(f"refusing to run a seed pip for Python {target}: bootstrap_tools/wheels/ has {len(wheels)} "
                         f"pip wheels, not one: {fix}")
     private = staging / "seed" / target / wheels[0].name
     private.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(wheels[0], private)
     digest = lockfile.sha256(private)
-    recorded = read_sums(seeds / "SHA256SUMS")[0]
-    pip_pins = [pin for pin in lock_pins if pin.name == "pip"]
+    recorded = read_sums(seeds / "SHA256SUMS")[0] or {}
+    pip_pins = [pin for pin in tools_pins(root) if pin.name == "pip"]
     if recorded.get(private.name) != digest:
-        why = "does not match virtualenv_support/SHA256SUMS"
-    elif pip_pins and not any(is_artifact_of(private.name, digest, pin) for pin in pip_pins):
-        why = f"is not an artifact of {pip_pins[0]} in requirements.txt (sha256 {digest})"
+        why = "does not match bootstrap_tools/wheels/SHA256SUMS"
+    elif not any(is_artifact_of(private.name, digest, pin) for pin in pip_pins):
+        why = f"is not an artifact of the pip that bootstrap_tools/tools.txt pins (sha256 {digest})"
     else:
         why = unfit_reason(private, target)
     if why:
-        raise ToolError(f"refusing to run the seed pip for Python {target}: virtualenv_support/{private.name} "
+        raise ToolError(f"refusing to run the seed pip for Python {target}: bootstrap_tools/wheels/{private.name} "
                         f"{why}: {fix}")
     return private
 
@@ -256,7 +278,7 @@ def tool_pins(root, target, lock_pins):
     for pin in lock_pins:
         if pin.applies_to(target):
             pins.setdefault(pin.name, pin)
-    files = {path: lockfile.sha256(path) for path in sorted((root / "requirements").glob("*.whl"))}
+    files = {path: lockfile.sha256(path) for path in sorted(tools_wheels(root).glob("*.whl"))}
     environment = dict(default_environment(), python_version=target, python_full_version=full_version(target),
                        extra="")
     chosen, queue = {}, [("pip-tools", "requirements.in")]
@@ -266,14 +288,15 @@ def tool_pins(root, target, lock_pins):
             continue
         pin = pins.get(name)
         if pin is None:
-            raise ToolError(f"the lock pins no {name} for Python {target} ({wanted_by} needs it to run pip-compile "
-                            f"there; pip-tools comes only from requirements/, never from the index): freeze for "
-                            f"the targets the lock has first, or drop {target} from TARGET_PYTHONS.")
+            raise ToolError(f"bootstrap_tools/tools.txt pins no {name} for Python {target} ({wanted_by} needs it to "
+                            f"run pip-compile there; pip-tools comes only from bootstrap_tools/wheels/, never from "
+                            f"the index): drop {target} from TARGET_PYTHONS, or adopt a convention whose tools lock "
+                            f"covers it.")
         wheels = [path for path, digest in files.items()
                   if is_artifact_of(path.name, digest, pin) and unfit_reason(path, target) is None]
         if not wheels:
-            raise ToolError(f"requirements/ has no artifact of {pin} that fits Python {target} (needed to run "
-                            f"pip-compile there): run `make check` and fix what it lists.")
+            raise ToolError(f"bootstrap_tools/wheels/ has no artifact of {pin} that fits Python {target} (needed "
+                            f"to run pip-compile there): restore it with `git checkout -- bootstrap_tools`.")
         chosen[name] = pin
         for line in wheel_metadata(wheels[0]).get_all("Requires-Dist") or []:
             try:
@@ -286,14 +309,14 @@ def tool_pins(root, target, lock_pins):
 
 
 def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=(), no_binary=(),
-                tentative=False):
+                tentative=False, source="requirements.in"):
     """pip-compile for one target, seeded with that target's previous pins so they are kept.
 
     Wheels only, except for the names in `no_binary` (no wheel exists for them: their sdists are resolved).
     Raises NoWheel naming requirements that have no wheel but might have an sdist.
     tentative: a failure raises unify.Unresolvable (the caller tries something else) instead of ending the freeze.
     """
-    output = staging / f"requirements-{slug(target)}.txt"
+    output = staging / f"{Path(source).stem}-{slug(target)}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
     flags = list(compile_flags(COMPILE_FLAGS, no_binary))
     # pip-compile's --cache-dir is pip-tools' dependency cache (per pair: what a wheel needs differs between pairs)
@@ -302,12 +325,13 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
     argv = [*launcher(python, target, staging, "piptools"), "compile", *flags,
             "--cache-dir", root / ".bootstrap" / "cache" / f"pip-tools-{slug(target)}",
             "--output-file", output, *index_args(index_url), *cooldown.kept_args(), *locked_sdists_args(staging),
-            *[arg for path in constraints for arg in ("--constraint", path)], "requirements.in"]
+            *[arg for path in constraints for arg in ("--constraint", path)], source]
     if upgrade is True:
         argv.append("--upgrade")
     elif upgrade:  # only these packages (and what they need) may move
         argv += [arg for name in upgrade for arg in ("--upgrade-package", name)]
-    print(f"==> pip-compile for Python {target}", flush=True)
+    print(f"==> pip-compile for Python {target}" + ("" if source == "requirements.in" else f" ({source})"),
+          flush=True)
     try:
         run(argv, cwd=root, env=env)
         missing_variables(target, staging)
@@ -318,8 +342,11 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
                 raise unify.Unresolvable(failure_cause(without_tracebacks(exc.output))) from None
             raise_for_missing_wheels(exc.output, no_binary)
         raise step_failure(exc, f"pip-compile for Python {target}",
-                           "fix requirements.in (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
-                           + ") and run `make freeze` again.", index=index_url) from None
+                           f"fix {source} (or INDEX_URL" + (", CONSTRAINTS" if constraints else "")
+                           + ") and run `make freeze` again"
+                           + (" (the dev set is locked with the runtime lock's pins held fixed: a dev requirement "
+                              "that needs another version of a runtime pin cannot be locked)"
+                              if source != "requirements.in" else "") + ".", index=index_url) from None
     return output.read_text(encoding="utf-8")
 
 
