@@ -15,3 +15,11 @@ clean: clean-bench
 .PHONY: clean-bench
 clean-bench:
 	rm -rf build
+
+# The convention's own tools (pip-tools, packaging, cyclonedx-python-lib: bootstrap_tools/tools.in) are locked by
+# this repository for every Python the convention supports, and shipped by `make adopt` with their wheels.
+TOOLS_PYTHONS ?= 3.10 3.11 3.12 3.13
+.PHONY: tools-lock  ## re-lock bootstrap_tools/tools.in into tools.txt and wheels/ (UPGRADE=1: newest; needs the index)
+tools-lock: bootstrap-tools
+	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).tools_lock --targets "$(TOOLS_PYTHONS)" $(if $(UPGRADE),--upgrade) \
+		$(if $(INDEX_URL),--index-url "$(INDEX_URL)")

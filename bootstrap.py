@@ -74,8 +74,6 @@ def main(argv):
     if args.tools:
         # The same build, from the convention's tools lock and wheels into .bootstrap/tools.
         layout.use_tools()
-        args.ve = args.ve or os.path.relpath(layout.TOOLS_VE)
-    args.ve = args.ve or os.path.join(ROOT, "ve")
     ve = resolve_ve(args.ve)
     if args.clean:
         from bootstrap_build import clean
@@ -138,6 +136,8 @@ def parse_args(argv):
         else:
             error(f"unknown argument {arg!r}. Usage: python3 bootstrap.py [--ve PATH] [--force] [--one-slot] "
                   "[--plain] [--groups runtime] [--tools] [--clean | --check | --verify] [--follow-python-version]")
+    if args.ve is None:
+        args.ve = os.path.relpath(layout.TOOLS_VE) if args.tools else os.path.join(ROOT, "ve")
     return args
 
 

@@ -1,7 +1,8 @@
 """`make adopt DEST=path`: bring the convention into an existing project, or move it to this version there.
 
-First adoption: copy the convention's files, write requirements.in from what the project declares, start the lock
-from this checkout's own (so the project's ve can be built to run the freeze), wire the Makefile and .gitignore,
+First adoption: copy the convention's files (its tools come with their own lock and wheels, so the project's lock
+holds only what the project needs), write requirements.in from what the project declares and requirements-dev.in
+from its PEP 735 groups and the test tools the convention's `make test` runs, wire the Makefile and .gitignore,
 then run the project's first `make freeze` with its old exact pins as constraints (no version jumps). If anything
 fails, every file is put back as it was. Adopting again copies only the convention's files, and says what moved.
 """
@@ -288,6 +289,7 @@ def adopt(dest, args):
     check_makefiles(dest)
     own_targets = makefile_targets(dest)
     wanted, constraints, source, found = declared_requirements(dest, args)
+    dev_wanted = found.get("dev", [])
     index_url = chosen_index(args.index_url, found)
     test_tools = args.test_tools == "yes" or (args.test_tools == "auto" and "test" not in own_targets)
     before = snapshot(dest)
@@ -301,8 +303,8 @@ def adopt(dest, args):
         step(f"copying the convention (bootstrap.mk version {version_of(ROOT)}) into {dest}")
         for relative, path in convention_files(ROOT).items():
             undo.write(relative, path.read_bytes())
-        write_requirements_in(undo, dest, wanted, source, test_tools)
-        start_lock(undo, dest)
+        write_requirements_in(undo, dest, wanted, source)
+        write_dev_in(undo, dest, wanted, dev_wanted, test_tools)
         wire_makefile(undo, dest, own_targets, lock_settings(args))
         wire_gitignore(undo, dest)
         if args.lfs:
@@ -375,9 +377,10 @@ def check_makefiles(dest):
 
 # Names the first adoption creates (besides CONVENTION): found in DEST already, they are the project's own.
 CREATED = ("requirements", BUILD, "requirements.pins", "pylock.toml", "requirements-provenance.json",
+           "requirements-dev.txt",
            "requirements-build.txt", "requirements-built.json", "ve", ".ve-a", ".ve-b")
 # Files adopt edits in place: never through a symlink (a shared Makefile.common would change for every project).
-EDITED = ("Makefile", ".gitignore", ".gitattributes", "requirements.in", "requirements.txt")
+EDITED = ("Makefile", ".gitignore", ".gitattributes", "requirements.in", "requirements.txt", "requirements-dev.in")
 # Every top-level name an adoption may create or change (its marker lists those of them it found absent).
 TOUCHED = (*CONVENTION, *CREATED, *EDITED, ".ve.lock", ".ve.tmp", "__pycache__")
 
@@ -437,7 +440,8 @@ def declared_requirements(dest, args):
             lines.append(str(requirement))
         return lines, constraints, "requirements.txt", found
     if pyproject.exists():
-        return pyproject_requirements(pyproject, args.group, args.extra), [], "pyproject.toml", found
+        lines, found["dev"] = pyproject_requirements(pyproject, args.group, args.extra)
+        return lines, [], "pyproject.toml", found
     if args.group or args.extra:
         raise ToolError(f"--group/--extra name pyproject.toml, and {dest} has none.")
     return [], [], None, found
@@ -535,17 +539,18 @@ def pyproject_requirements(path, groups, extras):
                         "run `make adopt` again.")
     lines = list(project.get("dependencies", []))
     declared_groups = data.get("dependency-groups", {})
+    dev = []  # the groups asked for are the dev set (requirements-dev.in), never the runtime
     for group in groups:
-        lines += group_requirements(declared_groups, group, path)
+        dev += [line for line in group_requirements(declared_groups, group, path) if line not in dev]
     declared_extras = data.get("project", {}).get("optional-dependencies", {})
     for extra in extras:
         if extra not in declared_extras:
             raise ToolError(f"{path} has no optional-dependencies extra `{extra}` "
                             f"(it has: {', '.join(sorted(declared_extras)) or 'none'}).")
         lines += declared_extras[extra]
-    for line in lines:
+    for line in lines + dev:
         parse_requirement(line, "pyproject.toml")
-    return lines
+    return lines, dev
 
 
 def group_requirements(declared, group, path, seen=()):
@@ -565,38 +570,91 @@ def group_requirements(declared, group, path, seen=()):
     return lines
 
 
-def missing_tools(lines, test_tools):
-    """What the convention's own targets need and `lines` lack: pip-tools always, pytest and flake8 for its
-    `make test`."""
+# What adopt writes above the lines it adds to the dev set: the record an upgrade reads to know they were ours.
+ADDED_BY_ADOPT = "# what the convention's make test runs (added by `make adopt`)"
+# Those an older adoption added to requirements.in itself, before the tools had a lock of their own.
+OLD_ADDED_BY_ADOPT = "# what the convention's make freeze and make test run (added by `make adopt`)"
+OLD_HEADER_END = "# requirements.txt and requirements/. pip-tools is what `make freeze` itself runs."
+TEST_TOOLS = ("pytest", "flake8")
+
+
+def missing_test_tools(lines, test_tools):
+    """What the convention's `make test` runs (pytest, flake8) and `lines` lack; none when the project tests itself."""
     names = {canonicalize_name(Requirement(line).name) for line in lines}
-    needed = ["pip-tools"] + (["pytest", "flake8"] if test_tools else [])
-    return [name for name in needed if name not in names]
+    return [name for name in TEST_TOOLS if test_tools and name not in names]
 
 
-def write_requirements_in(undo, dest, lines, source, test_tools):
-    """A new requirements.in from what DEST declares; an existing one kept byte for byte, the tools it lacks added
-    at its end."""
-    tools = missing_tools(lines, test_tools)
+def write_requirements_in(undo, dest, lines, source):
+    """A new requirements.in from what DEST declares (the runtime set); an existing one is kept byte for byte. The
+    convention's own tools are never added: they have a lock of their own (bootstrap_tools/tools.txt)."""
     if source == "requirements.in":
-        if tools:
-            text = (dest / "requirements.in").read_bytes()
-            undo.write("requirements.in", text + (b"" if text.endswith(b"\n") or not text else b"\n")
-                       + b"# what the convention's make freeze and make test run (added by `make adopt`)\n"
-                       + "".join(f"{name}\n" for name in tools).encode())
         return
     origin = f"from {source} " if source else ""
-    header = (f"# What this project wants ({origin}by `make adopt`). Edit it, then `make freeze` locks it into\n"
-              "# requirements.txt and requirements/. pip-tools is what `make freeze` itself runs.\n")
-    undo.write("requirements.in", header + "".join(f"{line}\n" for line in lines + tools))
+    header = (f"# What this project runs ({origin}by `make adopt`): the runtime set. Edit it, then `make freeze` "
+              "locks it\n# into requirements.txt and requirements/; dev tools go into requirements-dev.in.\n")
+    undo.write("requirements.in", header + "".join(f"{line}\n" for line in lines))
 
 
-def start_lock(undo, dest):
-    """This checkout's lock and its wheels, so DEST's ve (and with it pip-tools) builds for the first freeze."""
-    undo.write("requirements.txt", (ROOT / "requirements.txt").read_bytes())
-    undo.write("requirements.pins", (ROOT / "requirements.pins").read_bytes())
-    for path in sorted((ROOT / "requirements").iterdir()):
-        if path.is_file():
-            undo.write(f"requirements/{path.name}", path.read_bytes())
+def write_dev_in(undo, dest, runtime, groups, test_tools):
+    """requirements-dev.in, the dev set: the PEP 735 groups asked for (--group) and the test tools the convention's
+    `make test` runs, under a line that records that adopt added them. An existing one gets only what it lacks."""
+    path = dest / "requirements-dev.in"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    have = lockfile.requirement_lines(text)
+    tools = missing_test_tools(runtime + groups + have, test_tools)
+    lines = [line for line in groups if line not in have]
+    if not lines and not tools:
+        return
+    if not text:
+        text = ("# What this project's development needs (by `make adopt`): the dev set. `make freeze` locks it into\n"
+                "# requirements-dev.txt with requirements.txt's pins held; `make ve GROUPS=runtime` leaves it out.\n")
+    text += "".join(f"{line}\n" for line in lines)
+    if tools:
+        text += ADDED_BY_ADOPT + "\n" + "".join(f"{name}\n" for name in tools)
+    undo.write("requirements-dev.in", text)
+
+
+def drop_convention_tools(dest):
+    """An upgrade from before the tools had their own lock: take out of requirements.in what an older adoption
+    added there (pip-tools; pytest and flake8 move to requirements-dev.in), never a line the project wrote.
+    Returns the names taken out of requirements.in."""
+    path = dest / "requirements.in"
+    if not path.is_file() or path.is_symlink():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    stripped = [line.strip() for line in lines]
+    if OLD_ADDED_BY_ADOPT in stripped:  # everything below that line is what adopt added
+        start = stripped.index(OLD_ADDED_BY_ADOPT)
+        added = [line for line in stripped[start + 1:] if line and not line.startswith("#")]
+        kept = lines[:start] + [line for line in lines[start + 1:]
+                                if line.strip() and line.strip() not in ("pip-tools", *TEST_TOOLS)]
+    elif OLD_HEADER_END in stripped:  # a requirements.in adopt wrote: it appended the tools it lacked at the end
+        tail = []
+        for candidate in (["pip-tools", *TEST_TOOLS], ["pip-tools"]):
+            if stripped[-len(candidate):] == candidate:
+                tail = candidate
+                break
+        if not tail:
+            return []
+        added = tail
+        kept = lines[:len(lines) - len(tail)]
+        index = stripped.index(OLD_HEADER_END)
+        kept[index] = "# requirements.txt and requirements/; dev tools go into requirements-dev.in.\n"
+    else:
+        return []
+    if not added:
+        return []
+    path.write_text("".join(kept), encoding="utf-8")
+    moved = [name for name in added if name in TEST_TOOLS]
+    if moved:
+        dev = dest / "requirements-dev.in"
+        text = dev.read_text(encoding="utf-8") if dev.exists() else ""
+        have = {canonicalize_name(Requirement(line).name) for line in lockfile.requirement_lines(text)}
+        missing = [name for name in moved if name not in have]
+        if missing:
+            dev.write_text(text + ("" if not text or text.endswith("\n") else "\n") + ADDED_BY_ADOPT + "\n"
+                           + "".join(f"{name}\n" for name in missing), encoding="utf-8")
+    return added
 
 
 def make_database(dest):
@@ -655,11 +713,12 @@ def wire_makefile(undo, dest, own_targets, settings):
 COMMITTED = ("bootstrap.py", "bootstrap.mk", "virtualenv.py", f"{TOOLS}/check.py", "virtualenv_support/SHA256SUMS",
              "virtualenv_support/pip-1.0-py3-none-any.whl", "requirements.txt", "requirements.in", "requirements.pins",
              "requirements/any-1.0-py3-none-any.whl", "requirements/any-1.0.tar.gz", "requirements/any-1.0.zip",
-             "pylock.toml", "requirements-provenance.json")
+             "pylock.toml", "requirements-provenance.json", "requirements-dev.in", "requirements-dev.txt",
+             f"{TOOLS}/wheels/pip-1.0-py3-none-any.whl")
 # Appended when DEST's own rules (a `*.whl` line) would keep a committed file out of git.
 UNIGNORE = ("!/requirements/", "!/requirements/**", "!/virtualenv_support/", "!/virtualenv_support/**",
             "!/bootstrap_tools/", "!/bootstrap_tools/**", "!/virtualenv.py", "!/bootstrap.py", "!/bootstrap.mk",
-            "!/pylock.toml", "!/requirements*.txt", "!/requirements.in", "!/requirements.pins",
+            "!/pylock.toml", "!/requirements*.txt", "!/requirements.in", "!/requirements-dev.in", "!/requirements.pins",
             "!/requirements-provenance.json")
 
 
@@ -805,6 +864,12 @@ def upgrade(dest, version, lfs=False, force=False):
     for relative in sorted(set(theirs) - set(ours)):
         if git_blob((dest / relative).read_bytes()) in shipped.get(relative, ()):
             (dest / relative).unlink()  # a convention file this version no longer ships, unedited
+    dropped = drop_convention_tools(dest)
+    if dropped:
+        step(f"requirements.in: {', '.join(dropped)} taken out (what an older `make adopt` added there; the "
+             "convention's tools now have their own lock, bootstrap_tools/tools.txt"
+             + (", and pytest and flake8 moved to requirements-dev.in, the dev set" if set(dropped) & set(TEST_TOOLS)
+                else "") + "): run `make freeze` there to drop them from requirements.txt")
     for relative in kept:
         print(f"    kept {relative}: edited by hand (its bytes are no version the convention shipped); compare it "
               f"with {ROOT / relative}, or `make adopt DEST=... FORCE=1` replaces it (yours kept as "
@@ -872,8 +937,11 @@ def describe_changes(before, after, own_targets, source, test_tools):
             if own_targets & set(TARGETS) else ""),
         ".gitignore": "the ve, its slots and .bootstrap/ ignored",
         ".gitattributes": "requirements/ and virtualenv_support/ wheels stored with Git LFS",
-        "requirements.in": ((f"from {source}" if source else "new") + ", plus pip-tools"
-                            + (", pytest and flake8 (for make test)" if test_tools else "")),
+        "requirements.in": (f"from {source}" if source else "new") + " (the runtime set)" if test_tools is not None
+        else "what an older adoption added taken out (the convention's tools have their own lock): run `make freeze`",
+        "requirements-dev.in": "the dev set" + (": pytest and flake8 for make test" if test_tools else "")
+        if test_tools is not None else "pytest and flake8, moved from requirements.in",
+        "requirements-dev.txt": "the dev set's hashed lock (requirements.txt's pins held)",
         "requirements.txt": "now the hashed lock; your exact pins were the first freeze's constraints"
                             if source == "requirements.txt" else "the hashed lock",
         "requirements.pins": "the lock without hashes, one pin a line, for review",

@@ -66,12 +66,17 @@ PROJECTS = {
     "bare": {
         "README.txt": "a project with nothing but this file\n",
     },
+    # pip-tools needs click>=8: with the convention's tools in the project's own resolution, this could not adopt.
+    "clicky": {
+        "requirements.in": "click==7.1.2\n",
+        "Makefile": ".PHONY: test\ntest:\n\t@echo own test ran\n",
+    },
 }
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    """The project's own wheels (pip-tools, pytest, flake8 and theirs) plus alpha 1.0 and 2.0, beta, gamma."""
+    """This repository's wheels (pytest, flake8 and theirs) plus alpha 1.0 and 2.0, beta, gamma, click 7.1.2."""
     index = Index(tmp_path_factory.mktemp("adopt-index"))
     for wheel in sorted((REPO / "requirements").glob("*.whl")):
         index.add_file(wheel)
@@ -79,6 +84,7 @@ def index(tmp_path_factory):
     index.add("alpha", "2.0")
     index.add("beta", "1.0")
     index.add("gamma", "1.0")
+    index.add("click", "7.1.2")
     return index
 
 
@@ -137,15 +143,27 @@ def test_a_clone_of_an_adopted_project_bootstraps_offline_and_passes_check(adopt
     for absent in ("tests", "bench", "docs"):
         assert not (clone / absent).exists(), f"adopt copied this repository's {absent}/"
     pins = {pin.name: pin.version for pin in lockfile.parse((clone / "requirements.txt").read_text())[0]}
-    assert "pip-tools" in pins
+    dev_lock = clone / "requirements-dev.txt"
+    dev = {pin.name: pin.version for pin in lockfile.parse(dev_lock.read_text())[0]} if dev_lock.exists() else {}
+    # The convention's tools have their own lock and env: none of them is in the project's resolution or its ve.
+    assert not {"pip-tools", "click", "build", "cyclonedx-python-lib"} & (set(pins) | set(dev)) or name == "clicky"
     if name == "app":
         assert pins["alpha"] == "1.0", "the app's exact pin moved on the first freeze"
-        assert "pytest" not in pins, "the app runs its own tests: no pytest for the convention's make test"
+        assert not dev, "the app runs its own tests: no pytest for the convention's make test"
     if name == "lib":
-        assert pins["alpha"] == "2.0" and "gamma" in pins and "pytest" in pins
-    imported = subprocess.run([str(clone / "ve" / "bin" / "python"), "-c", "import piptools"], env=make_env(),
-                              capture_output=True, text=True, timeout=TIMEOUT)
-    assert imported.returncode == 0, describe(imported)
+        assert pins == {"alpha": "2.0"}, pins
+        assert "gamma" in dev and "pytest" in dev and dev["alpha"] == "2.0", dev
+        assert "gamma" not in (clone / "requirements.in").read_text()
+    if name == "clicky":
+        assert pins == {"click": "7.1.2"} and not dev, (pins, dev)
+    installed = subprocess.run([str(clone / "ve" / "bin" / "python"), "-c", "import importlib.metadata as m; "
+                                "print(sorted(d.metadata['Name'] for d in m.distributions()))"],
+                               env=make_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert "pip-tools" not in installed.stdout and "cyclonedx" not in installed.stdout, describe(installed)
+    tools = subprocess.run([str(clone / ".bootstrap" / "tools" / "bin" / "python"), "-c", "import piptools, click; "
+                            "print(click.__version__)"], env=make_env(), capture_output=True, text=True,
+                           timeout=TIMEOUT)
+    assert tools.returncode == 0 and not tools.stdout.startswith("7."), describe(tools)
 
 
 @slow
@@ -482,3 +500,31 @@ def test_force_for_adopt_never_rebuilds_this_checkouts_ve():
     result = run_make(REPO, "-n", "adopt", "DEST=/nonexistent", "FORCE=1")
     bootstrap_line = next(line for line in result.stdout.splitlines() if "--ve" in line)
     assert "--force" not in bootstrap_line, bootstrap_line
+
+
+# --- issue 27: the convention's tools leave requirements.in on an upgrade, only where adopt put them ---------------
+
+
+@pytest.mark.parametrize("case", ["appended-block", "written-by-adopt", "the-projects-own"])
+def test_an_upgrade_takes_out_only_the_tools_an_older_adopt_added(tmp_path, case):
+    from bootstrap_tools import adopt as adopt_module
+
+    old_header = ("# What this project wants (from pyproject.toml by `make adopt`). Edit it, then `make freeze` locks "
+                  "it into\n" + adopt_module.OLD_HEADER_END + "\n")
+    text = {
+        "appended-block": f"# ours\nrequests\npip-tools>=7\n{adopt_module.OLD_ADDED_BY_ADOPT}\npip-tools\npytest\n",
+        "written-by-adopt": old_header + "alpha\npip-tools\npytest\nflake8\n",
+        "the-projects-own": "# ours\nalpha\npip-tools\n",
+    }[case]
+    (tmp_path / "requirements.in").write_text(text)
+    dropped = adopt_module.drop_convention_tools(tmp_path)
+    after = (tmp_path / "requirements.in").read_text()
+    dev = tmp_path / "requirements-dev.in"
+    if case == "the-projects-own":
+        assert (dropped, after, dev.exists()) == ([], text, False)
+        return
+    assert "pip-tools\n" not in after.replace("pip-tools>=7\n", "") and "pytest" not in after, after
+    assert ("requests\npip-tools>=7\n" in after) if case == "appended-block" else ("alpha\n" in after), after
+    assert adopt_module.ADDED_BY_ADOPT in dev.read_text() and "pytest\n" in dev.read_text()
+    assert ("flake8\n" in dev.read_text()) == (case == "written-by-adopt")
+    assert "pip-tools" in dropped and adopt_module.drop_convention_tools(tmp_path) == []  # once only

@@ -1,8 +1,8 @@
 """What the maintainer tools run: only pinned, verified code, and every interpreter with -I.
 
-- a throwaway environment for another target (bootstrap_tools/targets.py tool_python) runs the seed pip only after
-  checking it against virtualenv_support/SHA256SUMS and the lock, and installs pip-tools and its dependencies
-  from requirements/ by the lock's hashes, never from an index;
+- a throwaway environment for another target (bootstrap_tools/targets.py tool_python) runs the tools' pip only after
+  checking it against bootstrap_tools/wheels/SHA256SUMS and the tools lock, and installs pip-tools and its
+  dependencies from bootstrap_tools/wheels/ by the tools lock's hashes, never from an index;
 - bootstrap_tools/virtualenv_py.py runs each base interpreter's own pip with -I, so nothing in the working directory
   (a `pip/` package, say) is imported instead.
 """
@@ -24,7 +24,7 @@ slow = pytest.mark.slow
 
 
 def lock_pins(root):
-    pins, problems = lockfile.parse((root / "requirements.txt").read_text())
+    pins, problems = lockfile.parse((root / "bootstrap_tools" / "tools.txt").read_text())
     assert problems == []
     return pins
 
@@ -41,7 +41,7 @@ def test_a_throwaway_env_never_runs_a_seed_the_lock_does_not_allow(checkout, tmp
     base = python_or_skip(OTHER)
     assert base
     marker = tmp_path / "seed-ran"
-    seeds = checkout / "virtualenv_support"
+    seeds = checkout / "bootstrap_tools" / "wheels"
     seed = next(seeds.glob("pip-*.whl"))
     fake = planting_pip(tmp_path / "made", seed.name.split("-")[1], marker)
     seed.unlink()
@@ -49,17 +49,17 @@ def test_a_throwaway_env_never_runs_a_seed_the_lock_does_not_allow(checkout, tmp
     (seeds / "SHA256SUMS").write_text(f"{sha256_file(seeds / fake.name)}  {fake.name}\n")  # consistent, still wrong
 
     with pytest.raises(ToolError) as raised:
-        targets.tool_python(checkout, OTHER, tmp_path / "staging", hermetic_env(tmp_path / "home"), lock_pins(checkout))
-    assert "refusing to run the seed pip" in str(raised.value) and "requirements.txt" in str(raised.value)
+        targets.tool_python(checkout, OTHER, tmp_path / "staging", hermetic_env(tmp_path / "home"))
+    assert "refusing to run the seed pip" in str(raised.value) and "tools.txt" in str(raised.value)
     assert not marker.exists()
 
 
 def test_a_throwaway_env_never_runs_a_seed_that_sha256sums_does_not_record(checkout, tmp_path):
     python_or_skip(OTHER)
-    seed = next((checkout / "virtualenv_support").glob("pip-*.whl"))
-    (checkout / "virtualenv_support" / "SHA256SUMS").write_text(f"{'0' * 64}  {seed.name}\n")
-    with pytest.raises(ToolError, match="does not match virtualenv_support/SHA256SUMS"):
-        targets.tool_python(checkout, OTHER, tmp_path / "staging", hermetic_env(tmp_path / "home"), lock_pins(checkout))
+    seed = next((checkout / "bootstrap_tools" / "wheels").glob("pip-*.whl"))
+    (checkout / "bootstrap_tools" / "wheels" / "SHA256SUMS").write_text(f"{'0' * 64}  {seed.name}\n")
+    with pytest.raises(ToolError, match="does not match bootstrap_tools/wheels/SHA256SUMS"):
+        targets.tool_python(checkout, OTHER, tmp_path / "staging", hermetic_env(tmp_path / "home"))
 
 
 def test_pip_tools_for_another_target_is_the_locks_closure_for_that_target():
@@ -68,22 +68,22 @@ def test_pip_tools_for_another_target_is_the_locks_closure_for_that_target():
     names = {pin.name for pin in chosen}
     assert {"pip-tools", "pip", "build", "click", "packaging", "pyproject-hooks", "setuptools", "wheel",
             "tomli"} <= names, names
-    assert not names & {"pytest", "flake8", "pluggy"}, names  # only what pip-tools needs
+    assert not names & {"cyclonedx-python-lib", "sortedcontainers"}, names  # only what pip-tools needs
     assert all(pin in pins and pin.applies_to("3.10") for pin in chosen)
     assert "tomli" not in {pin.name for pin in targets.tool_pins(REPO, "3.12", pins)}
 
 
 def test_pip_tools_missing_from_the_lock_for_a_target_is_an_error_not_an_index_download(tmp_path):
     pins = [pin for pin in lock_pins(REPO) if pin.name != "click"]
-    with pytest.raises(ToolError, match="the lock pins no click for Python 3.12.*never from the index"):
+    with pytest.raises(ToolError, match="tools.txt pins no click for Python 3.12.*never from the index"):
         targets.tool_pins(REPO, "3.12", pins)
 
 
 @slow
-def test_a_throwaway_env_gets_pip_tools_offline_from_requirements(checkout, tmp_path):
+def test_a_throwaway_env_gets_pip_tools_offline_from_the_tools_wheels(checkout, tmp_path):
     python_or_skip(OTHER)
     env = hermetic_env(tmp_path / "home", {"PIP_INDEX_URL": "http://127.0.0.1:9/never"})  # scrubbed anyway
-    python = targets.tool_python(checkout, OTHER, tmp_path / "staging", env, lock_pins(checkout))
+    python = targets.tool_python(checkout, OTHER, tmp_path / "staging", env)
     assert "pip-compile" in run([python, "-I", "-m", "piptools", "compile", "--help"], env=env)
 
 
