@@ -1,4 +1,4 @@
-"""`make sbom`: a CycloneDX JSON SBOM of what `make ve` installs, one document per target, offline.
+"""`make sbom`: a CycloneDX JSON SBOM of what ships (the runtime set), one document per target, offline.
 
 A target is a Python of the lock, or with declared platforms (`# platforms:`) a (platform, Python) pair, whose
 descriptor (platforms/<name>.json) gives the markers and the wheel tags. For each target of requirements.txt: one
@@ -6,12 +6,16 @@ component per pin whose marker holds there (what `make ve` installs there, the s
 pip), with its package URL, version, the sha256 of the artifact(s) in requirements/ that fit there (the sdist
 where it builds at `make ve`), and the license its wheel's metadata declares
 (License-Expression, else License, else its license classifiers, as written); dependency edges from each
-wheel's Requires-Dist evaluated for that Python, between the lock's own pins; the root component depends on
-requirements.in's requirements. Built with cyclonedx-python-lib. Deterministic for a given lock and
-requirements/: no timestamp, and the serial number is a UUID derived from the document's content.
+wheel's Requires-Dist evaluated for that Python, between the lock's own pins. The root component is the project
+(pyproject.toml's [project] name and version, else the checkout directory's name) and depends on requirements.in's
+requirements. With a dev lock (requirements-dev.txt), a second document per target (`-dev` in its file name)
+lists the dev set the same way, its root component `<project>-dev` depending on requirements-dev.in's
+requirements: the runtime documents never list a dev tool. Built with cyclonedx-python-lib. Deterministic for a
+given lock and requirements/: no timestamp, and the serial number is a UUID derived from the document's content.
 """
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -32,6 +36,22 @@ DEFAULT_OUTPUT = ROOT / ".bootstrap" / "sbom"
 SERIAL_NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")  # RFC 4122's URL namespace
 
 
+@dataclasses.dataclass(frozen=True)
+class DocumentSet:
+    """One set of documents: its lock, the input naming the root component's direct requirements, the root
+    component (name, version or None), and what the file names add."""
+    lock: str
+    wanted: str
+    name: str
+    version: "str | None"
+    suffix: str
+
+    def description(self, target):
+        if self.suffix:
+            return f"the dev set: what {self.lock} pins for Python {target}, beside the runtime set"
+        return f"what ships: the runtime set, {self.lock}, as `make ve GROUPS=runtime` installs it on Python {target}"
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="directory for the documents")
@@ -47,29 +67,63 @@ def main(argv):
     return 0
 
 
+def project(root):
+    """(name, version or None) of the project: pyproject.toml's [project] (a dynamic version is None), else the
+    checkout directory's name."""
+    path = root / "pyproject.toml"
+    data = {}
+    if path.exists():
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: tomli, which `build` (pip-tools' dependency) brings
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ToolError(f"pyproject.toml is not valid TOML ({exc}), and the SBOM's root component takes the "
+                            "project's name from it: fix the file.")
+    table = data.get("project")
+    if isinstance(table, dict) and isinstance(table.get("name"), str) and table["name"].strip():
+        version = table.get("version")
+        return table["name"].strip(), version if isinstance(version, str) else None
+    return root.resolve().name, None
+
+
+def document_sets(root):
+    """The runtime set, and the dev set when the project has a dev lock."""
+    name, version = project(root)
+    sets = [DocumentSet("requirements.txt", "requirements.in", name, version, "")]
+    if (root / "requirements-dev.txt").exists():
+        sets.append(DocumentSet("requirements-dev.txt", "requirements-dev.in", f"{name}-dev", version, "-dev"))
+    return sets
+
+
 def write_all(root, output):
-    lock_text = (root / "requirements.txt").read_text(encoding="utf-8")
-    pins, problems = lockfile.parse(lock_text)
-    if problems:
-        raise ToolError(f"requirements.txt line `{problems[0].line}` {problems[0].message}: run `make check`.")
-    output.mkdir(parents=True, exist_ok=True)
     written = []
-    files = artifact_digests(root)  # once for every target: a wheelhouse can be large
-    for target in platforms.lock_targets(lock_text, root):
-        text, count = render(root, pins, target, files)
-        path = output / file_name(target)
-        partial = path.with_name(f".{path.name}.part")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
-        written.append((path, count))
+    files = None
+    for kind in document_sets(root):
+        lock_text = (root / kind.lock).read_text(encoding="utf-8")
+        pins, problems = lockfile.parse(lock_text)
+        if problems:
+            raise ToolError(f"{kind.lock} line `{problems[0].line}` {problems[0].message}: run `make check`.")
+        output.mkdir(parents=True, exist_ok=True)
+        files = artifact_digests(root) if files is None else files  # once for every target: a wheelhouse is large
+        for target in platforms.lock_targets(lock_text, root):
+            text, count = render(root, pins, target, files, kind)
+            path = output / file_name(target, kind.suffix)
+            partial = path.with_name(f".{path.name}.part")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(path)
+            written.append((path, count))
     return written
 
 
-def file_name(target):
-    """`sbom-python3.12.cdx.json`, or `sbom-python3.12-macos-arm64.cdx.json` for a (platform, Python) pair."""
+def file_name(target, suffix=""):
+    """`sbom-python3.12.cdx.json`, or `sbom-python3.12-macos-arm64.cdx.json` for a (platform, Python) pair;
+    `suffix` (`-dev`) before `.cdx.json`."""
     if isinstance(target, platforms.Pair):
-        return f"sbom-python{target.python}-{target.platform}.cdx.json"
-    return f"sbom-python{target}.cdx.json"
+        return f"sbom-python{target.python}-{target.platform}{suffix}.cdx.json"
+    return f"sbom-python{target}{suffix}.cdx.json"
 
 
 def target_environment(target):
@@ -133,8 +187,9 @@ def dependencies(metadata, names, environment):
     return sorted(found)
 
 
-def render(root, pins, target, files=None):
-    """(the CycloneDX 1.6 JSON text for `target`, how many components)."""
+def render(root, pins, target, files=None, kind=None):
+    """(the CycloneDX 1.6 JSON text of `kind`'s pins, the runtime set by default, for `target`, how many
+    components)."""
     from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import HashAlgorithm, HashType
     from cyclonedx.model.bom import Bom
@@ -146,9 +201,11 @@ def render(root, pins, target, files=None):
     environment = target_environment(target)
     chosen = installed_pins(root, pins, target, files)
     names = {pin.name for pin, _, _ in chosen}
+    kind = kind or document_sets(root)[0]
     bom = Bom()
-    root_component = Component(type=ComponentType.APPLICATION, name="requirements.in", bom_ref="requirements.in",
-                               description=f"what `make ve` installs from requirements.txt on Python {target}")
+    # A name never clashes with a component's ref (`name==version`).
+    root_component = Component(type=ComponentType.APPLICATION, name=kind.name, version=kind.version,
+                               bom_ref=kind.name, description=kind.description(target))
     bom.metadata.component = root_component
     bom.metadata.timestamp = None  # reproducible: the same lock gives the same bytes
     components, edges = {}, {}
@@ -168,7 +225,7 @@ def render(root, pins, target, files=None):
         bom.components.add(component)
     for name, needed in edges.items():
         bom.register_dependency(components[name], [components[other] for other in needed])
-    wanted, _ = requirements_in.read(root / "requirements.in")
+    wanted, _ = requirements_in.read(root / kind.wanted)  # none without the file (the dev set may have none)
     direct = sorted({canonicalize_name(requirement.name) for _, _, requirement in wanted} & set(components))
     bom.register_dependency(root_component, [components[name] for name in direct])
     bom.serial_number = uuid.UUID(int=0)

@@ -18,7 +18,7 @@ def after_freeze(root, lock_text, before_lock, index_url, index_name, upgrade, w
         print(f"==> {problem}: recording every file anew from {label}, none of its entries kept", flush=True)
     record_text, recorded = provenance.update(root, index, label)
     write_file(root / provenance.RECORD, record_text)
-    write_file(root / pylock.NAME, pylock.render(root, lock_text))
+    write_file(root / pylock.NAME, pylock.render(root, lock_text, pylock.dev_lock_text(root)))
     return render(before_lock, lock_text, index, label, upgrade, recorded)
 
 
