@@ -352,6 +352,11 @@ def slug(target):
     return target.slug() if isinstance(target, Pair) else str(target)
 
 
+# How resolved_as names a target's release; in the freeze's inputs (inputs_digest.py), so that a lock resolved by an
+# older rule is resolved again rather than kept as unchanged.
+RESOLVED_AS = "X.Y.0"
+
+
 def resolved_as(target):
     """The Python release a target is resolved for: X.Y.0, whichever patch release of X.Y runs pip-compile.
 
