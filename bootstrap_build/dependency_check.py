@@ -4,7 +4,8 @@
 
 Every Requires-Dist of every installed distribution, with the extras the lock's pins (and, in turn, their
 requirements) ask for, must be installed in a version its specifier allows. Prints one line per problem, then
-`checked` (the last line of a check that ran to its end)."""
+`checked` (the last line of a check that ran to its end). A problem whose fix is not the usual one carries it after
+a tab: a requirement left out because its marker names a patch release (python_full_version)."""
 
 import gc
 import os
@@ -43,12 +44,17 @@ def main(site, pins):
         requirement = Requirement(pin)
         wanted.setdefault(canonicalize_name(requirement.name), set()).update(requirement.extras)
 
+    def holds(requirement, name, **python):
+        """Whether `requirement` of `name` holds here (or with `python`'s variables), with every extra asked for."""
+        extras = [""] + sorted(wanted.get(name, ()))
+        return not requirement.marker or any(requirement.marker.evaluate({"extra": extra, **python})
+                                             for extra in extras)
+
     def active(name):
         """The requirements of `name` that hold here, with every extra asked for, by the lock or a dependent."""
         for line in metadata[name]["requires"]:
             requirement = Requirement(line)
-            extras = [""] + sorted(wanted.get(name, ()))
-            if not requirement.marker or any(requirement.marker.evaluate({"extra": extra}) for extra in extras):
+            if holds(requirement, name):
                 yield requirement
 
     size = -1
@@ -62,11 +68,39 @@ def main(site, pins):
         for requirement in active(name):
             found = metadata.get(canonicalize_name(requirement.name))
             if found is None:
-                print(f"{dist['name']} {dist['version']} requires {requirement}, which is not installed")
+                fix = patch_release_fix(requirement, holds(requirement, name, **minor_start()))
+                print(f"{dist['name']} {dist['version']} requires {requirement}, which is not installed"
+                      + (f"\t{fix}" if fix else ""))
             elif not requirement.specifier.contains(found["version"], prereleases=True):
                 print(f"{dist['name']} {dist['version']} requires {requirement}, but {found['name']} "
                       f"{found['version']} is installed")
     print("checked")
+
+
+def minor_start():
+    """The Python half of the marker environment a freeze resolves this Python's minor version as (X.Y.0,
+    bootstrap_tools/targets.py resolved_as)."""
+    release = "%d.%d.0" % sys.version_info[:2]
+    return {"python_full_version": release, "implementation_version": release}
+
+
+def patch_release_fix(requirement, holds_at_minor_start):
+    """The fix for a requirement left out of the lock because its marker names a patch release, or None.
+
+    A freeze resolves X.Y as X.Y.0: what holds there is locked, so a lock lacking it was resolved for another patch
+    release, by an older freeze, and a freeze now writes another lock. What holds only from a later patch release
+    a freeze leaves out every time: asking for it in requirements.in is what locks it."""
+    marker = str(requirement.marker or "")
+    if "python_full_version" not in marker and "implementation_version" not in marker:
+        return None
+    here, start = "%d.%d.%d" % sys.version_info[:3], minor_start()["python_full_version"]
+    if holds_at_minor_start:
+        return (f"The lock was resolved for another patch release of Python {start[:-2]} than this {here}, by an "
+                f"older `make freeze`: run `make freeze` with this convention version, which resolves for the whole "
+                f"minor version (as {start}, so every {start[:-2]} gets what it needs), and commit the lock.")
+    return (f"Its marker holds from a later patch release than {start}, as which `make freeze` resolves the whole "
+            f"minor version, so every freeze leaves it out: add `{requirement.name}{requirement.specifier}` to "
+            "requirements.in (the other patch releases install it too), run `make freeze` and commit the lock.")
 
 
 if __name__ == "__main__":

@@ -30,10 +30,14 @@ def check_env(slot, pins, report, dependencies):
         error("checking the requirements of the installed distributions failed; see the output above. The previous "
               "ve is untouched.")
     if problems:
-        more = f" ({len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
-        error(f"the new build does not match the lock (checked like pip check): {problems[0]}{more}. The lock is "
-              "incomplete or inconsistent: "
-              "restore it with `git checkout -- requirements.txt`, or run `make freeze`. The previous ve is untouched.")
+        # dependency_check.py gives a problem whose fix is not the usual one after a tab.
+        first, _, fix = problems[0].partition("\t")
+        rest = [problem.partition("\t")[0] for problem in problems[1:]]
+        more = f" ({len(rest)} more: {'; '.join(rest)})" if rest else ""
+        fix = fix or ("The lock is incomplete or inconsistent: restore it with `git checkout -- requirements.txt`, or "
+                      "run `make freeze`.")
+        error(f"the new build does not match the lock (checked like pip check): {first}{more}. {fix} The previous ve "
+              "is untouched.")
 
 
 def installed_problems(slot, pins, report):

@@ -8,6 +8,9 @@ platform's marker environment and its tag list for this Python), then runs MODUL
 command line would. A marker that asks for a variable SPEC lacks is written to SPEC's `missing` file and fails:
 the freeze then names it, rather than let pip evaluate it against this machine.
 
+A plain target Python runs through it too, with SPEC's `this_machine` set: the tags and the other variables stay
+this machine's, and only the Python half is SPEC's (X.Y.0, see targets.launcher).
+
 Standard library and pip only: it runs inside the tool environment, with no import of bootstrap_tools.
 """
 
@@ -35,22 +38,16 @@ def patch(spec):
     from pip._vendor.packaging import markers
     from pip._vendor.packaging.tags import Tag
 
-    environment = dict(spec["environment"])
-    # The Python half is this interpreter's own (it is the target Python), unless SPEC names one (a dry install
-    # for another Python with --python-version).
     running = markers.default_environment()
+    environment = dict(running) if spec.get("this_machine") else {}
+    environment.update(spec["environment"])
+    # The Python half is this interpreter's own (it is the target Python), unless SPEC names it: the freeze names
+    # X.Y.0 (targets.launcher), and a dry install for another Python with --python-version names that one.
     for key in ("python_version", "python_full_version", "implementation_version"):
         environment.setdefault(key, running[key])
-    tags = [Tag(*text.split("-")) for text in spec["tags"]]
 
     def default_environment():
         return strict_environment(environment, spec["missing"])
-
-    def get_sorted_tags(self):
-        return list(tags)
-
-    def get_unsorted_tags(self):
-        return set(tags)
 
     markers.default_environment = default_environment
     try:  # pip-tools or a build hook may evaluate markers with the standalone `packaging` too
@@ -59,6 +56,16 @@ def patch(spec):
         pass
     else:
         packaging.markers.default_environment = default_environment
+    if "tags" not in spec:  # this machine's own, as pip finds them
+        return
+    tags = [Tag(*text.split("-")) for text in spec["tags"]]
+
+    def get_sorted_tags(self):
+        return list(tags)
+
+    def get_unsorted_tags(self):
+        return set(tags)
+
     TargetPython.get_sorted_tags = get_sorted_tags
     TargetPython.get_unsorted_tags = get_unsorted_tags
 

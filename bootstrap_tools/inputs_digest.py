@@ -7,13 +7,15 @@ provenance record names it) and the lock itself (its every byte but this line), 
 requirements.in makes the digest differ and the next freeze resolves in full. Not the index's URL: a freeze that
 keeps its pins takes nothing new from any index, every artifact is checked against the lock, and a mirror's URL
 (one maintainer's, another's) must not rewrite a committed line. Not COOLDOWN_DAYS either: a freeze keeps the pins
-it has whatever the cutoff (freeze.start_cooldown).
+it has whatever the cutoff (freeze.start_cooldown). The Python release each target is resolved as (X.Y.0,
+targets.resolved_as) is an input too: a lock an older freeze resolved as the patch release it found is resolved
+again, as `make ve` advises when such a lock lacks a requirement (bootstrap_build/dependency_check.py).
 """
 
 import hashlib
 import platform
 
-from bootstrap_tools import check, lockfile, platforms, report, sdists, unify
+from bootstrap_tools import check, lockfile, platforms, report, sdists, targets, unify
 
 LINE = "# inputs sha256:"
 
@@ -53,6 +55,7 @@ def digest(root, args, lock_text, floor, dev_text=None):
     parts.append(("glibc floor", floor.encode()))
     parts.append(("resolution", args.resolution.encode()))
     parts.append(("index name", args.index_name.encode()))
+    parts.append(("resolved as", targets.RESOLVED_AS.encode()))
     parts.append(("lock", without_line(lock_text).encode("utf-8")))
     total = hashlib.sha256()
     for label, value in parts:

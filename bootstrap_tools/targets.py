@@ -7,6 +7,9 @@ carry a python_version marker. Artifacts are then fetched per target, preferring
 Under RESOLUTION=fewest (the default) the targets are then brought to one version of each package wherever one
 fits them all (unify.py); RESOLUTION=newest keeps each target's own newest.
 
+Each target is resolved for its whole minor version, as if its Python were X.Y.0 (resolved_as), whatever patch
+release of X.Y runs pip-compile here: the lock is then the same on every machine that freezes it.
+
 Nothing unpinned runs: resolution is wheels only (`--only-binary=:all:` reaches pip-compile's pip, so no
 sdist's setup.py is run to read its metadata), and a throwaway environment for another target runs the seed
 pip only after checking it against SHA256SUMS and the lock, then installs pip-tools and its dependencies from
@@ -14,6 +17,7 @@ requirements/ by the lock's hashes (`--require-hashes --no-deps`), never from th
 """
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -83,12 +87,17 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
     no_binary = set() if no_binary is None else no_binary
     for target in targets:  # one after another: the pairs of one Python share its environment
         pythons[target] = tool_python(root, python_of(target), staging, env)
+    notes = {}  # one probe per interpreter: the pairs of one Python share it
+    for target in targets:
+        if str(pythons[target]) not in notes:
+            notes[str(pythons[target])] = interpreter_note(pythons[target], target, env)
+    named = {target: notes[str(pythons[target])] for target in targets}
 
     def first_pass(target, names):
         """(pip-compile's output, the failure that made it drop the constraints or None); `names` grows."""
         def compile_target(allowed, constraints=constraints):
             return compile_one(root, pythons[target], target, staging, env, upgrade, index_url, previous_pins,
-                               [*fixed, *constraints], allowed, source=source)
+                               [*fixed, *constraints], allowed, source=source, interpreter=named[target])
 
         try:
             return compile_allowing_sdists(compile_target, names), None
@@ -131,7 +140,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
             seed = {target: unify.seed_lines(text, proposal)}
             return compile_one(root, pythons[target], target, staging, env, False, index_url, seed,
                                [*fixed, *(() if target in unconstrained else constraints)], sorted(no_binary),
-                               tentative=True, source=source)
+                               tentative=True, source=source, interpreter=named[target])
 
         def precheck(target, name, version):
             return download_reason(pythons[target], target, name, version, staging, env, index_url)
@@ -309,12 +318,13 @@ def tool_pins(root, target, lock_pins):
 
 
 def compile_one(root, python, target, staging, env, upgrade, index_url, previous_pins, constraints=(), no_binary=(),
-                tentative=False, source="requirements.in"):
+                tentative=False, source="requirements.in", interpreter=""):
     """pip-compile for one target, seeded with that target's previous pins so they are kept.
 
     Wheels only, except for the names in `no_binary` (no wheel exists for them: their sdists are resolved).
     Raises NoWheel naming requirements that have no wheel but might have an sdist.
     tentative: a failure raises unify.Unresolvable (the caller tries something else) instead of ending the freeze.
+    interpreter: what the progress line says of `python` (interpreter_note).
     """
     output = staging / f"{Path(source).stem}-{slug(target)}.txt"
     output.write_text("".join(f"{pin}\n" for pin in previous_pins.get(target, [])), encoding="utf-8")
@@ -330,8 +340,8 @@ def compile_one(root, python, target, staging, env, upgrade, index_url, previous
         argv.append("--upgrade")
     elif upgrade:  # only these packages (and what they need) may move
         argv += [arg for name in upgrade for arg in ("--upgrade-package", name)]
-    print(f"==> pip-compile for Python {target}" + ("" if source == "requirements.in" else f" ({source})"),
-          flush=True)
+    print(f"==> pip-compile for Python {target}" + ("" if source == "requirements.in" else f" ({source})")
+          + (f" ({interpreter})" if interpreter else ""), flush=True)
     try:
         run(argv, cwd=root, env=env)
         missing_variables(target, staging)
@@ -368,19 +378,56 @@ def slug(target):
     return target.slug() if isinstance(target, Pair) else str(target)
 
 
+# How resolved_as names a target's release; in the freeze's inputs (inputs_digest.py), so that a lock resolved by an
+# older rule is resolved again rather than kept as unchanged.
+RESOLVED_AS = "X.Y.0"
+
+
+def resolved_as(target):
+    """The Python release a target is resolved for: X.Y.0, whichever patch release of X.Y runs pip-compile.
+
+    A lock serves every host of X.Y, and a marker may name a patch release (redis 8.0.1 needs
+    `async-timeout; python_full_version < "3.11.3"`): resolved as the patch release found here, the lock would
+    follow the machine that froze it (with no async-timeout from a 3.11.7, which a 3.11.2 host then lacks), and the
+    next freeze elsewhere would undo it. X.Y.0 is the oldest host the target admits, so what a `<` marker adds for
+    the older patch releases is locked; a newer host installs it too (the lock's line carries a python_version
+    marker only), which is harmless. It is also what `make check` and the declared platforms (platforms.Pair)
+    assume. Keeping the metadata's python_full_version markers instead would need one resolution per patch
+    boundary. A requirement from a later patch release only (`>= "X.Y.Z"`) is rare; `make ve` names it and how to
+    lock it (bootstrap_build/dependency_check.py).
+    """
+    return f"{python_of(target)}.0"
+
+
+def interpreter_note(python, target, env):
+    """What a progress line says of the interpreter resolving `target`: its real path, its patch release, and
+    the release it resolves as."""
+    try:  # platform.python_version() is what pip's markers read as python_full_version
+        version = run([python, "-I", "-c", "import platform; print(platform.python_version())"], env=env).strip()
+    except ToolError:  # pip-compile under it, next, fails with the cause
+        version = "version unknown"
+    return f"{os.path.realpath(python)}, {version}, resolved as {resolved_as(target)}"
+
+
 def launcher(python, target, staging, module):
     """The start of the command that runs `module` (piptools, pip) under `python` for `target`.
 
-    For a (platform, Python) pair, through as_platform.py: pip's marker environment and tag list become the
-    pair's (its descriptor's), so pip-compile resolves, and pip downloads, as on that platform.
+    Through as_platform.py, so pip's markers see the Python as resolved_as(target) gives it. For a
+    (platform, Python) pair, the rest of pip's marker environment and its tag list become the pair's (its
+    descriptor's), so pip-compile resolves, and pip downloads, as on that platform.
     """
-    if not isinstance(target, Pair):
-        return [python, "-I", "-m", module]
-    spec = staging / "platform-specs" / f"{target.slug()}.json"
+    spec = staging / "platform-specs" / f"{slug(target)}.json"
     missing = spec.with_suffix(".missing")
     if not spec.exists():
+        python_half = {"python_version": python_of(target), "python_full_version": resolved_as(target),
+                       "implementation_version": resolved_as(target)}
+        if isinstance(target, Pair):
+            described = target.spec(missing)
+            described["environment"] = {**described["environment"], **python_half}
+        else:
+            described = {"environment": python_half, "this_machine": True, "missing": str(missing)}
         spec.parent.mkdir(parents=True, exist_ok=True)
-        spec.write_text(json.dumps(target.spec(missing)), encoding="utf-8")
+        spec.write_text(json.dumps(described), encoding="utf-8")
     return [python, "-I", Path(__file__).resolve().parent / "as_platform.py", spec, module]
 
 
