@@ -2,6 +2,9 @@
 # which other projects can copy and include unchanged. `make` alone lists the targets.
 # The platforms this repository's lock fits (platforms/*.json describe them; README, declared platforms).
 TARGET_PLATFORMS := linux-x86_64 linux-aarch64 macos-arm64
+# This repository develops the convention: its `make test` lints the convention's own code, which a project
+# that adopted it leaves out (bootstrap.mk, BOOTSTRAP_FLAKE8_CONVENTION).
+BOOTSTRAP_FLAKE8_CONVENTION :=
 include bootstrap.mk
 
 # BENCH_ARGS="--rounds 3 --cases fresh,repin" narrows it (bench/bench.py --help).

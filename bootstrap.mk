@@ -8,7 +8,7 @@ BOOTSTRAP_MK_VERSION := 7
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
 BOOTSTRAP_STEERING := PYTHON VE GROUPS FORCE ONE_SLOT BOOTSTRAP_FAST LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
-  CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR
+  CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR REPORT_BASELINE
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -63,9 +63,14 @@ PACKAGES ?=
 SBOM_DIR ?= $(BOOTSTRAP_BUILD)/sbom
 # A constraints file for `make freeze*` (pins pip-compile must keep), e.g. an organisation-wide one.
 CONSTRAINTS ?=
+# A lock the freeze report compares with instead of the one it replaces (`make adopt`: the project's old pins).
+REPORT_BASELINE ?=
 # The convention's targets, each also reachable as bootstrap-<name>. A project with a target of its own by one
-# of these names drops the name from this list (before the include) and keeps its own, without make warnings.
-BOOTSTRAP_TARGETS ?= help ve test check verify freeze freeze-upgrade platforms clean adopt sbom
+# of these names lists it in BOOTSTRAP_PROJECT_TARGETS (before the include; `make adopt` writes it) and keeps its
+# own, without make warnings; every other name, a target a later version of this file adds included, is short.
+BOOTSTRAP_ALL_TARGETS := help ve test check verify freeze freeze-upgrade platforms clean adopt sbom
+BOOTSTRAP_PROJECT_TARGETS ?=
+BOOTSTRAP_TARGETS ?= $(filter-out $(BOOTSTRAP_PROJECT_TARGETS),$(BOOTSTRAP_ALL_TARGETS))
 
 # Where the convention keeps its maintainer tooling and its build area (staging, caches, reports).
 BOOTSTRAP_TOOLS := bootstrap_tools
@@ -80,11 +85,16 @@ VE_PYTHON = "$(or $(realpath $(VE)),$(VE))/bin/python" -E -s
 # it with PYTHON, offline and hash-checked, by the same code as the ve (a no-op when nothing changed).
 TOOLS_VE := $(BOOTSTRAP_BUILD)/tools
 TOOLS_PYTHON = "$(or $(realpath $(TOOLS_VE)),$(TOOLS_VE))/bin/python" -E -s
+# The project's own recipes run its tools in the ve the same way: `$(VE_RUN) pytest`, `$(VE_RUN) celery worker`
+# (`$(VE_PYTHON) app.py` for a script), never a pytest or python from PATH, which lacks the lock's packages. A
+# tool with no `python -m` form runs as "$(VE)/bin/<tool>" (its first line names the ve's Python). `make adopt`
+# lists the recipes that call a tool from PATH (docs/adopt.md).
+VE_RUN = $(VE_PYTHON) -m
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --resolution "$(RESOLUTION)" \
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
 	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
 	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)") --glibc-floor "$(GLIBC_FLOOR)" \
-	$(if $(FREEZE_JOBS),--jobs "$(FREEZE_JOBS)")
+	$(if $(FREEZE_JOBS),--jobs "$(FREEZE_JOBS)") $(if $(REPORT_BASELINE),--report-baseline "$(REPORT_BASELINE)")
 # make check compares the lock's header with these settings.
 CHECK_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --glibc-floor "$(GLIBC_FLOOR)"
 # bootstrap.py (and, through its importer, the bootstrap_build modules it needs) are compiled from their tracked
@@ -103,7 +113,17 @@ BOOTSTRAP = $(BOOTSTRAP_RUN) --ve "$(VE)"
 # flake8 never reads what the convention brings or builds (third-party code, generated files).
 VE_NAME = $(notdir $(patsubst %/,%,$(VE)))
 VE_BASE = $(or $(patsubst .%,%,$(VE_NAME)),$(VE_NAME))
-BOOTSTRAP_FLAKE8_EXCLUDE = $(VE_NAME),.$(VE_BASE)-a,.$(VE_BASE)-b,.$(VE_BASE).tmp*,.$(VE_BASE)-?.deleting-*,$(BOOTSTRAP_BUILD),virtualenv.py,requirements,virtualenv_support
+# Nor the convention's own code in a project that adopted it: written for 120 columns and linted where the
+# convention is developed (that repository's Makefile empties this, so its `make test` lints it).
+BOOTSTRAP_COMMA := ,
+BOOTSTRAP_FLAKE8_CONVENTION ?= ./bootstrap.py,./bootstrap_build,./$(BOOTSTRAP_TOOLS)
+BOOTSTRAP_FLAKE8_EXCLUDE = $(VE_NAME),.$(VE_BASE)-a,.$(VE_BASE)-b,.$(VE_BASE).tmp*,.$(VE_BASE)-?.deleting-*,$(BOOTSTRAP_BUILD),virtualenv.py,requirements,virtualenv_support$(if $(BOOTSTRAP_FLAKE8_CONVENTION),$(BOOTSTRAP_COMMA)$(BOOTSTRAP_FLAKE8_CONVENTION))
+# A src-layout project (src/<package>/) is imported by its tests from the checkout, never installed into the ve:
+# pytest's `pythonpath` option names src/ unless the project's own pytest configuration sets `pythonpath` (then
+# it decides; PYTEST_PYTHONPATH= turns this off). A flat layout imports as it is: `python -m pytest` puts the
+# checkout first on sys.path.
+PYTEST_PYTHONPATH ?= $(if $(wildcard src/*/__init__.py),$(if $(shell grep -ls '^ *pythonpath *=' pyproject.toml \
+	pytest.ini setup.cfg tox.ini 2>/dev/null),,src))
 
 ifeq ($(.DEFAULT_GOAL),)
 .DEFAULT_GOAL := $(if $(filter help,$(BOOTSTRAP_TARGETS)),help,bootstrap-help)
@@ -142,7 +162,7 @@ bootstrap-tools:
 bootstrap-test: bootstrap-ve bootstrap-tools
 	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).check $(CHECK_ARGS)
 	$(VE_PYTHON) -m flake8 --extend-exclude "$(BOOTSTRAP_FLAKE8_EXCLUDE)" $(FLAKE8_ARGS)
-	$(VE_PYTHON) -m pytest $(PYTEST_ARGS)
+	$(VE_PYTHON) -m pytest $(if $(PYTEST_PYTHONPATH),-o pythonpath="$(PYTEST_PYTHONPATH)") $(PYTEST_ARGS)
 
 .PHONY: bootstrap-verify  ## offline: every file in ./ve against its RECORD hash; names what was changed by hand
 bootstrap-verify:

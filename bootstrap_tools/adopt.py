@@ -29,7 +29,17 @@ TOOLS = Path(__file__).resolve().parent.name
 # What the convention owns in a project that adopted it; everything else there is the project's.
 CONVENTION = ("bootstrap.mk", "bootstrap.py", "bootstrap_build", "virtualenv.py", "virtualenv_support", TOOLS)
 BUILD = ".bootstrap"
-TARGETS = ("help", "ve", "test", "check", "freeze", "freeze-upgrade", "platforms", "clean", "adopt", "sbom")
+
+
+def convention_targets(root):
+    """The convention's target names, as bootstrap.mk's BOOTSTRAP_ALL_TARGETS line lists them (one list, never two
+    that drift apart)."""
+    match = re.search(r"^BOOTSTRAP_ALL_TARGETS\s*:?=(.*)$", (root / "bootstrap.mk").read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    return tuple(match.group(1).split()) if match else ()
+
+
+TARGETS = convention_targets(ROOT)
 GITIGNORE = ("/ve", "/.ve-a/", "/.ve-b/", "/.ve.lock", "/.ve.tmp*", "/.ve-?.deleting-*", "/ve.switching", f"/{BUILD}/",
              "__pycache__/")
 # Git LFS for the wheelhouse (`make adopt LFS=1`): every artifact and the seed wheels; SHA256SUMS stays plain text.
@@ -67,6 +77,8 @@ def main(argv):
         fail(f"interrupted; {dest} is as it was before `make adopt` (everything it wrote was put back). Run "
              "`make adopt` again.")
     print_changes(dest, changes, version is None, args.lfs)
+    if version is None:
+        print_path_tools(dest)
     step(f"done in {time.monotonic() - started:.1f} s")
     return 0
 
@@ -303,16 +315,22 @@ def adopt(dest, args):
         step(f"copying the convention (bootstrap.mk version {version_of(ROOT)}) into {dest}")
         for relative, path in convention_files(ROOT).items():
             undo.write(relative, path.read_bytes())
+        step(f"writing requirements.in ({f'from {source}' if source else 'empty: DEST declares no requirements'}, "
+             f"{len(wanted)} lines)")
         write_requirements_in(undo, dest, wanted, source)
         write_dev_in(undo, dest, wanted, dev_wanted, test_tools)
+        step("wiring DEST's Makefile (`include bootstrap.mk`) and .gitignore")
         wire_makefile(undo, dest, own_targets, lock_settings(args))
         wire_gitignore(undo, dest)
         if args.lfs:
             wire_lfs(undo.write, dest)
         if constraints:
             undo.write(f"{BUILD}/adopt-constraints.txt", "".join(f"{line}\n" for line in constraints))
+        undo.write(BASELINE, previous_lock(constraints, found["hashes"]))
         first_freeze(dest, args, bool(constraints), index_url)
-        if not args.accept_changed_hashes:
+        if not args.accept_changed_hashes and found["hashes"]:
+            step(f"checking the first lock against the {len(found['hashes'])} version(s) DEST's requirements.txt "
+                 "pinned by hash")
             refuse_changed_bytes(dest, found["hashes"])
     except BaseException:
         clean_ve(dest)
@@ -323,8 +341,25 @@ def adopt(dest, args):
             print("".join(f"    could not put back {problem}\n" for problem in problems), end="", file=sys.stderr)
         raise
     (dest / BUILD / "adopt-constraints.txt").unlink(missing_ok=True)
+    (dest / BASELINE).unlink(missing_ok=True)
     (dest / MARKER).unlink()
     return describe_changes(before, snapshot(dest), own_targets, source, test_tools)
+
+
+# The project's exact pins before adoption, in the lock's form, for the first freeze's report to compare with.
+BASELINE = f"{BUILD}/adopt-baseline.txt"
+
+
+def previous_lock(constraints, hashes):
+    """The lock text of the pins DEST had (`name==version [; marker]`), with the sha256s it pinned (else a
+    placeholder: the report reads names, versions and markers only); empty when it pinned nothing."""
+    entries = []
+    for line in constraints:
+        requirement = Requirement(line)
+        version = pinned_version(requirement)
+        known = hashes.get((canonicalize_name(requirement.name), version)) or {"0" * 64}
+        entries.append(lockfile.lock_entry(line, known))
+    return "".join(entries)
 
 
 def chosen_index(given, found):
@@ -693,14 +728,19 @@ def lock_settings(args):
     return {name: settings[name] for name in LOCK_SETTINGS if name in settings}
 
 
-def wire_makefile(undo, dest, own_targets, settings):
-    ours = [name for name in TARGETS if name not in own_targets]
+def makefile_block(own_targets, settings):
+    """What adopt appends to DEST's Makefile: the settings given to it, the names DEST keeps for its own targets
+    (every other convention target, one a later bootstrap.mk adds included, gets its short name), the include."""
     kept = [name for name in TARGETS if name in own_targets]
     note = (f"# This project has its own {', '.join(kept)}: the convention's run as "
             f"{', '.join('make bootstrap-' + name for name in kept)}.\n" if kept else "")
-    block = ("# The offline-bootstrap convention (bootstrap.mk, brought by `make adopt`; `make help` lists it).\n"
-             + note + "".join(f"{name} := {value}\n" for name, value in settings.items())
-             + f"BOOTSTRAP_TARGETS := {' '.join(ours)}\ninclude bootstrap.mk\n")
+    return ("# The offline-bootstrap convention (bootstrap.mk, brought by `make adopt`; `make help` lists it).\n"
+            + note + "".join(f"{name} := {value}\n" for name, value in settings.items())
+            + (f"BOOTSTRAP_PROJECT_TARGETS := {' '.join(kept)}\n" if kept else "") + "include bootstrap.mk\n")
+
+
+def wire_makefile(undo, dest, own_targets, settings):
+    block = makefile_block(own_targets, settings)
     path = dest / "Makefile"
     if path.exists():
         text = path.read_text(encoding="utf-8")
@@ -769,6 +809,7 @@ def first_freeze(dest, args, constrained, index_url):
         settings["INDEX_URL"] = index_url
     if args.accept_changed_hashes:
         settings["ACCEPT_CHANGED_HASHES"] = "1"
+    settings["REPORT_BASELINE"] = BASELINE
     argv += [f"{name}={value}" for name, value in sorted(settings.items())]
     # A process group of its own, so that an interrupted adopt stops all of the freeze (what pip runs included)
     # before it puts DEST back; the marker names the group, so that a `kill -9` of adopt is followed by the next
@@ -778,7 +819,7 @@ def first_freeze(dest, args, constrained, index_url):
     record_freeze(dest, process.pid)
     output = []
     try:
-        for line in process.stdout:  # progress as it comes; the report compares with the starting lock, not shown
+        for line in process.stdout:  # progress as it comes; the report's pins once it is done
             output.append(line.rstrip("\n"))
             if line.startswith("==> "):
                 print(f"    {line}", end="", flush=True)
@@ -791,6 +832,24 @@ def first_freeze(dest, args, constrained, index_url):
         cause = errors[-1] if errors else f"exit {process.returncode}"
         raise ToolError(f"the first `make freeze` in {dest} failed: {cause} Everything adopt wrote there was put "
                         f"back; fix the cause and run `make adopt` again.")
+    print_pin_changes(output)
+
+
+def print_pin_changes(output, limit=30):
+    """The first freeze's report of the pins (against DEST's own before adoption: REPORT_BASELINE), at most `limit`
+    lines; the whole report stays in .bootstrap/freeze-report.txt."""
+    heading = "Pins (requirements.txt):"
+    if heading not in output:
+        return
+    lines = []
+    for line in output[output.index(heading) + 1:]:
+        if not line.startswith("  "):
+            break
+        lines.append(line)
+    print(f"    {heading[:-1]}, against DEST's pins before adoption:")
+    print("".join(f"    {line}\n" for line in lines[:limit]), end="")
+    if len(lines) > limit:
+        print(f"      ... {len(lines) - limit} more in {BUILD}/freeze-report.txt")
 
 
 def stop_group(pgid):
@@ -990,6 +1049,103 @@ def print_changes(dest, changes, first, lfs=False):
     elif first:
         print("A large wheelhouse? `make adopt DEST=... LFS=1` stores requirements/ and virtualenv_support/ wheels "
               "with Git LFS (README: Git LFS for the wheelhouse).")
+
+
+# ---------------------------------------------------------------- the project's recipes
+
+PYTHON_COMMAND = re.compile(r"python(3(\.\d+)?)?$")
+PIP_COMMAND = re.compile(r"pip(3(\.\d+)?)?$")
+# What separates the commands of a recipe line; the words that run the command after them.
+COMMAND_SEPARATORS = re.compile(r"&&|\|\||[;|()`]")
+COMMAND_PREFIXES = ("exec", "env", "time", "nohup", "command")
+RULE = re.compile(r"^([^\s:=#][^:=#]*?)\s*::?(?!=)")
+
+
+def console_scripts(directory):
+    """{script: ve form} for every console script of the wheels in `directory` (DEST's requirements/): `$(VE_RUN)
+    <name>` where the wheel has a package of the script's name with a `__main__` (pytest, flake8, celery), or the
+    entry point is a `__main__` module, else "$(VE)/bin/<script>" (its first line names the ve's Python)."""
+    import configparser
+    import zipfile
+
+    scripts = {}
+    for wheel in sorted(directory.glob("*.whl")):
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                names = set(archive.namelist())
+                entry_points = [name for name in names if name.count("/") == 1
+                                and name.endswith(".dist-info/entry_points.txt")]
+                text = archive.read(entry_points[0]).decode("utf-8") if entry_points else ""
+        except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
+            continue  # make check names a damaged artifact; here it only means no suggestion
+        parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+        parser.optionxform = str
+        try:
+            parser.read_string(text)
+        except configparser.Error:
+            continue
+        for script, target in (parser["console_scripts"].items() if parser.has_section("console_scripts") else ()):
+            module, own = target.split(":", 1)[0].strip(), script.replace("-", "_")
+            package = own if f"{own}/__main__.py" in names else module.removesuffix(".__main__") \
+                if module.endswith(".__main__") else None
+            scripts[script] = f"$(VE_RUN) {package}" if package else f'"$(VE)/bin/{script}"'
+    return scripts
+
+
+def path_tools(makefile_text, scripts):
+    """[(line number, target, command, its ve form or None for pip)] for each command of a recipe that runs
+    python, pip or one of `scripts` (the lock's console scripts) found on PATH."""
+    found, target, lines, index = [], None, makefile_text.splitlines(), 0
+    while index < len(lines):
+        number, line = index + 1, lines[index]
+        while line.endswith("\\") and index + 1 < len(lines):
+            index += 1
+            line = line[:-1] + " " + lines[index].strip()
+        index += 1
+        if line.startswith("\t"):
+            if target:
+                found += [(number, target, command, form) for command, form in recipe_commands(line, scripts)]
+        elif RULE.match(line):
+            target = RULE.match(line).group(1).strip()
+        elif line.strip() and not line.lstrip().startswith("#"):
+            target = None  # a variable or a directive ends the rule: a tab line after it is no recipe of it
+    return found
+
+
+def recipe_commands(line, scripts):
+    """[(command, ve form or None)] of the commands in one recipe line that run a tool from PATH."""
+    found = []
+    for part in COMMAND_SEPARATORS.split(line.strip().lstrip("@-+ ")):
+        words = part.split()
+        while words and ("=" in words[0] and not words[0].startswith("-") or words[0] in COMMAND_PREFIXES):
+            words.pop(0)
+        if not words:
+            continue
+        command, word = " ".join(words), words[0]
+        if PIP_COMMAND.match(word) or (PYTHON_COMMAND.match(word) and words[1:3] == ["-m", "pip"]):
+            found.append((command, None))
+        elif PYTHON_COMMAND.match(word):
+            found.append((command, " ".join(["$(VE_PYTHON)", *words[1:]])))
+        elif word in scripts:
+            found.append((command, " ".join([scripts[word], *words[1:]])))
+    return found
+
+
+def print_path_tools(dest):
+    """Name the recipes of DEST's Makefile that run python, pip or a tool of the lock from PATH, where the lock's
+    packages are not, and how each reads in the ve (bootstrap.mk's VE_RUN and VE_PYTHON)."""
+    makefile = dest / "Makefile"
+    if not makefile.is_file():
+        return
+    found = path_tools(makefile.read_text(encoding="utf-8", errors="replace"), console_scripts(dest / "requirements"))
+    if not found:
+        return
+    print("Your Makefile's recipes run these from PATH, where the lock's packages are not; in the ve they read "
+          "(put `ve` first among the target's prerequisites; docs/adopt.md):")
+    for number, target, command, form in found:
+        print(f"  Makefile:{number} ({target}): `{command}` -> "
+              + (f"`{form}`" if form else "remove it: `make ve` installs the lock into the ve, which nothing "
+                 "else installs into"))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from bootstrap_build import checks, journal
 from bootstrap_tools import (
-    lockfile, pins_file, platforms, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
+    declared, lockfile, pins_file, platforms, provenance, pylock, requirements_in, sdists, switch, unify, virtualenv_py,
 )
 from bootstrap_tools.seeds import read_sums
 from bootstrap_tools.run import ToolError, hermetic_env, run
@@ -61,6 +61,8 @@ def main(argv):
         print(f"  - {problem}")
     for warning in unify.direct_split_warnings(root):
         print(f"WARNING: {warning}")
+    drift, notes = declared.warnings(root)  # pyproject.toml and requirements.in naming different packages
+    print("".join(f"WARNING: {warning}\n" for warning in drift) + "".join(f"==> {note}\n" for note in notes), end="")
     seconds = time.monotonic() - started
     if problems and all(problem.endswith(LFS_POINTER) for problem in problems):
         print(f"ERROR: {lfs_summary(root, len(problems))}", file=sys.stderr)

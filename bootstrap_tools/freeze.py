@@ -97,11 +97,14 @@ def main(argv):
             apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines,
                   sdists.switch_moves(ROOT, built, staging), dev_text)
             switched = True
-            text = report.render(before_lock, lock_text, before_files, report.snapshot(ROOT), hash_lines,
+            # `make adopt`'s first freeze compares with the project's pins before it, not the lock it started from.
+            report_lock, report_files = (baseline(args.report_baseline) if args.report_baseline
+                                         else (before_lock, before_files))
+            text = report.render(report_lock, lock_text, report_files, report.snapshot(ROOT), hash_lines,
                                  built.report, note, splits,
                                  dev=(before_dev, dev_text) if dev_text or before_dev else None)
             text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
-            text += supply.after_freeze(ROOT, lock_text, before_lock, args.index_url, args.index_name,
+            text += supply.after_freeze(ROOT, lock_text, report_lock, args.index_url, args.index_name,
                                         args.upgrade or tuple(args.upgrade_package), write_file)
             REPORT.write_text(text, encoding="utf-8")
             switch.forget_baseline(ROOT)
@@ -261,10 +264,19 @@ def parse_args(argv):
                         help="the index's name in requirements-provenance.json (default: `default` for pip's own)")
     parser.add_argument("--accept-changed-hashes", action="store_true",
                         help="accept other bytes for a version already in the lock (reported); never by default")
+    parser.add_argument("--report-baseline", default="", metavar="LOCK",
+                        help="compare the report's pins with this lock, and its artifacts with none (make adopt: the "
+                             "project's pins before it), instead of with the lock and files this freeze replaces")
     parser.add_argument("--jobs", type=int, default=parallel.default_jobs(), metavar="N",
                         help="resolve up to N (platform, Python) pairs at once (FREEZE_JOBS; default: the cores, at "
                              f"most {parallel.MAX_JOBS}; 1: one after another); the lock is the same for any N")
     return parser.parse_args(argv)
+
+
+def baseline(path):
+    """(lock text, files) the report compares with: the lock at `path` (the pins a project had before `make adopt`),
+    and no file (requirements/ and the seed were not the project's before)."""
+    return Path(path).read_text(encoding="utf-8"), {}
 
 
 def fresh_dir(path):
@@ -298,7 +310,7 @@ def compile_lock(staging, env, args, previous_text, no_binary=None, source=REQUI
     known = set(lockfile.targets(previous_text))
     previous = {target: [pin for pin in lock_pins if pin.applies_to(target)]
                 for target in args.pairs if platforms.python_of(target) in known}
-    constraints = [str(Path(args.constraint).resolve())] if args.constraint else []
+    constraints = [constraint_argument(args.constraint)] if args.constraint else []
     offered = {}
     if no_binary is not None and not args.upgrade:  # an upgrade asks again: a new release may have wheels
         # A kept sdist's metadata comes from requirements/ (hash-checked), never from running what the index
@@ -310,6 +322,7 @@ def compile_lock(staging, env, args, previous_text, no_binary=None, source=REQUI
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
                                        lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs,
                                        source=source.name, fixed=[str(path) for path in fixed])
+    body = without_machine_constraints(body, constraints)
     if offered:
         # pip-compile hashed the metadata-only wheel; the lock keeps the sdist's hashes it had.
         body = sdists.add_hashes(body, offered, replace=True)
@@ -343,6 +356,34 @@ def both_sets(lock_text, dev_text, strict=True):
         dev = parse_lock(dev_text) if strict else lockfile.parse(dev_text)[0]
         pins = pins + [pin for pin in dev if pin not in pins]
     return pins
+
+
+def constraint_argument(path):
+    """The constraints file as pip-compile (run in the checkout) is given it, and names it in the lock's `# via`
+    notes: relative to the checkout when inside it, else its absolute path."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(resolved)
+
+
+def without_machine_constraints(body, constraints):
+    """The lock body without the `# via -c <file>` notes of a constraints file outside the checkout or in its build
+    area (`make adopt`'s, deleted after it): their path is this machine's, and the lock is committed."""
+    drop = {f"-c {path}" for path in constraints
+            if Path(path).is_absolute() or (ROOT / path).resolve().is_relative_to(BUILD)}
+    if not drop:
+        return body
+    lines = [line for line in body.splitlines(keepends=True)
+             if not (line.lstrip().startswith("#") and line.strip()[1:].strip().removeprefix("via ") in drop)]
+    out = []
+    for index, line in enumerate(lines):
+        following = lines[index + 1:index + 3] + ["", ""]
+        if line.strip() == "# via" and following[0].lstrip().startswith("#   ") \
+                and not following[1].lstrip().startswith("#   "):
+            out.append(line.rstrip("\n") + " " + following[0].strip()[1:].strip() + "\n")  # one entry: one line
+            lines[index + 1] = ""
+        elif line:
+            out.append(line)
+    return "".join(out)
 
 
 def linux_floor(args):

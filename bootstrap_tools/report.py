@@ -60,7 +60,7 @@ def pin_changes(before_lock, after_lock):
         else:
             label, text = ("added", f"{name} {now}") if now else ("removed", f"{name} {was}")
         if where != targets:
-            text += f" (Python {' '.join(where)})"
+            text += f" (Python {' '.join(sorted(where, key=Version))})"
         if set(where) <= set(dropped):
             text = text[:-1] + ", a dropped target)" if text.endswith(")") else text
         lines.append((label, text))

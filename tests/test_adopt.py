@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    REPO, TIMEOUT, assert_one_error, assert_ok, built, describe, diff_digests, make_env, run_make, tracked_files,
-    tree_digest, unshare_or_skip,
+    REPO, TIMEOUT, assert_one_error, assert_ok, built, describe, diff_digests, make_env, restored, run_make,
+    tracked_files, tree_digest, unshare_or_skip,
 )
 from index_helpers import Index
+from bootstrap_tools import adopt as adopt_module
 from bootstrap_tools import lockfile
 
 slow = pytest.mark.slow
@@ -43,13 +44,17 @@ def make_project(path, files):
 
 
 FLASK_MAKEFILE = """\
-.PHONY: test clean run
+.PHONY: test clean run serve deps
 test:
 \t@echo "own test ran"
 clean:
 \t@echo "own clean ran"
 run:
 \t@echo "own run ran"
+serve:
+\tpython app.py
+deps:
+\tpip install -r requirements.txt
 """
 
 PROJECTS = {
@@ -62,6 +67,9 @@ PROJECTS = {
     "lib": {
         "pyproject.toml": ('[project]\nname = "lib"\nversion = "0.1"\ndependencies = ["alpha"]\n\n'
                            '[dependency-groups]\ndev = ["gamma"]\n'),
+        # A src layout, never installed into the ve: the convention's make test must import it all the same.
+        "src/lib/__init__.py": "VALUE = 1\n",
+        "spec/test_lib.py": "import lib\n\n\ndef test_lib_imports_from_src():\n    assert lib.VALUE == 1\n",
     },
     "bare": {
         "README.txt": "a project with nothing but this file\n",
@@ -528,3 +536,103 @@ def test_an_upgrade_takes_out_only_the_tools_an_older_adopt_added(tmp_path, case
     assert adopt_module.ADDED_BY_ADOPT in dev.read_text() and "pytest\n" in dev.read_text()
     assert ("flake8\n" in dev.read_text()) == (case == "written-by-adopt")
     assert "pip-tools" in dropped and adopt_module.drop_convention_tools(tmp_path) == []  # once only
+
+
+@slow
+def test_issue28_make_test_in_an_adopted_src_layout_lints_only_the_project_and_imports_it(adopted):
+    """Items 4 and 7: the convention's flake8 leaves its own code out, pytest imports src/ without an install,
+    VE_RUN runs a tool in the ve, and `make check` warns when pyproject.toml names what requirements.in does not."""
+    path, _ = adopted["lib"]
+    tested = assert_ok(run_make(path, "test"))
+    assert "./bootstrap.py,./bootstrap_build,./bootstrap_tools" in tested.stdout, describe(tested)
+    assert "-o pythonpath=\"src\"" in tested.stdout and "1 passed" in tested.stdout, describe(tested)
+    assert "WARNING" not in tested.stdout, describe(tested)
+    ran = assert_ok(run_make(path, "--eval", "probe: ; @$(VE_RUN) pytest --version", "probe"))
+    assert "pytest 9" in ran.stdout + ran.stderr, describe(ran)
+    with restored(path / "pyproject.toml"):
+        pyproject = path / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace('["alpha"]', '["alpha", "Struct_Log>=24"]'))
+        checked = assert_ok(run_make(path, "check"))
+    warnings = [line for line in checked.stdout.splitlines() if line.startswith("WARNING:")]
+    assert len(warnings) == 1 and "struct-log ([project].dependencies)" in warnings[0], describe(checked)
+    assert "requirements.in does not" in warnings[0], describe(checked)
+
+
+def test_issue28_this_repository_lints_the_conventions_code_and_an_adopted_project_does_not(adopted):
+    """Item 4: this repository's Makefile empties BOOTSTRAP_FLAKE8_CONVENTION; an adopted project keeps it."""
+    own = assert_ok(run_make(REPO, "-n", "bootstrap-test"))
+    flake8 = [line for line in own.stdout.splitlines() if " -m flake8 " in line]
+    assert flake8 and "bootstrap_tools" not in flake8[0] and "bootstrap.py" not in flake8[0], describe(own)
+    path, _ = adopted["app"]
+    theirs = assert_ok(run_make(path, "-n", "bootstrap-test"))
+    assert "./bootstrap.py,./bootstrap_build,./bootstrap_tools" in theirs.stdout, describe(theirs)
+
+
+def test_issue28_every_convention_target_is_short_unless_the_project_has_its_own(adopted):
+    """Item 6: verify, sbom and the rest exist under their short names; the project's own keep theirs."""
+    for name, own in (("app", {"test", "clean"}), ("lib", set())):
+        path, _ = adopted[name]
+        shown = assert_ok(run_make(path, "help")).stdout
+        for target in adopt_module.TARGETS:
+            assert f"make {target if target not in own else 'bootstrap-' + target} " in shown, (name, shown)
+        dry = assert_ok(run_make(path, "-n", "verify"))
+        assert "--verify" in dry.stdout, describe(dry)
+    assert "verify" in adopt_module.TARGETS and "sbom" in adopt_module.TARGETS
+
+
+def test_issue28_the_readmes_example_is_what_adopt_writes():
+    """Item 6: the README's Makefile example is byte for byte what adopt appends for a project with its own test."""
+    readme = (REPO / "docs" / "adopt.md").read_text()
+    start = readme.index("```make\ntest:\n") + len("```make\n")
+    shown = readme[start:readme.index("```", start)]
+    assert shown == "test:\n\t@./run-my-tests\n\n" + adopt_module.makefile_block(
+        {"test"}, {"TARGET_PYTHONS": "3.11 3.12"})
+
+
+@slow
+def test_issue28_adopted_files_name_no_path_of_the_adopting_machine_and_the_report_compares_with_old_pins(
+        adopted, tmp_path_factory):
+    """Item 8: no committed file names the adopting machine's temporary paths or this checkout (the first lock's
+    `-c .../adopt-constraints.txt` notes are gone); the first freeze's report compares with the project's own pins.
+    Item 9: adopt's steps say what they do."""
+    machine = [os.fsencode(str(tmp_path_factory.getbasetemp())), os.fsencode(str(REPO))]
+    for name in ("app", "lib"):
+        path, result = adopted[name]
+        for relative in git(path, "ls-files").splitlines():
+            data = (path / relative).read_bytes()
+            assert not [needle for needle in machine if needle in data], (name, relative)
+        assert "-c " not in (path / "requirements.txt").read_text(), name
+        pins = result.stdout.split("Pins (requirements.txt), against DEST's pins before adoption:\n", 1)[1]
+        pins = pins.split("Changed in ", 1)[0].splitlines()
+        assert pins and all(line.startswith("      added:     ") for line in pins), (name, result.stdout)
+        assert ("alpha" not in " ".join(pins)) if name == "app" else ("      added:     alpha 2.0" in pins), pins
+        for step in ("==> writing requirements.in", "==> wiring DEST's Makefile"):
+            assert step in result.stdout, describe(result)
+
+
+def test_issue28_adopt_lists_the_recipes_that_run_tools_from_path(adopted):
+    """Item 5: adopt names each recipe that runs python, pip or a tool of the lock from PATH, with its ve form."""
+    _, result = adopted["app"]
+    assert "Makefile:9 (serve): `python app.py` -> `$(VE_PYTHON) app.py`" in result.stdout, describe(result)
+    assert "Makefile:11 (deps): `pip install -r requirements.txt` -> remove it" in result.stdout, describe(result)
+    scripts = adopt_module.console_scripts(REPO / "requirements")
+    found = adopt_module.path_tools("test: ve\n\t@pytest -x && DEBUG=1 pip-compile -q\nX := 1\n\tpytest\n", scripts)
+    # pip-compile is the convention's tool, in its own env: not one of the lock's scripts any more.
+    assert found == [(2, "test", "pytest -x", "$(VE_RUN) pytest -x")], found
+
+
+def test_issue28_the_lock_keeps_no_constraints_note_of_the_machine_and_the_report_lists_targets_in_order():
+    """Item 8: freeze drops the `# via -c` notes of a constraints file outside the checkout or in .bootstrap/;
+    the report's targets are in order."""
+    from bootstrap_tools import freeze, report
+
+    body = ("a==1 \\\n    --hash=sha256:00\n    # via\n    #   -c /tmp/x/c.txt\n    #   -r requirements.in\n"
+            "b==1 \\\n    --hash=sha256:00\n    # via -c /tmp/x/c.txt\n")
+    assert freeze.without_machine_constraints(body, ["/tmp/x/c.txt"]) == (
+        "a==1 \\\n    --hash=sha256:00\n    # via -r requirements.in\nb==1 \\\n    --hash=sha256:00\n")
+    assert freeze.without_machine_constraints(body, ["constraints.txt"]) == body
+    entry = lockfile.lock_entry("gone==1.0", {"0" * 64})
+    before = "# targets: 3.10 3.11 3.12 3.13\n" + entry
+    after = "# targets: 3.11 3.12\n" + lockfile.lock_entry("kept==1.0", {"0" * 64})
+    removed = [text for label, text in report.pin_changes(before, after) if label == "removed"]
+    assert removed == ["gone 1.0 (Python 3.10 3.11 3.12 3.13)"], removed
