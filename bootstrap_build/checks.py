@@ -112,16 +112,18 @@ def check_artifacts(pins):
     """
     by_pin = artifacts_by_pin()
     problems = []
+    lock, wheelhouse = (os.path.relpath(path, layout.ROOT) for path in (layout.LOCK, layout.WHEELHOUSE))
     for pin in pins:
         candidates = by_pin.get((pin.name, normal_version(pin.version)), [])
-        mismatches = [verify_file(path, pin.hashes, f"the hashes of {pin} in requirements.txt",
-                                  f"restore it with `git checkout -- requirements/{os.path.basename(path)}`")
+        mismatches = [verify_file(path, pin.hashes, f"the hashes of {pin} in {lock}",
+                                  f"restore it with `git checkout -- {wheelhouse}/{os.path.basename(path)}`")
                       for path in candidates]
         if candidates and all(mismatches):
             problems += mismatches
         elif not candidates:
-            problems.append(f"requirements/ has no artifact for {pin} (pinned in requirements.txt). Restore it with "
-                            "`git checkout -- requirements/`; if git has no copy, run `make freeze` (needs the index).")
+            problems.append(f"{wheelhouse}/ has no artifact for {pin} (pinned in {lock}). Restore it with "
+                            f"`git checkout -- {wheelhouse}/`; if git has no copy, run `make freeze` (needs the "
+                            "index).")
     return problems
 
 

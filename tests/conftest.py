@@ -59,6 +59,24 @@ def copy_checkout(dest):
     return dest
 
 
+# The maintainer tools' env (bootstrap.py --tools) in a checkout's build area: valid only where it was built, and
+# kept by the fixtures that put a checkout back at its place, so each test does not build it again.
+TOOLS_ENV = ("tools", ".tools-a", ".tools-b", ".tools.lock")
+
+
+def build_area_leftovers(directory, names):
+    """For shutil.copytree's `ignore`: everything in a build area (.bootstrap/) but the tools' env."""
+    return [name for name in names if name not in TOOLS_ENV] if os.path.basename(directory) == ".bootstrap" else []
+
+
+def clear_build_area(checkout):
+    """Remove what the last run left in checkout's build area, the tools' env excepted."""
+    area = Path(checkout) / ".bootstrap"
+    for name in build_area_leftovers(str(area), os.listdir(area)) if area.is_dir() else []:
+        path = area / name
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 @contextlib.contextmanager
 def restored(*paths):
     """Let a test break files (change or delete them); put back their exact bytes afterwards."""

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    REPO, assert_one_error, assert_ok, built, copy_checkout, describe, make_env, run_make, sha256_file, tree_digest,
-    diff_digests, up_to_date,
+    REPO, assert_one_error, assert_ok, build_area_leftovers, built, copy_checkout, describe, make_env, run_make,
+    sha256_file, tree_digest, diff_digests, up_to_date,
 )
 from index_helpers import Index, build_sdist, build_wheel, rebuild_with_version, wheels_from_virtualenv_py
 from bootstrap_tools import check, lockfile, report, virtualenv_py
@@ -126,11 +126,12 @@ def base(tmp_path_factory):
     built(project.make("ve"))
     snapshot = root / "snapshot"
     shutil.copytree(project.path, snapshot, symlinks=True,
-                    ignore=lambda directory, names: LEFTOVERS if directory == str(project.path) else [])
+                    ignore=lambda directory, names: LEFTOVERS if directory == str(project.path)
+                    else build_area_leftovers(directory, names))
     return project.path, snapshot
 
 
-LEFTOVERS = ("build", ".bootstrap", ".ve.lock", ".ve.tmp")
+LEFTOVERS = ("build", ".ve.lock", ".ve.tmp")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    assert_ok, assert_one_error, built, copy_checkout, describe, diff_digests, run_make, tree_digest,
+    assert_ok, assert_one_error, built, clear_build_area, copy_checkout, describe, diff_digests, run_make, tree_digest,
 )
 from index_helpers import build_wheel
 from bootstrap_tools import lockfile, parallel, targets
@@ -135,7 +135,7 @@ def restore(path, pristine):
             continue
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     shutil.copytree(pristine, path, symlinks=True, dirs_exist_ok=True)
-    shutil.rmtree(path / ".bootstrap", ignore_errors=True)
+    clear_build_area(path)
 
 
 def freeze(path, index, jobs, *more):
