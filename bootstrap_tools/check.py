@@ -114,12 +114,12 @@ def find_problems(root, settings=None):
         problems.append(str(exc))
         pairs = targets
     problems += platform_problems(root, text, settings)
-    dev_pins, dev_problems = dev_set(root, pins, pairs)
+    dev_pins, dev_problems, dev_bad = dev_set(root, pins, pairs)
     problems += dev_problems
     requirements_in_pins = pins
     pins = pins + [pin for pin in dev_pins if pin not in pins]  # every artifact kept, as the freeze keeps them
     # The build lock's artifacts (backends for the sdists built from source) belong in requirements/ too.
-    problems += artifact_problems(root, pins + sdists.build_pins_of(root), pairs, names_of(bad_lines))
+    problems += artifact_problems(root, pins + sdists.build_pins_of(root), pairs, names_of(bad_lines + dev_bad))
     problems += sdists.check_problems(root, pins, targets)
     problems += pins_file_problems(root, pins)
     problems += requirements_in_problems(root, requirements_in_pins, targets or ["3"])
@@ -134,18 +134,18 @@ def find_problems(root, settings=None):
 
 
 def dev_set(root, pins, pairs):
-    """(the dev lock's pins, problems): requirements-dev.txt read like the lock, present exactly when
+    """(the dev lock's pins, problems, its bad lines): requirements-dev.txt read like the lock, present exactly when
     requirements-dev.in is, and agreeing with the runtime lock on every pin the two share, for every target."""
     source, lock = root / "requirements-dev.in", root / "requirements-dev.txt"
     if not lock.exists():
         return [], ([f"requirements-dev.in has no lock (requirements-dev.txt is missing): {FREEZE}"]
-                    if source.exists() else [])
+                    if source.exists() else []), []
     if not source.exists():
         return [], ["requirements-dev.txt is there without requirements-dev.in (the dev set was removed): run "
-                    "`make freeze` to drop it (or restore requirements-dev.in)"]
+                    "`make freeze` to drop it (or restore requirements-dev.in)"], []
     text, problem = requirements_in.decoded(lock.read_bytes(), "requirements-dev.txt")
     if problem:
-        return [], [f"{problem}, or restore it with `git checkout -- requirements-dev.txt` (never edit the lock)"]
+        return [], [f"{problem}, or restore it with `git checkout -- requirements-dev.txt` (never edit the lock)"], []
     dev_pins, bad_lines = lockfile.parse(text)
     problems = [f"requirements-dev.txt line `{bad.line.partition(' --hash')[0]}` {bad.message}: {FREEZE} "
                 "(never edit the lock)" for bad in bad_lines]
@@ -158,7 +158,7 @@ def dev_set(root, pins, pairs):
                 problems.append(f"requirements-dev.txt pins {pin} where requirements.txt pins {pin.name}=="
                                 f"{runtime[pin.name]} (Python {target}): the dev set must hold the runtime pins: "
                                 f"{FREEZE}")
-    return dev_pins, sorted(set(problems), key=problems.index)
+    return dev_pins, sorted(set(problems), key=problems.index), bad_lines
 
 
 def platform_problems(root, text, settings):
@@ -343,7 +343,7 @@ def artifact_problems(root, pins, targets, bad_names=frozenset()):
             problems.append(f"requirements/{name} was staged by a `make freeze` interrupted before its switch and "
                             "is part of no tree: `make clean` or the next `make freeze` removes it")
             continue
-        problems.append(f"requirements/{name} is not referenced by requirements.txt{what}: {FREEZE} to prune it "
+        problems.append(f"requirements/{name} is not referenced by the locks{what}: {FREEZE} to prune it "
                         f"(or `{remove_advice(f'requirements/{name}', name in tracked)}`)")
     return problems
 

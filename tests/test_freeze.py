@@ -99,9 +99,14 @@ class Project:
         (self.path / "requirements.in").write_text("\n".join(lines + list(add)) + "\n")
 
     def pins(self):
-        pins, problems = lockfile.parse(self.read("requirements.txt"))
-        assert not problems, problems
-        return {pin.name: pin for pin in pins}
+        """{name: pin} of both sets: the dev set's (pytest, pip...) and the runtime set's, which wins."""
+        pins = {}
+        for name in ("requirements-dev.txt", "requirements.txt"):
+            if (self.path / name).exists():
+                found, problems = lockfile.parse(self.read(name))
+                assert not problems, problems
+                pins.update((pin.name, pin) for pin in found)
+        return pins
 
     def artifacts(self):
         return sorted(path.name for path in (self.path / "requirements").iterdir())
@@ -564,8 +569,8 @@ def plant_problems(root):
     missing.unlink()
     tampered = wheel_of(root, "pluggy")
     tampered.write_bytes(tampered.read_bytes() + b"\0")
-    lock = root / "requirements.txt"
-    text = lock_without_hashes(lock.read_text(), "click")
+    lock = root / "requirements-dev.txt"  # this repository's runtime set is empty: the dev set's lock
+    text = lock_without_hashes(lock.read_text(), "execnet")
     text = re.sub(r"^mccabe==", "mccabe>=", text, flags=re.MULTILINE)
     lock.write_text(text)
     seed = next((root / "virtualenv_support").glob("pip-*.whl"))
@@ -575,7 +580,7 @@ def plant_problems(root):
         "stray file": (f"requirements/{stray.name}", "not referenced", "make freeze"),
         "missing artifact": ("no artifact for iniconfig==", "make freeze"),
         "tampered artifact": (f"requirements/{tampered.name}", "does not match", "git checkout", "make freeze"),
-        "hash-less line": ("click==", "no --hash", "make freeze"),
+        "hash-less line": ("execnet==", "no --hash", "make freeze"),
         "unpinned line": ("mccabe>=", "not pinned", "make freeze"),
         "tampered seed": (f"virtualenv_support/{seed.name}", "SHA256SUMS", "make freeze-upgrade"),
         "edited virtualenv.py": ("virtualenv.py", "payload", "make freeze-upgrade"),
@@ -590,7 +595,7 @@ def test_check_names_every_planted_problem_with_its_fix(checkout):
     expected = plant_problems(checkout)
     problems = check.find_problems(checkout)
     # The artifact of the hash-less line is not called a stray: that line is the problem.
-    assert not [problem for problem in problems if "click-" in problem], problems
+    assert not [problem for problem in problems if "execnet-" in problem], problems
     for what, words in expected.items():
         matching = [problem for problem in problems if all(word in problem for word in words)]
         assert matching, f"{what}: no line with {words} in:\n" + "\n".join(problems)
@@ -719,8 +724,9 @@ def test_lockfile_parse_reads_pins_and_lists_bad_lines():
 
 
 def test_lockfile_parse_reads_this_repositorys_lock():
-    text = (REPO / "requirements.txt").read_text()
+    text = (REPO / "requirements-dev.txt").read_text()
     pins, problems = lockfile.parse(text)
     assert problems == []
-    assert {pin.name for pin in pins} >= {"pip", "pip-tools", "packaging", "pytest"}
+    assert {pin.name for pin in pins} >= {"pip", "packaging", "pytest"}
+    assert lockfile.parse((REPO / "requirements.txt").read_text()) == ([], [])  # the standard library alone
     assert all(pin.hashes for pin in pins)
