@@ -120,7 +120,7 @@ def test_downloads_are_one_pip_download_per_pair_choosing_pure_wheels_first_and_
     monkeypatch.setattr(freeze_tool, "DIGESTS", {})
     candidates = {}
     chosen = targets.fetch_for_targets(pins, pairs, candidates, tmp_path / "downloads", {}, "", jobs=jobs,
-                                       digest=freeze_tool.digest)
+                                       digest=freeze_tool.artifact_digest)
     names = {pin.name: sorted(path.name for path in paths) for pin, paths in chosen.items()}
     assert names == {"alpha": ["alpha-1.0-py3-none-any.whl"],
                      "beta": sorted(path.name for path in index[("beta", "1.0")]),
