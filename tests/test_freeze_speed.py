@@ -143,6 +143,33 @@ def test_downloads_are_one_pip_download_per_pair_choosing_pure_wheels_first_and_
     assert out.count("==> downloaded ") == 4, out
 
 
+def test_a_failed_download_side_by_side_names_the_first_pair_in_order_that_failed(tmp_path, monkeypatch, capsys):
+    from bootstrap_tools import platforms
+
+    index = fake_index(tmp_path / "index")
+    pins = [lockfile.parse_line(f"{name}=={version} " + " ".join(f"--hash=sha256:{bytes_sha256(path)}"
+                                                                 for path in paths))
+            for (name, version), paths in index.items()]
+    pairs = platforms.pairs(Path(__file__).resolve().parent.parent, ["3.10", "3.11"], ["linux-x86_64", "macos-arm64"])
+    download = fake_pip_download(index, [])
+
+    def flaky(argv, **kwargs):
+        dest = Path(str(argv[argv.index("--dest") + 1])).name
+        if dest in ("macos-arm64-3.10", "macos-arm64-3.11"):
+            time.sleep(0.3 if dest.endswith("3.10") else 0)  # the later pair fails first
+            raise ToolError("command failed", output=f"ERROR: HTTP error 404 while getting beta for {dest}\n")
+        return download(argv, **kwargs)
+    monkeypatch.setattr(targets, "run", flaky)
+    with pytest.raises(ToolError) as failed:
+        targets.fetch_for_targets(pins, pairs, {}, tmp_path / "downloads", {}, "", jobs=3)
+    message = str(failed.value)
+    assert message.startswith("pip download of beta==1.0, gamma==1.0 for Python 3.10 on macos-arm64 failed: HTTP "
+                              "error 404 while getting beta for macos-arm64-3.10; "), message
+    assert "\n" not in message
+    out = capsys.readouterr().out
+    assert "downloaded beta==1.0 for Python 3.11 on macos-arm64" not in out, out
+
+
 def test_the_download_spec_ranks_the_pure_tags_first_then_the_pairs_own_in_its_order(tmp_path):
     from bootstrap_tools import platforms
 
