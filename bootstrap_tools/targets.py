@@ -37,9 +37,7 @@ from bootstrap_tools.run import (
     ToolError, failure_cause, index_args, run, run_step, step_failure, unreachable, without_tracebacks,
 )
 from bootstrap_tools.seeds import read_sums
-from bootstrap_tools.wheels import (
-    full_version, is_artifact_of, is_sdist, names_pin, unfit_reason, wheel_metadata,
-)
+from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, names_pin, unfit_reason, wheel_metadata
 
 MERGE_NOTE = (
     "# Compiled by pip-compile (pip-tools) under each target's own interpreter, then merged:\n"
