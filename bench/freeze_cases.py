@@ -5,6 +5,10 @@ default, and uv's). Contenders alternate as in bench.py, in a copy of the projec
   make freeze     the project's `make freeze` (TARGET_PYTHONS and TARGET_PLATFORMS of its Makefile)
   uv cold         `uv pip compile --universal --generate-hashes requirements.in`, an empty cache each round
   uv warm         the same with its cache kept (warmed once, untimed)
+  naive pip-tools the naive pip-tools recipe, per target ((platform, Python) pair of the lock): one `pip-compile
+                  --generate-hashes` (under ./ve's Python: it has no way to resolve as another) and one `pip download
+                  -r` of its output (--platform and --python-version of the pair), with its own cache and wheel
+                  directories kept between rounds, as make freeze's, except in the scale case (from nothing)
 Cases:
   nochange  `make freeze` with nothing changed on this repository (primed once, untimed: the lock then records
             its inputs digest, as after any freeze)
@@ -15,6 +19,7 @@ Cases:
             .bootstrap/ removed (no cache of any kind)
 """
 
+import shlex
 import shutil
 import statistics
 
@@ -22,6 +27,7 @@ from workspace import (
     ROOT, WORK, contender_env, copy_tree, count_pins, fresh_dir, load_note, remove, say, timing_row,
 )
 from peers import REFERENCE_IN
+from bootstrap_tools import lockfile, platforms
 from bootstrap_tools.run import ToolError, run
 
 CASES = ("nochange", "add", "scale")
@@ -32,8 +38,10 @@ FROZEN = ("requirements.in", "requirements.txt", "requirements.pins", "requireme
 
 
 class Contender:
-    def __init__(self, name, argv, prepare=None):
-        self.name, self.argv, self.prepare, self.times = name, argv, prepare, []
+    """Something timed: `prepare` (untimed), then each of `commands` (argv lists), one after the other."""
+
+    def __init__(self, name, commands, prepare=None):
+        self.name, self.commands, self.prepare, self.times = name, commands, prepare, []
 
 
 def oldest_target(tree):
@@ -47,10 +55,54 @@ def uv_contenders(uv, tree, work):
         return [uv, "pip", "compile", "--no-config", "--universal", "--generate-hashes", "--quiet",
                 "--python-version", oldest_target(tree), "--cache-dir", cache, "-o", work / "uv-lock.txt",
                 tree / "requirements.in"]
-    cold = Contender("uv pip compile --universal (cold cache)", compile_argv(work / "uv-cold"),
+    cold = Contender("uv pip compile --universal (cold cache)", [compile_argv(work / "uv-cold")],
                      prepare=lambda env: remove(work / "uv-cold"))
-    warm = Contender("uv pip compile --universal (warm cache)", compile_argv(work / "uv-warm"))
+    warm = Contender("uv pip compile --universal (warm cache)", [compile_argv(work / "uv-warm")])
     return cold, warm
+
+
+def naive_commands(tree, naive):
+    """The naive pip-tools recipe for the targets of the tree's lock: per (platform, Python) pair (or Python), one
+    `pip-compile --generate-hashes` into naive/<pair>.txt and one `pip download -r` of it into naive/<pair>/."""
+    text = (tree / "requirements.txt").read_text()
+    python = tree / "ve" / "bin" / "python"
+    commands = []
+    for target in platforms.pairs(tree, lockfile.targets(text) or [oldest_target(tree)], lockfile.platforms(text)):
+        name = target.slug() if isinstance(target, platforms.Pair) else target
+        output = naive / f"{name}.txt"
+        commands.append([python, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--allow-unsafe",
+                         "--cache-dir", naive / "cache" / "pip-tools", "--pip-args",
+                         f"--only-binary=:all: --cache-dir {shlex.quote(str(naive / 'cache' / 'pip'))}",
+                         "--output-file", output, tree / "requirements.in"])
+        where = []
+        if isinstance(target, platforms.Pair):
+            where = [arg for platform in dict.fromkeys(tag.platform for tag in target.tags() if tag.platform != "any")
+                     for arg in ("--platform", platform)]
+        commands.append([python, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version",
+                         platforms.python_of(target), *where, "--cache-dir", naive / "cache" / "pip",
+                         "--dest", naive / name, "-r", output])
+    return commands
+
+
+def naive_contender(case, tree, work):
+    """The naive recipe, primed once (untimed) like make freeze; each round of add and scale starts again from
+    that state (scale without its caches), as make freeze's rounds do."""
+    naive, saved = work / "naive", work / "naive-saved"
+    fresh_dir(naive)
+    commands = naive_commands(tree, naive)
+    env = contender_env(fresh_dir(work / "home"))
+    for argv in commands:
+        run(argv, cwd=tree, env=env)
+    remove(saved)
+    shutil.copytree(naive, saved)
+
+    def prepare(env):
+        remove(naive)
+        shutil.copytree(saved, naive)
+        if case == "scale":
+            remove(naive / "cache")
+    return Contender("naive pip-tools (compile + download per target)", commands,
+                     None if case == "nochange" else prepare)
 
 
 def snapshot(tree, dest):
@@ -80,7 +132,8 @@ def timed(contender, work):
     if contender.prepare:
         contender.prepare(env)
     started = time.perf_counter()
-    run(contender.argv, cwd=work / "tree", env=env)
+    for argv in contender.commands:
+        run(argv, cwd=work / "tree", env=env)
     contender.times.append(time.perf_counter() - started)
 
 
@@ -103,12 +156,15 @@ def freeze_case(case, uv, count):
         with open(tree / "requirements.in", "a") as handle:
             handle.write(added)
     prepare = prepare if added else None
-    ours = Contender("make freeze", ["make", "freeze"], prepare)
+    ours = Contender("make freeze", [["make", "freeze"]], prepare)
+    say(f"==> case freeze-{case}: priming the naive pip-tools recipe once (untimed, needs the index)")
+    naive = naive_contender(case, tree, work)
     cold, warm = uv_contenders(uv, tree, work)
     if prepare:
-        prepare(env)  # uv locks the same requirements.in as the timed freeze
-    run(warm.argv, cwd=tree, env=env)  # warms uv's cache (untimed)
-    contenders = [ours, cold, warm]
+        prepare(env)  # uv and the naive recipe lock the same requirements.in as the timed freeze
+    for argv in warm.commands:
+        run(argv, cwd=tree, env=env)  # warms uv's cache (untimed)
+    contenders = [ours, cold, warm, naive]
     say(f"==> case freeze-{case}: {count} rounds of {', '.join(c.name for c in contenders)}")
     for number in range(1, count + 1):
         for contender in contenders:
@@ -127,15 +183,17 @@ def run_freeze(args, uv):
     say(f"==> {load_note()}")
     results = [freeze_case(case, uv, args.rounds) for case in cases]
     lines = [f"uv: {uv}", f"at the end: {load_note()}", "",
-             f"{'case':<15} {'contender':<42} {'min s':>8} {'median s':>9} {'max s':>8}  per round (s)"]
+             f"{'case':<15} {'contender':<48} {'min s':>8} {'median s':>9} {'max s':>8}  per round (s)"]
     machine = []
     for case, contenders, note in results:
-        lines += [timing_row(case, 15, contender, 42) for contender in contenders]
-        ours, cold, warm = (statistics.median(c.times) for c in contenders)
-        lines.append(f"{case:<15} ratio make freeze / uv cold {ours / cold:.2f}, / uv warm {ours / warm:.2f}  ({note})")
+        lines += [timing_row(case, 15, contender, 48) for contender in contenders]
+        ours, cold, warm, naive = (statistics.median(c.times) for c in contenders)
+        lines.append(f"{case:<15} ratio make freeze / uv cold {ours / cold:.2f}, / uv warm {ours / warm:.2f}, "
+                     f"/ naive pip-tools {ours / naive:.2f}  ({note})")
         lines.append("")
         machine.append(f"case={case} median_s={ours:.3f} uv_cold_median_s={cold:.3f} uv_warm_median_s={warm:.3f} "
-                       f"ratio_vs_uv_cold={ours / cold:.2f} ratio_vs_uv_warm={ours / warm:.2f} rounds={args.rounds}")
+                       f"naive_median_s={naive:.3f} ratio_vs_uv_cold={ours / cold:.2f} "
+                       f"ratio_vs_uv_warm={ours / warm:.2f} ratio_vs_naive={ours / naive:.2f} rounds={args.rounds}")
     report = "\n".join(lines + machine) + "\n"
     (WORK / "freeze-results.txt").write_text(report)
     say("")

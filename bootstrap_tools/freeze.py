@@ -415,7 +415,7 @@ def trust_on_first_use(previous_pins, pins, accept_changed):
     artifact requirements/ holds for an already locked version, unless `accept_changed`.
     """
     old, new = hashes_by_version(previous_pins), hashes_by_version(pins)
-    held = {path: lockfile.sha256(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
+    held = {path: artifact_digest(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
     lines, changed = [], []
     for key in sorted(old.keys() & new.keys()):
         (pin, old_hashes), (_, new_hashes) = old[key], new[key]
@@ -481,9 +481,24 @@ def fetch(pins, staging, env, args, extra=None):
     Artifacts already in requirements/ (and `extra`, {path: sha256} of wheels built from sdists) are reused
     when their hash fits; the rest are downloaded.
     """
-    existing = {path: lockfile.sha256(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
+    existing = {path: artifact_digest(path) for path in sorted(WHEELHOUSE.glob("*")) if path.is_file()}
     existing.update(extra or {})
-    return targets.fetch_for_targets(pins, args.pairs, existing, staging / "downloads", env, args.index_url)
+    return targets.fetch_for_targets(pins, args.pairs, existing, staging / "downloads", env, args.index_url,
+                                     jobs=args.jobs, digest=artifact_digest)
+
+
+DIGESTS = {}  # path -> ((size, mtime, inode), sha256): the freeze's memo of what it hashed
+
+
+def artifact_digest(path):
+    """The sha256 of `path`, read once per freeze: trust on first use, fetch and verify each look at every artifact,
+    and a large wheel costs its size each time. A file changed since (its size, mtime or inode) is read again."""
+    stat = path.stat()
+    key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    known = DIGESTS.get(path)
+    if known is None or known[0] != key:
+        known = DIGESTS[path] = (key, lockfile.sha256(path))
+    return known[1]
 
 
 def platforms_report(pins, pairs, floor=""):
@@ -507,7 +522,7 @@ def verify(pins, staged, target_versions):
     step(f"verifying {sum(map(len, staged.values()))} artifacts for {platforms.describe_targets(target_versions)}")
     for pin in pins:
         for path in staged[pin]:
-            if not is_artifact_of(path.name, lockfile.sha256(path), pin):
+            if not is_artifact_of(path.name, artifact_digest(path), pin):
                 raise ToolError(f"{path.name} is not an artifact of {pin} (its name, version or sha256 differ).")
         for target in filter(pin.applies_to, target_versions):
             reasons = [platforms.unfit(path, target) for path in staged[pin]]

@@ -22,22 +22,25 @@ import re
 import shlex
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
+from packaging import tags as packaging_tags
 from packaging.markers import InvalidMarker, Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from bootstrap_build import lockfile as build_lockfile
 from bootstrap_tools import cooldown, lockfile, parallel, platforms, unify
 from bootstrap_tools.platforms import Pair, python_of
-from bootstrap_tools.pythons import find_python, marker_for, running_target
+from bootstrap_tools.pythons import find_python, marker_for, python_minor, running_target
 from bootstrap_tools.run import (
     ToolError, failure_cause, index_args, run, run_step, step_failure, unreachable, without_tracebacks,
 )
 from bootstrap_tools.seeds import read_sums
-from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, unfit_reason, wheel_metadata
+from bootstrap_tools.wheels import full_version, is_artifact_of, is_sdist, names_pin, unfit_reason, wheel_metadata
 
 MERGE_NOTE = (
     "# Compiled by pip-compile (pip-tools) under each target's own interpreter, then merged:\n"
@@ -493,73 +496,225 @@ def selects(marker, targets):
 # ---------------------------------------------------------------- fetch
 
 
-def fetch_for_targets(pins, targets, candidates, downloads, env, index_url):
+def fetch_for_targets(pins, targets, candidates, downloads, env, index_url, jobs=1, digest=lockfile.sha256):
     """{pin: [artifact paths]} so that every target a pin applies to has a fitting artifact.
 
     `candidates` maps path -> sha256 of artifacts already at hand (requirements/); one counts for a pin only
-    with the pin's name, version and one of its hashes. The rest are downloaded, a pure-Python wheel first,
-    the target's binary wheel only where no pure one exists.
+    with the pin's name, version and one of its hashes, and is never downloaded again. The rest are downloaded,
+    a pure-Python wheel first, the target's binary wheel only where no pure one exists: one `pip download` per
+    target for all it lacks (download_batch), up to `jobs` targets at once. The artifacts chosen are those of one
+    download per artifact, target after target (choose); downloads are added to `candidates`.
+    digest: sha256 of a path, the freeze's memo (each large artifact is hashed once).
     """
-    chosen = {pin: [] for pin in pins}
+    got = {}  # (target, pin) -> the artifact that target's download fetched for the pin
+    for _ in range(len(targets) * max(1, len(pins)) + 1):  # each batch settles at least one (target, pin)
+        chosen, fetched, wanted = choose(pins, targets, candidates, got, digest)
+        if not wanted:
+            break
+        batches = plan(wanted, got)
+        count = sum(map(len, batches.values()))
+        kind = "pair" if isinstance(next(iter(batches)), Pair) else "Python"
+        kind += "s" if len(batches) > 1 else ""
+        at_once = min(jobs, len(batches))
+        say(f"downloading {count} artifact(s) for {len(batches)} {kind}"
+            + (f", {at_once} at a time (FREEZE_JOBS)" if at_once > 1 else ""))
+        with Progress(downloads, env, len(batches)) as progress:
+            for target, found in parallel.in_order(
+                    list(batches), lambda target: download_batch(target, batches[target], downloads, env, index_url,
+                                                                 digest), jobs):
+                got.update(((target, pin), path) for pin, path in found.items())
+                progress.done(target, found)
+    else:
+        raise ToolError("pip download kept returning artifacts that fit no target: run `make freeze` again.")
+    for path in fetched:
+        candidates[path] = digest(path)
+    return chosen
+
+
+def choose(pins, targets, candidates, got, digest):
+    """The artifacts a download per artifact, target after target, would choose, given the downloads so far
+    (`got`): for each target and pin, the first fitting artifact at hand (earlier targets' downloads included),
+    else that target's own download. (chosen, the downloads chosen, [(target, pin)] still to download)."""
+    known = dict(candidates)
+    chosen, fetched, wanted = {pin: [] for pin in pins}, [], []
     for target in targets:
         needed = []
         for pin in pins:
             if not pin.applies_to(target):
                 continue
-            at_hand = [path for path, digest in candidates.items() if is_artifact_of(path.name, digest, pin)]
-            fitting = [path for path in at_hand if unfit_reason(path, target) is None]
+            fitting = [path for path in at_hand_of(pin, known) if unfit_reason(path, target) is None]
             if fitting:
                 if fitting[0] not in chosen[pin]:
                     chosen[pin].append(fitting[0])
             else:
                 needed.append(pin)
         for pin in needed:
-            sdist = [path for path in at_hand_of(pin, candidates) if is_sdist(path.name)]
+            sdist = [path for path in at_hand_of(pin, known) if is_sdist(path.name)]
             if sdist and isinstance(target, Pair):
                 # Built at `make ve` there, offline, with the build lock (a wheel is built here for this
                 # machine's pairs only).
                 if sdist[0] not in chosen[pin]:
                     chosen[pin].append(sdist[0])
                 continue
-            path = download(pin, target, downloads, env, index_url)
-            candidates[path] = lockfile.sha256(path)
+            path = got.get((target, pin))
+            if path is None:
+                wanted.append((target, pin))
+                continue
+            known[path] = digest(path)
             chosen[pin].append(path)
-    return chosen
+            fetched.append(path)
+    return chosen, fetched, wanted
+
+
+def plan(wanted, got):
+    """{target: [pins]} to download now, from `wanted` ([(target, pin)], targets in order).
+
+    A later target waits for the next batch, rather than fetch a pin an earlier one fetches in this batch, when
+    that one's artifact may be the one it would choose: nothing of the pin was seen yet (it may be pure Python),
+    or one seen fits any Python (pure, abi3) and the two share a platform. Otherwise (a wheel per Python) both fetch
+    it now. So what one target's download brings is not fetched again for another, and targets run side by side.
+    """
+    batches = {}
+    for target, pin in wanted:
+        seen = [path for (_, other), path in got.items() if other == pin]
+        if any(pin in pins and (not seen or (platform_of(other) == platform_of(target)
+                                             and any(map(any_python, seen))))
+               for other, pins in batches.items()):
+            continue
+        batches.setdefault(target, []).append(pin)
+    return batches
+
+
+def platform_of(target):
+    return target.platform if isinstance(target, Pair) else None
+
+
+def any_python(path):
+    """Whether the wheel at `path` fits every Python of its platform (a pure or abi3 wheel)."""
+    return any(tag.abi in ("none", "abi3") for tag in parse_wheel_filename(path.name)[3])
 
 
 def at_hand_of(pin, candidates):
     return [path for path, digest in candidates.items() if is_artifact_of(path.name, digest, pin)]
 
 
-def download(pin, target, downloads, env, index_url):
-    """Download one artifact of `pin` for `target`: pure-Python if there is one, else the target's wheel.
+def download_batch(target, pins, downloads, env, index_url, digest=lockfile.sha256):
+    """{pin: artifact}: one `pip download` of every pin for `target`, a pure-Python wheel where one exists, else
+    the target's own wheel.
 
-    For a (platform, Python) pair, the target's wheel is the one pip picks with the pair's tags (as_platform.py):
-    what `pip download --platform ... --python-version ... --implementation cp --abi ...` fetches, with the
-    descriptor's exact tag list and order.
+    pip takes, for each pin, the wheel whose tags it ranks first. The tag list it is given (through as_platform.py,
+    as a pair's pip-compile is) ranks first the pure tags, what `--implementation py --abi none --platform any`
+    accepts for the target's Python, then the target's own: a pair's descriptor (what `pip download --platform ...
+    --python-version ... --implementation cp --abi ...` fetches, with its exact tags and order), or for a plain
+    Python this machine's tags for it, as pip's `--python-version` lists them. So one run chooses what a pure-Python
+    attempt per pin, then one for the target, would.
     """
-    print(f"==> downloading {pin} for Python {target}", flush=True)
-    wanted = downloads / f"{pin.name}-{slug(target)}.txt"
-    wanted.parent.mkdir(parents=True, exist_ok=True)
-    wanted.write_text(lockfile.hashed_line(pin, pin.hashes) + "\n")
-    dest = downloads / slug(target)
-    options = ["download", "--isolated", "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version",
-               python_of(target), "--dest", dest, *http_cache_args(env), *index_args(index_url), "-r", wanted]
-    common = [sys.executable, "-I", "-m", "pip", *options]
+    name = slug(target)
+    wanted = downloads / "requests" / f"{name}.txt"
+    spec = downloads / "specs" / f"{name}.json"
+    for directory in (wanted.parent, spec.parent):
+        directory.mkdir(parents=True, exist_ok=True)
+    wanted.write_text("".join(lockfile.hashed_line(pin, pin.hashes) + "\n" for pin in pins), encoding="utf-8")
+    spec.write_text(json.dumps(download_spec(target, spec.with_suffix(".missing"))), encoding="utf-8")
+    dest = downloads / name
     before = set(dest.glob("*")) if dest.exists() else set()
+    listed = ", ".join(map(str, pins[:3])) + (f" and {len(pins) - 3} more" if len(pins) > 3 else "")
     try:
-        run([*common, "--implementation", "py", "--abi", "none", "--platform", "any"], env=env)
-    except ToolError:
-        if isinstance(target, Pair):
-            common = [*launcher(sys.executable, target, downloads.parent, "pip"), *options]
-        run_step(common, f"pip download of {pin} for Python {target}",
-                 "a pin with no wheel (its sdist is built only for names that have no wheel at all), or the index "
-                 "is unreachable or lost a file: fix the cause and run `make freeze` again.", index=index_url, env=env)
+        run([sys.executable, "-I", Path(__file__).resolve().parent / "as_platform.py", spec, "pip", "download",
+             "--isolated", "--no-deps", "--only-binary=:all:", "--require-hashes", "--python-version",
+             python_of(target), "--dest", dest, *http_cache_args(env), *index_args(index_url), "-r", wanted], env=env)
+    except ToolError as exc:
+        raise step_failure(exc, f"pip download of {listed} for Python {target}",
+                           "a pin with no wheel (its sdist is built only for names that have no wheel at all), or the "
+                           "index is unreachable or lost a file: fix the cause and run `make freeze` again.",
+                           index=index_url) from None
+    new, every = sorted(set(dest.glob("*")) - before), sorted(dest.glob("*"))
+    found = {}
+    for pin in pins:
+        def ours(paths):
+            return [path for path in paths if names_pin(path.name, pin) and digest(path) in pin.hashes]
 
-    def ours(paths):
-        return [path for path in sorted(paths) if is_artifact_of(path.name, lockfile.sha256(path), pin)]
+        fetched = ours(new) or ours(every)
+        if not fetched:
+            raise ToolError(f"pip download returned no artifact for {pin} matching its hashes.")
+        found[pin] = fetched[0]
+    return found
 
-    fetched = ours(set(dest.glob("*")) - before) or ours(dest.glob("*"))
-    if not fetched:
-        raise ToolError(f"pip download returned no artifact for {pin} matching its hashes.")
-    return fetched[0]
+
+def download_spec(target, missing):
+    """as_platform.py's spec for download_batch: the pure tags of the target's Python first, then the target's."""
+    version = python_minor(python_of(target))
+    interpreter = "py" + "".join(map(str, version))
+    pure = [*packaging_tags.generic_tags(interpreter, ["none"], ["any"]),
+            *packaging_tags.compatible_tags(version, interpreter, ["any"])]
+    if isinstance(target, Pair):
+        own, environment = target.tags(), target.descriptor["environment"]
+    else:
+        cpython = "cp" + "".join(map(str, version))
+        own = [*packaging_tags.cpython_tags(version), *packaging_tags.compatible_tags(version, cpython)]
+        here = default_environment()
+        environment = {key: here[key] for key in platforms.PLATFORM_VARIABLES}
+    ordered = list(dict.fromkeys(str(tag) for tag in [*pure, *own]))
+    return {"environment": environment, "tags": ordered, "missing": str(missing)}
+
+
+class Progress:
+    """The download phase's progress lines: one per finished target, and while pip works, every few seconds, the
+    bytes come in so far (the staging directory and pip's temporary files, whose total pip learns only per file)."""
+
+    SECONDS = 5
+
+    def __init__(self, downloads, env, count):
+        self.places = [downloads, Path((env or {}).get("TMPDIR") or downloads)]
+        self.count, self.finished, self.lock = count, 0, threading.Lock()
+        self.start = self.size()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.tick, daemon=True)
+
+    def __enter__(self):
+        self.last = time.monotonic()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+
+    def size(self):
+        total = 0
+        for place in dict.fromkeys(self.places):
+            for directory, _, files in os.walk(place):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(directory, name)).st_size
+                    except OSError:  # pip moved or removed it meanwhile
+                        pass
+        return total
+
+    def line(self, text):
+        with self.lock:
+            self.last = time.monotonic()
+            sys.stdout.write(f"==> {text}\n")
+            sys.stdout.flush()
+
+    def tick(self):
+        while not self.stopped.wait(1):
+            if time.monotonic() - self.last >= self.SECONDS:
+                self.line(f"downloading: {megabytes(self.size() - self.start)} so far, {self.finished} of "
+                          f"{self.count} done")
+
+    def done(self, target, found):
+        self.finished += 1
+        pins = list(found)
+        listed = ", ".join(map(str, pins[:5])) + (f" and {len(pins) - 5} more" if len(pins) > 5 else "")
+        size = sum(path.stat().st_size for path in found.values())
+        self.line(f"downloaded {listed} for Python {target}: {megabytes(size)} ({self.finished} of {self.count} "
+                  f"done, {megabytes(self.size() - self.start)} so far)")
+
+
+def megabytes(size):
+    return f"{max(size, 0) / 1e6:.1f} MB"
+
+
+def say(text):
+    print(f"==> {text}", flush=True)

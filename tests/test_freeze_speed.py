@@ -15,7 +15,7 @@ from conftest import (
     assert_ok, assert_one_error, built, clear_build_area, copy_checkout, describe, diff_digests, run_make, tree_digest,
 )
 from index_helpers import build_wheel
-from bootstrap_tools import lockfile, parallel, targets
+from bootstrap_tools import freeze as freeze_tool, lockfile, parallel, targets
 from bootstrap_tools.run import ToolError, run
 
 THIS_PYTHON = "%d.%d" % sys.version_info[:2]
@@ -46,7 +46,7 @@ def test_pip_compile_and_pip_download_share_one_http_cache_and_keep_pip_tools_ca
         (dest / "alpha-1.0-py3-none-any.whl").write_bytes(b"wheel")
         return ""
     monkeypatch.setattr(targets, "run", fake_download)
-    targets.download(pin, THIS_PYTHON, tmp_path / "downloads", env, "")
+    targets.download_batch(THIS_PYTHON, [pin], tmp_path / "downloads", env, "")
     assert seen[-1][seen[-1].index("--cache-dir") + 1] == str(shared), seen[-1]
 
 
@@ -57,9 +57,128 @@ def test_an_artifact_at_hand_with_a_locked_hash_is_never_downloaded(tmp_path, mo
 
     def refuse(*args, **kwargs):
         raise AssertionError("downloaded an artifact requirements/ holds")
-    monkeypatch.setattr(targets, "download", refuse)
-    chosen = targets.fetch_for_targets([pin], ["3.10", "3.13"], {wheel: digest}, tmp_path / "downloads", {}, "")
+    monkeypatch.setattr(targets, "download_batch", refuse)
+    chosen = targets.fetch_for_targets([pin], ["3.10", "3.13"], {wheel: digest}, tmp_path / "downloads", {}, "",
+                                       jobs=2)
     assert chosen == {pin: [wheel]}
+
+
+# --- downloads batched: one `pip download` per pair, the choice of one per artifact ------------------------------
+
+
+def bytes_sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fake_index(directory):
+    """Wheels as an index serves them: alpha pure (and a binary wheel pip must not prefer), beta one per Python and
+    platform, gamma abi3 per platform. {(name, version): [wheel paths]}."""
+    wheels = {("alpha", "1.0"): ["py3-none-any", "cp310-cp310-manylinux_2_17_x86_64"],
+              ("beta", "1.0"): [f"cp3{minor}-cp3{minor}-{platform}" for minor in (10, 11)
+                                for platform in ("manylinux_2_17_x86_64", "macosx_11_0_arm64")],
+              ("gamma", "1.0"): ["cp39-abi3-manylinux_2_17_x86_64", "cp39-abi3-macosx_11_0_arm64"]}
+    return {key: [build_wheel(directory, *key, tag=tag) for tag in tags] for key, tags in wheels.items()}
+
+
+def fake_pip_download(index, calls):
+    """`pip download -r FILE --dest DIR` through as_platform.py, as pip chooses: per requirement, of the files with
+    an allowed hash, the one whose tag the spec ranks first."""
+    import json
+
+    def run_(argv, **kwargs):
+        argv = [str(arg) for arg in argv]
+        ranks = {tag: rank for rank, tag in enumerate(json.loads(Path(argv[3]).read_text())["tags"])}
+        dest = Path(argv[argv.index("--dest") + 1])
+        dest.mkdir(parents=True, exist_ok=True)
+        names = []
+        for line in Path(argv[argv.index("-r") + 1]).read_text().splitlines():
+            pin = lockfile.parse_line(line)
+            files = [path for path in index[(pin.name, pin.version)] if bytes_sha256(path) in pin.hashes
+                     and path.name[:-4].split("-", 2)[2] in ranks]
+            best = min(files, key=lambda path: ranks[path.name[:-4].split("-", 2)[2]])
+            shutil.copyfile(best, dest / best.name)
+            names.append(best.name)
+        calls.append((argv[argv.index("--python-version") + 1], dest.name, names))
+        return ""
+    return run_
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_downloads_are_one_pip_download_per_pair_choosing_pure_wheels_first_and_nothing_twice(
+        tmp_path, monkeypatch, capsys, jobs):
+    from bootstrap_tools import platforms
+
+    index = fake_index(tmp_path / "index")
+    pins = [lockfile.parse_line(f"{name}=={version} " + " ".join(f"--hash=sha256:{bytes_sha256(path)}"
+                                                                 for path in paths))
+            for (name, version), paths in index.items()]
+    pairs = platforms.pairs(Path(__file__).resolve().parent.parent, ["3.10", "3.11"], ["linux-x86_64", "macos-arm64"])
+    calls = []
+    monkeypatch.setattr(targets, "run", fake_pip_download(index, calls))
+    hashed = []
+    monkeypatch.setattr(lockfile, "sha256", lambda path: hashed.append(path) or bytes_sha256(path))
+    monkeypatch.setattr(freeze_tool, "DIGESTS", {})
+    candidates = {}
+    chosen = targets.fetch_for_targets(pins, pairs, candidates, tmp_path / "downloads", {}, "", jobs=jobs,
+                                       digest=freeze_tool.artifact_digest)
+    names = {pin.name: sorted(path.name for path in paths) for pin, paths in chosen.items()}
+    assert names == {"alpha": ["alpha-1.0-py3-none-any.whl"],
+                     "beta": sorted(path.name for path in index[("beta", "1.0")]),
+                     "gamma": sorted(path.name for path in index[("gamma", "1.0")])}
+    # One run per pair: the first pair fetches all three; the others only what it cannot share.
+    assert sorted(calls) == sorted([
+        ("3.10", "linux-x86_64-3.10", ["alpha-1.0-py3-none-any.whl", "beta-1.0-cp310-cp310-manylinux_2_17_x86_64.whl",
+                                       "gamma-1.0-cp39-abi3-manylinux_2_17_x86_64.whl"]),
+        ("3.10", "macos-arm64-3.10", ["beta-1.0-cp310-cp310-macosx_11_0_arm64.whl",
+                                      "gamma-1.0-cp39-abi3-macosx_11_0_arm64.whl"]),
+        ("3.11", "linux-x86_64-3.11", ["beta-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"]),
+        ("3.11", "macos-arm64-3.11", ["beta-1.0-cp311-cp311-macosx_11_0_arm64.whl"])]), calls
+    assert set(candidates) == {path for paths in chosen.values() for path in paths}
+    assert sorted(hashed) == sorted(set(hashed)), hashed  # each artifact read once (the freeze's memo)
+    out = capsys.readouterr().out
+    phases = [line for line in out.splitlines() if line.startswith("==> downloading ")]
+    side_by_side = ", 3 at a time (FREEZE_JOBS)" if jobs > 1 else ""
+    assert phases == ["==> downloading 3 artifact(s) for 1 pair",
+                      f"==> downloading 4 artifact(s) for 3 pairs{side_by_side}"], out
+    assert out.count("==> downloaded ") == 4, out
+
+
+def test_a_failed_download_side_by_side_names_the_first_pair_in_order_that_failed(tmp_path, monkeypatch, capsys):
+    from bootstrap_tools import platforms
+
+    index = fake_index(tmp_path / "index")
+    pins = [lockfile.parse_line(f"{name}=={version} " + " ".join(f"--hash=sha256:{bytes_sha256(path)}"
+                                                                 for path in paths))
+            for (name, version), paths in index.items()]
+    pairs = platforms.pairs(Path(__file__).resolve().parent.parent, ["3.10", "3.11"], ["linux-x86_64", "macos-arm64"])
+    download = fake_pip_download(index, [])
+
+    def flaky(argv, **kwargs):
+        dest = Path(str(argv[argv.index("--dest") + 1])).name
+        if dest in ("macos-arm64-3.10", "macos-arm64-3.11"):
+            time.sleep(0.3 if dest.endswith("3.10") else 0)  # the later pair fails first
+            raise ToolError("command failed", output=f"ERROR: HTTP error 404 while getting beta for {dest}\n")
+        return download(argv, **kwargs)
+    monkeypatch.setattr(targets, "run", flaky)
+    with pytest.raises(ToolError) as failed:
+        targets.fetch_for_targets(pins, pairs, {}, tmp_path / "downloads", {}, "", jobs=3)
+    message = str(failed.value)
+    assert message.startswith("pip download of beta==1.0, gamma==1.0 for Python 3.10 on macos-arm64 failed: HTTP "
+                              "error 404 while getting beta for macos-arm64-3.10; "), message
+    assert "\n" not in message
+    out = capsys.readouterr().out
+    assert "downloaded beta==1.0 for Python 3.11 on macos-arm64" not in out, out
+
+
+def test_the_download_spec_ranks_the_pure_tags_first_then_the_pairs_own_in_its_order(tmp_path):
+    from bootstrap_tools import platforms
+
+    pair = platforms.pairs(Path(__file__).resolve().parent.parent, ["3.11"], ["macos-arm64"])[0]
+    spec = targets.download_spec(pair, tmp_path / "missing")
+    pure = [tag for tag in spec["tags"] if tag.startswith("py") and tag.endswith("-none-any")]
+    assert spec["tags"][:len(pure)] == pure and pure[:2] == ["py311-none-any", "py3-none-any"], spec["tags"][:5]
+    assert spec["tags"][len(pure):] == [str(tag) for tag in pair.tags() if str(tag) not in pure]
+    assert spec["environment"] == pair.descriptor["environment"]
 
 
 # --- side by side, shown in order ------------------------------------------------------------------------------
