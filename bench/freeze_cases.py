@@ -33,8 +33,8 @@ from bootstrap_tools.run import ToolError, run
 CASES = ("nochange", "add", "scale")
 ADDED = "six"  # small, pure Python, not in the project's lock
 # What a freeze writes in the tree: put back before each round of the cases that change it.
-FROZEN = ("requirements.in", "requirements.txt", "requirements.pins", "requirements", "requirements-provenance.json",
-          "pylock.toml", "requirements-build.txt", "requirements-built.json")
+FROZEN = ("requirements.in", "requirements.txt", "requirements-dev.txt", "requirements.pins", "requirements",
+          "requirements-provenance.json", "pylock.toml", "requirements-build.txt", "requirements-built.json")
 
 
 class Contender:
@@ -54,18 +54,24 @@ def uv_contenders(uv, tree, work):
     def compile_argv(cache):
         return [uv, "pip", "compile", "--no-config", "--universal", "--generate-hashes", "--quiet",
                 "--python-version", oldest_target(tree), "--cache-dir", cache, "-o", work / "uv-lock.txt",
-                tree / "requirements.in"]
+                *sources(tree)]
     cold = Contender("uv pip compile --universal (cold cache)", [compile_argv(work / "uv-cold")],
                      prepare=lambda env: remove(work / "uv-cold"))
     warm = Contender("uv pip compile --universal (warm cache)", [compile_argv(work / "uv-warm")])
     return cold, warm
 
 
+def sources(tree):
+    """What make freeze locks: requirements.in, and the dev set's requirements-dev.in when there is one (the peers
+    resolve the two together; make freeze locks the dev set with the runtime pins held)."""
+    return [tree / name for name in ("requirements.in", "requirements-dev.in") if (tree / name).exists()]
+
+
 def naive_commands(tree, naive):
     """The naive pip-tools recipe for the targets of the tree's lock: per (platform, Python) pair (or Python), one
     `pip-compile --generate-hashes` into naive/<pair>.txt and one `pip download -r` of it into naive/<pair>/."""
     text = (tree / "requirements.txt").read_text()
-    python = tree / "ve" / "bin" / "python"
+    python = tree / ".bootstrap" / "tools" / "bin" / "python"  # pip-tools is the convention's tool, in its own env
     commands = []
     for target in platforms.pairs(tree, lockfile.targets(text) or [oldest_target(tree)], lockfile.platforms(text)):
         name = target.slug() if isinstance(target, platforms.Pair) else target
@@ -73,7 +79,7 @@ def naive_commands(tree, naive):
         commands.append([python, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--allow-unsafe",
                          "--cache-dir", naive / "cache" / "pip-tools", "--pip-args",
                          f"--only-binary=:all: --cache-dir {shlex.quote(str(naive / 'cache' / 'pip'))}",
-                         "--output-file", output, tree / "requirements.in"])
+                         "--output-file", output, *sources(tree)])
         where = []
         if isinstance(target, platforms.Pair):
             where = [arg for platform in dict.fromkeys(tag.platform for tag in target.tags() if tag.platform != "any")
