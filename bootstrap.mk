@@ -189,7 +189,7 @@ bootstrap-platforms: bootstrap-tools
 	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).platforms --pythons "$(TARGET_PYTHONS)" $(if $(RECORD),--record) \
 		--glibc-floor "$(GLIBC_FLOOR)" $(TARGET_PLATFORMS)
 
-.PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target (Python, or platform and Python) of what make ve installs
+.PHONY: bootstrap-sbom  ## offline: a CycloneDX SBOM (JSON) per target of what ships (the runtime set; the dev set apart)
 bootstrap-sbom: bootstrap-tools
 	@$(TOOLS_PYTHON) -m $(BOOTSTRAP_TOOLS).sbom --output "$(SBOM_DIR)"
 

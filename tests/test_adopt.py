@@ -172,6 +172,13 @@ def test_a_clone_of_an_adopted_project_bootstraps_offline_and_passes_check(adopt
                             "print(click.__version__)"], env=make_env(), capture_output=True, text=True,
                            timeout=TIMEOUT)
     assert tools.returncode == 0 and not tools.stdout.startswith("7."), describe(tools)
+    # Day one, offline in the fresh clone: the convention's targets, and the project's own make test (the
+    # convention's where the project has none).
+    for target in ("sbom", "verify") + (("test",) if name in ("app", "lib") else ()):
+        result = assert_ok(run_make(clone, target, prefix=["unshare", "-n"]))
+        assert "ERROR" not in result.stdout + result.stderr, describe(result)
+    documents = sorted((clone / ".bootstrap" / "sbom").glob("*.cdx.json"))
+    assert documents and not [path for path in documents if "-dev" in path.name and name != "lib"], documents
 
 
 @slow
