@@ -8,7 +8,7 @@ BOOTSTRAP_MK_VERSION := 7
 # The variables that steer a build take effect from the make command line or the Makefile, never from the
 # environment: shells and CI images export PYTHON (node tooling does), VE or FORCE for reasons of their own.
 BOOTSTRAP_STEERING := PYTHON VE GROUPS FORCE ONE_SLOT BOOTSTRAP_FAST LFS TARGET_PYTHONS TARGET_PLATFORMS RECORD RESOLUTION INDEX_URL \
-  CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR REPORT_BASELINE
+  CONSTRAINTS ACCEPT_CHANGED_HASHES PACKAGES COOLDOWN_DAYS INDEX_NAME GLIBC_FLOOR REPORT_BASELINE RETARGET
 $(foreach name,$(BOOTSTRAP_STEERING),$(if $(filter environment,$(origin $(name))),\
   $(info bootstrap.mk: ignoring $(name)=$($(name)) from the environment; to use it: make <target> $(name)=...)\
   $(eval undefine $(name))))
@@ -55,6 +55,9 @@ INDEX_NAME ?=
 # How many (platform, Python) pairs `make freeze*` resolves at once (empty: the cores, at most 4; 1: one after
 # another). The lock, requirements/ and the report are the same for any number.
 FREEZE_JOBS ?=
+# RETARGET=1: `make freeze*` may change the Pythons and platforms the lock fits (TARGET_PYTHONS, TARGET_PLATFORMS
+# differing from the lock's `# targets:` and `# platforms:` lines); without it, such a freeze stops and says so.
+RETARGET ?=
 # ACCEPT_CHANGED_HASHES=1: `make freeze*` accepts other bytes for a version already in the lock (the report lists them).
 ACCEPT_CHANGED_HASHES ?=
 # PACKAGES="django celery": `make freeze-upgrade` moves only these (and what they need), not the seed or virtualenv.py.
@@ -92,7 +95,7 @@ TOOLS_PYTHON = "$(or $(realpath $(TOOLS_VE)),$(TOOLS_VE))/bin/python" -E -s
 VE_RUN = $(VE_PYTHON) -m
 FREEZE_ARGS = --targets "$(TARGET_PYTHONS)" --platforms "$(TARGET_PLATFORMS)" --resolution "$(RESOLUTION)" \
 	$(if $(INDEX_URL),--index-url "$(INDEX_URL)") $(if $(CONSTRAINTS),--constraint "$(CONSTRAINTS)") \
-	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) --cooldown-days "$(COOLDOWN_DAYS)" \
+	$(if $(ACCEPT_CHANGED_HASHES),--accept-changed-hashes) $(if $(RETARGET),--retarget) --cooldown-days "$(COOLDOWN_DAYS)" \
 	$(if $(INDEX_NAME),--index-name "$(INDEX_NAME)") --glibc-floor "$(GLIBC_FLOOR)" \
 	$(if $(FREEZE_JOBS),--jobs "$(FREEZE_JOBS)") $(if $(REPORT_BASELINE),--report-baseline "$(REPORT_BASELINE)")
 # make check compares the lock's header with these settings.

@@ -58,6 +58,7 @@ def main(argv):
             switch.settle(ROOT)
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
             check_preconditions(args)
+            check_retarget(args, before_lock)
             check_packages(args.upgrade_package, before_lock)
             # The targets of the lock: each Python, or each (platform, Python) pair when platforms are declared.
             args.pairs = platforms.pairs(ROOT, args.targets, args.platforms)
@@ -188,6 +189,26 @@ def check_packages(names, lock_text):
                             f"move it.{hint} To add a package, write it in requirements.in and run `make freeze`.")
 
 
+def check_retarget(args, lock_text):
+    """A freeze keeps the lock's targets and platforms unless the change is asked for (RETARGET=1): a setting lost
+    on the way (a Makefile without the line adopt wrote, another shell) must not widen or narrow the lock."""
+    if args.retarget or not lock_text:
+        return
+    changed = []
+    for setting, wanted, locked in (("TARGET_PYTHONS", args.targets, lockfile.targets(lock_text)),
+                                    ("TARGET_PLATFORMS", args.platforms, lockfile.platforms(lock_text))):
+        header = "targets" if setting == "TARGET_PYTHONS" else "platforms"
+        if setting == "TARGET_PYTHONS" and not locked:
+            return  # a lock from before the header, or not ours: nothing to keep
+        if list(wanted) != list(locked):
+            changed.append(f"{setting}=\"{' '.join(wanted)}\" while the lock's `# {header}:` line says "
+                           f"\"{' '.join(locked)}\"")
+    if changed:
+        raise ToolError(f"{'; '.join(changed)}: this freeze would change what the lock fits. Keep the lock's: set "
+                        "them so in the Makefile (before `include bootstrap.mk`); or change it on purpose: "
+                        "`make freeze RETARGET=1` (the report shows the change).")
+
+
 def check_preconditions(args):
     """What the convention refuses before any work: unsupported requirements.in lines, a wheelhouse holding
     other things than files, and targets without the Python the tools run on."""
@@ -244,6 +265,8 @@ def start_cooldown(args, before_lock, staging):
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upgrade", action="store_true", help="upgrade every pin to the newest allowed")
+    parser.add_argument("--retarget", action="store_true",
+                        help="let TARGET_PYTHONS and TARGET_PLATFORMS differ from the lock's header (RETARGET=1)")
     parser.add_argument("--index-url", default="", help="package index to use (default: pip's own default)")
     parser.add_argument("--targets", default="3.10 3.11 3.12 3.13", type=str.split,
                         help="the Python versions (X.Y) the lock must fit, space-separated")

@@ -730,3 +730,28 @@ def test_lockfile_parse_reads_this_repositorys_lock():
     assert {pin.name for pin in pins} >= {"pip", "packaging", "pytest"}
     assert lockfile.parse((REPO / "requirements.txt").read_text()) == ([], [])  # the standard library alone
     assert all(pin.hashes for pin in pins)
+
+
+@pytest.mark.parametrize("case", ["same", "other-pythons", "other-platforms", "asked", "no-header"])
+def test_a_freeze_keeps_the_locks_targets_and_platforms_unless_retarget_is_asked(case):
+    """Issue 28, item 2: a setting lost on the way (another shell, a Makefile without adopt's line) never widens or
+    narrows the lock silently: one ERROR naming both, unless RETARGET=1."""
+    from types import SimpleNamespace
+
+    from bootstrap_tools import freeze
+    from bootstrap_tools.run import ToolError
+
+    lock = "# targets: 3.10 3.11\n# platforms: linux-x86_64\n" if case != "no-header" else "alpha==1\n"
+    args = SimpleNamespace(targets=["3.10", "3.11"], platforms=["linux-x86_64"], retarget=case == "asked")
+    if case == "other-pythons":
+        args.targets = ["3.10", "3.11", "3.12", "3.13"]
+    if case in ("other-platforms", "asked"):
+        args.platforms = []
+    if case in ("other-pythons", "other-platforms"):
+        with pytest.raises(ToolError) as raised:
+            freeze.check_retarget(args, lock)
+        setting = "TARGET_PYTHONS" if case == "other-pythons" else "TARGET_PLATFORMS"
+        assert setting in str(raised.value) and "RETARGET=1" in str(raised.value), raised.value
+        assert ("3.10 3.11" in str(raised.value)) == (case == "other-pythons")
+    else:
+        freeze.check_retarget(args, lock)
