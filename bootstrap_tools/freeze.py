@@ -140,11 +140,13 @@ def no_change(args, lock_text, note, started):
             step(f"resolving every target: {why} since the lock was made" if why == "inputs changed"
                  else f"resolving every target: {why}")
         return False
-    pins = lockfile.parse(lock_text)[0]
+    dev = inputs_digest.dev_lock_text(ROOT)
+    pins = both_sets(lock_text, dev, strict=False)
     files = sorted(path for path in WHEELHOUSE.glob("*") if path.is_file() and not path.name.startswith("."))
-    step(f"inputs unchanged since the lock was made (its `{inputs_digest.LINE}` line: requirements.in, "
-         "CONSTRAINTS, TARGET_PYTHONS, TARGET_PLATFORMS and their descriptors, GLIBC_FLOOR, RESOLUTION, INDEX_NAME, "
-         f"the lock): resolution skipped; {len(files)} artifacts verified against the lock")
+    step(f"inputs unchanged since the lock was made (its `{inputs_digest.LINE}` line: requirements.in"
+         f"{', requirements-dev.in and its lock' if dev is not None else ''}, CONSTRAINTS, TARGET_PYTHONS, "
+         "TARGET_PLATFORMS and their descriptors, GLIBC_FLOOR, RESOLUTION, INDEX_NAME, the lock): resolution "
+         f"skipped; {len(files)} artifacts verified against the lock")
     text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(text, encoding="utf-8")
