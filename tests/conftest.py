@@ -336,12 +336,24 @@ def make_wheel(path, name, version, files):
     return Path(path)
 
 
-def pinned_version(lock_text, name):
-    """The version `name` is pinned to in a requirements.txt text (so tests do not hard-code versions)."""
-    for line in lock_text.splitlines():
+# A checkout's locks: the runtime set, then the dev set (this repository's runtime set pins nothing).
+LOCKS = ("requirements.txt", "requirements-dev.txt")
+
+
+def pinning_lock(checkout, name):
+    """The lock of `checkout` (runtime or dev set) that pins `name`."""
+    for lock in LOCKS:
+        path = Path(checkout) / lock
+        if path.is_file() and any(line.startswith(f"{name}==") for line in path.read_text().splitlines()):
+            return path
+    raise AssertionError(f"{name} is not pinned in {' or '.join(LOCKS)} of {checkout}")
+
+
+def pinned_version(checkout, name):
+    """The version `name` is pinned to in checkout's locks (so tests do not hard-code versions)."""
+    for line in pinning_lock(checkout, name).read_text().splitlines():
         if line.startswith(f"{name}=="):
             return line.split("==", 1)[1].split()[0].split(";")[0]
-    raise AssertionError(f"{name} is not pinned in requirements.txt")
 
 
 def artifact(checkout, name):

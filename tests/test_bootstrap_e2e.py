@@ -22,8 +22,8 @@ from bootstrap_tools import lockfile
 from conftest import (
     SUMMARY_PREFIX, TIMEOUT, artifact, assert_one_error, assert_ok, assert_pip_check_clean, assert_ve_works, built,
     copy_checkout, default_signals, describe, diff_digests, leftovers, make_argv, make_env, make_wheel,
-    pinned_version, python_or_skip, restored, run_make, run_make_read_only, sha256_file, tree_digest, unshare_or_skip,
-    up_to_date,
+    pinned_version, pinning_lock, python_or_skip, restored, run_make, run_make_read_only, sha256_file, tree_digest,
+    unshare_or_skip, up_to_date,
     ve_python, ve_state,
 )
 
@@ -73,9 +73,12 @@ def test_fresh_build_with_no_network_at_all(checkout):
     steps = [line for line in result.stdout.splitlines() if line.startswith("==> ")]
     assert len(steps) >= 3, describe(result)  # one per step (create, install, check) and the summary
     assert_ve_works(checkout)
-    tools = ve_python(checkout, "import pytest, flake8, piptools, sys; print(sys.prefix)")
+    tools = ve_python(checkout, "import pytest, flake8, sys; print(sys.prefix)")
     assert tools.returncode == 0, describe(tools)
     assert Path(tools.stdout.strip()).resolve() == (checkout / ".ve-a").resolve()
+    # The maintainer tools live in their own env (.bootstrap/tools), never in the project's ve.
+    apart = ve_python(checkout, "import piptools")
+    assert apart.returncode != 0 and "No module named 'piptools'" in apart.stderr, describe(apart)
     assert not leftovers(checkout)
 
 
@@ -123,10 +126,14 @@ def test_a_checkout_path_with_spaces_and_non_ascii_characters(tmp_path):
     checkout = copy_checkout(tmp_path / "my project ü" / "checkout 2")
     built(run_make(checkout, "ve"))
     assert_ve_works(checkout)
+    # The maintainer tools' env is built at the same path by the same code.
+    assert_ok(run_make(checkout, "bootstrap-tools"))
     # Console scripts carry the path in their shebang: they must run too, pip's (written by bootstrap) included.
     pip_version = "pip%d.%d" % sys.version_info[:2]
-    for script in ("pytest", "flake8", "pip-compile", "pip", "pip3", pip_version):
-        result = subprocess.run([str(checkout / "ve" / "bin" / script), "--version"], env=make_env(),
+    scripts = [checkout / "ve" / "bin" / script for script in ("pytest", "flake8", "pip", "pip3", pip_version)]
+    scripts.append(checkout / ".bootstrap" / "tools" / "bin" / "pip-compile")
+    for script in scripts:
+        result = subprocess.run([str(script), "--version"], env=make_env(),
                                 capture_output=True, text=True, timeout=TIMEOUT)
         assert result.returncode == 0, describe(result)
 
@@ -163,7 +170,7 @@ def test_make_ve_with_another_target_python(checkout, version):
     result = ve_python(checkout, "import sys; print('%d.%d' % sys.version_info[:2])")
     assert result.returncode == 0, describe(result)
     assert result.stdout.strip() == version
-    tools = ve_python(checkout, "import pytest, flake8, piptools")
+    tools = ve_python(checkout, "import pytest, flake8")
     assert tools.returncode == 0, describe(tools)
 
 
@@ -415,7 +422,7 @@ def test_missing_wheel_is_named_by_its_pin(built_checkout):
     checkout = built_checkout
     before = ve_state(checkout)
     wheel = artifact(checkout, "iniconfig")
-    version = pinned_version((checkout / "requirements.txt").read_text(), "iniconfig")
+    version = pinned_version(checkout, "iniconfig")
     with restored(wheel):
         wheel.unlink()
         assert_one_error(run_make(checkout, "ve", "FORCE=1"), f"iniconfig=={version}", "requirements/")
@@ -424,7 +431,7 @@ def test_missing_wheel_is_named_by_its_pin(built_checkout):
 
 def test_missing_wheel_on_a_fresh_checkout_creates_no_ve(checkout):
     artifact(checkout, "pluggy").unlink()
-    version = pinned_version((checkout / "requirements.txt").read_text(), "pluggy")
+    version = pinned_version(checkout, "pluggy")
     assert_one_error(run_make(checkout, "ve"), f"pluggy=={version}")
     assert not any(os.path.lexists(checkout / name) for name in ("ve", ".ve-a", ".ve-b"))
 
@@ -479,9 +486,9 @@ def replace_pin(lock, name, replacement):
 @slow
 def test_unpinned_lock_line_is_refused(built_checkout):
     checkout = built_checkout
-    lock = checkout / "requirements.txt"
+    lock = pinning_lock(checkout, "pytest")
     before = ve_state(checkout)
-    version = pinned_version(lock.read_text(), "pytest")
+    version = pinned_version(checkout, "pytest")
     with restored(lock):
         text = lock.read_text()
         assert f"\npytest=={version} \\\n" in text
@@ -493,8 +500,8 @@ def test_unpinned_lock_line_is_refused(built_checkout):
 @slow
 def test_hash_less_lock_line_is_refused(built_checkout):
     checkout = built_checkout
-    lock = checkout / "requirements.txt"
-    version = pinned_version(lock.read_text(), "pytest")
+    lock = pinning_lock(checkout, "pytest")
+    version = pinned_version(checkout, "pytest")
     before = ve_state(checkout)
     with restored(lock):
         replace_pin(lock, "pytest", f"pytest=={version}\n")
@@ -505,7 +512,7 @@ def test_hash_less_lock_line_is_refused(built_checkout):
 @slow
 def test_lock_missing_a_dependency_fails_pip_check_and_keeps_the_previous_ve(built_checkout):
     checkout = built_checkout
-    lock = checkout / "requirements.txt"
+    lock = pinning_lock(checkout, "iniconfig")
     before = ve_state(checkout)
     with restored(lock):
         replace_pin(lock, "iniconfig", "")

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, assert_one_error, make_env, python_or_skip, sha256_file
+from conftest import REPO, assert_one_error, make_env, pinning_lock, python_or_skip, sha256_file
 from index_helpers import build_wheel
 from bootstrap_tools import check, lockfile, virtualenv_py, wheels
 from bootstrap_tools.run import hermetic_env, run
@@ -44,7 +44,7 @@ def real_wheel(root, name):
 
 def test_a_renamed_artifact_no_longer_counts_for_its_pin(checkout):
     pluggy = real_wheel(checkout, "pluggy")
-    pin = str(next(pin for pin in lockfile.parse((checkout / "requirements.txt").read_text())[0]
+    pin = str(next(pin for pin in lockfile.parse(pinning_lock(checkout, "pluggy").read_text())[0]
                    if pin.name == "pluggy"))
     renamed = pluggy.with_name("zzz-9.9-py3-none-any.whl")
     pluggy.rename(renamed)

@@ -23,7 +23,7 @@ import pytest
 from bootstrap_build import clean, layout, slots, state
 from conftest import (
     TIMEOUT, assert_ok, assert_one_error, built, copy_checkout, default_signals, describe,
-    make_argv, make_env, run_make, run_make_read_only, up_to_date, ve_python,
+    make_argv, make_env, pinned_version, run_make, run_make_read_only, up_to_date, ve_python,
 )
 
 slow = pytest.mark.slow
@@ -52,14 +52,19 @@ def beside_ve(checkout):
     return sorted(name for name in os.listdir(checkout) if name == "ve" or name.startswith((".ve", "ve.")))
 
 
+def beside_tools(checkout):
+    """Every name of the tools env's in the build area (its link .bootstrap/tools, slots, lock, any leftover)."""
+    area = checkout / ".bootstrap"
+    return sorted(name for name in os.listdir(area) if name == "tools" or name.startswith(".tools"))
+
+
 def assert_sound_ve(checkout):
     """The ve make ve calls current is a real, whole build: its own prefix, the lock's pytest, flake8 imports,
     every file matches its RECORD."""
     result = ve_python(checkout, "import sys, flake8, pytest; assert sys.prefix != sys.base_prefix, sys.prefix; "
                                  "print(pytest.__version__)")
     assert result.returncode == 0, describe(result)
-    lock = (checkout / "requirements.txt").read_text()
-    assert f"pytest=={result.stdout.strip()}" in lock, describe(result)
+    assert result.stdout.strip() == pinned_version(checkout, "pytest"), describe(result)
     assert_ok(run_make(checkout, "verify"))
 
 
@@ -124,25 +129,35 @@ def test_a_stamped_slot_without_pyvenv_cfg_bin_python_or_marker_is_never_current
 def test_leftovers_of_killed_runs_are_removed_by_the_next_no_op_and_by_make_clean(tmp_path):
     checkout = copy_checkout(tmp_path / "checkout")
     built(run_make(checkout, "ve"))
+    assert_ok(run_make(checkout, "bootstrap-tools"))
     # What kill -9 and older versions left: a scratch without its marker, scratch they moved aside, a slot renamed
-    # away to be deleted, and a half-built slot.
-    for name in (".ve.tmp", ".ve.tmp.moved-aside", ".ve.tmp.moved-aside-2", ".ve-a.deleting-999-1"):
-        (checkout / name / "lib").mkdir(parents=True)
-        (checkout / name / "lib" / "big").write_bytes(os.urandom(3 * 10**6))
-    (checkout / ".ve-b").mkdir()
-    (checkout / ".ve-b" / layout.MARKER).write_text(layout.MARKER_TEXT)
+    # away to be deleted, and a half-built slot; the tools env's build (the same code) leaves the same beside it.
+    for ve in (checkout / "ve", checkout / ".bootstrap" / "tools"):
+        for suffix in (".tmp", ".tmp.moved-aside", ".tmp.moved-aside-2", "-a.deleting-999-1"):
+            name = layout.beside(str(ve), suffix)
+            os.makedirs(os.path.join(name, "lib"))
+            Path(name, "lib", "big").write_bytes(os.urandom(3 * 10**6))
+        os.mkdir(layout.beside(str(ve), "-b"))
+        Path(layout.beside(str(ve), "-b"), layout.MARKER).write_text(layout.MARKER_TEXT)
     result = run_make(checkout, "ve")
     assert_ok(result)
     assert "up to date" in result.stdout, describe(result)
     assert "removed what an interrupted run left" in result.stdout and "MB freed" in result.stdout, describe(result)
     assert beside_ve(checkout) == [".ve-a", ".ve.lock", "ve"], describe(result)
     assert_sound_ve(checkout)
-    # make clean removes them as well, with what it freed.
+    # The tools env's no-op (every maintainer target runs it) removes its own.
+    result = run_make(checkout, "bootstrap-tools")
+    assert_ok(result)
+    assert "removed what an interrupted run left" in result.stdout and "MB freed" in result.stdout, describe(result)
+    assert beside_tools(checkout) == [".tools-a", ".tools.lock", "tools"], describe(result)
+    # make clean removes them as well, with what it freed, and the tools env with the ve.
     (checkout / ".ve.tmp.moved-aside-3").mkdir()
+    (checkout / ".bootstrap" / ".tools.tmp.moved-aside-3").mkdir()
     cleaned = run_make(checkout, "clean")
     assert_ok(cleaned)
-    assert "MB freed" in cleaned.stdout, describe(cleaned)
+    assert "MB freed" in cleaned.stdout and "removed .bootstrap/tools" in cleaned.stdout, describe(cleaned)
     assert beside_ve(checkout) == [".ve.lock"], describe(cleaned)
+    assert beside_tools(checkout) == [".tools.lock"], describe(cleaned)
     # A user's venv moved aside from a slot's place is theirs: never a leftover.
     (checkout / ".ve-a.moved-aside").mkdir()
     assert_ok(run_make(checkout, "clean"))
@@ -229,11 +244,20 @@ def test_make_clean_of_a_read_only_checkout_is_one_error_naming_what_is_left(bui
 
 @slow
 def test_make_targets_run_tools_as_the_slots_python_never_through_the_link(built_checkout):
+    """The project's tools run in the ve's slot, the maintainer tools in the tools env's slot: each by its real
+    path, resolved when the recipe starts (so built first here: `make -n` builds nothing)."""
+    assert_ok(run_make(built_checkout, "bootstrap-tools"))
     slot = os.path.realpath(built_checkout / "ve")
+    tools_slot = os.path.realpath(built_checkout / ".bootstrap" / "tools")
+    assert os.path.basename(tools_slot) in (".tools-a", ".tools-b"), tools_slot
     result = run_make(built_checkout, "-n", "bootstrap-test", "bootstrap-sbom")
     assert_ok(result)
-    tools = [line for line in result.stdout.splitlines() if "-m bootstrap_tools" in line or "-m pytest" in line]
-    assert tools and all(f'"{slot}/bin/python" -E -s' in line for line in tools), describe(result)
+    lines = result.stdout.splitlines()
+    in_ve = [line for line in lines if "-m pytest" in line or "-m flake8" in line]
+    maintainer = [line for line in lines if "-m bootstrap_tools" in line]
+    assert len(in_ve) == 2 and all(f'"{slot}/bin/python" -E -s' in line for line in in_ve), describe(result)
+    assert len(maintainer) == 2 and all(f'"{tools_slot}/bin/python" -E -s' in line for line in maintainer), \
+        describe(result)
 
 
 # --- 5: modes never leak from the caches -----------------------------------------------------------------------------
