@@ -64,6 +64,15 @@ def copy_checkout(dest):
 TOOLS_ENV = ("tools", ".tools-a", ".tools-b", ".tools.lock")
 
 
+@pytest.fixture(scope="session")
+def tools_python():
+    """This checkout's tools env, where pip-tools and cyclonedx-python-lib live (never in ./ve, which runs these
+    tests, so no test imports them): `make test` builds it before pytest, so this is a no-op unless pytest was run
+    by hand."""
+    assert_ok(run_make(REPO, "bootstrap-tools"))
+    return REPO / ".bootstrap" / "tools" / "bin" / "python"
+
+
 def build_area_leftovers(directory, names):
     """For shutil.copytree's `ignore`: everything in a build area (.bootstrap/) but the tools' env."""
     return [name for name in names if name not in TOOLS_ENV] if os.path.basename(directory) == ".bootstrap" else []

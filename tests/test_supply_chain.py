@@ -219,14 +219,6 @@ def test_pylock_installs_the_runtime_group_alone_or_with_dev_offline(dev_project
 # --- the SBOM ----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tools_python():
-    """This checkout's tools env, where cyclonedx-python-lib lives (never in ./ve, which runs these tests):
-    `make test` builds it before pytest, so here it is a no-op unless pytest was run by hand."""
-    assert_ok(run_make(REPO, "bootstrap-tools"))
-    return REPO / ".bootstrap" / "tools" / "bin" / "python"
-
-
 def in_tools_env(tools_python, code, *args):
     """Run `code` in the tools env with this checkout's bootstrap_tools importable; its stdout."""
     result = subprocess.run([str(tools_python), "-I", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n{code}",
