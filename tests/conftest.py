@@ -350,7 +350,12 @@ def artifact(checkout, name):
 
 
 def assert_pip_check_clean(checkout, ve="ve"):
-    result = subprocess.run([str(Path(checkout) / ve / "bin" / "python"), "-I", "-B", "-m", "pip", "check",
-                             "--isolated", "--disable-pip-version-check"],
+    """`pip check` of a ve: by its own pip, or, in a ve whose locks pin no pip (bootstrap.py removes the seed
+    there), by the checkout's tools env's pip pointed at it (`--python`)."""
+    python = Path(checkout) / ve / "bin" / "python"
+    has_pip = ve_python(checkout, "import importlib.util, sys; sys.exit(not importlib.util.find_spec('pip'))", ve)
+    pip = [python, "-I", "-B", "-m", "pip"] if has_pip.returncode == 0 else [
+        Path(checkout) / ".bootstrap" / "tools" / "bin" / "python", "-I", "-B", "-m", "pip", "--python", python]
+    result = subprocess.run([*map(str, pip), "check", "--isolated", "--disable-pip-version-check"],
                             env=make_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, describe(result)
