@@ -64,6 +64,15 @@ def copy_checkout(dest):
 TOOLS_ENV = ("tools", ".tools-a", ".tools-b", ".tools.lock")
 
 
+@pytest.fixture(scope="session")
+def tools_python():
+    """This checkout's tools env, where pip-tools and cyclonedx-python-lib live (never in ./ve, which runs these
+    tests, so no test imports them): `make test` builds it before pytest, so this is a no-op unless pytest was run
+    by hand."""
+    assert_ok(run_make(REPO, "bootstrap-tools"))
+    return REPO / ".bootstrap" / "tools" / "bin" / "python"
+
+
 def build_area_leftovers(directory, names):
     """For shutil.copytree's `ignore`: everything in a build area (.bootstrap/) but the tools' env."""
     return [name for name in names if name not in TOOLS_ENV] if os.path.basename(directory) == ".bootstrap" else []
@@ -364,7 +373,12 @@ def artifact(checkout, name):
 
 
 def assert_pip_check_clean(checkout, ve="ve"):
-    result = subprocess.run([str(Path(checkout) / ve / "bin" / "python"), "-I", "-B", "-m", "pip", "check",
-                             "--isolated", "--disable-pip-version-check"],
+    """`pip check` of a ve: by its own pip, or, in a ve whose locks pin no pip (bootstrap.py removes the seed
+    there), by the checkout's tools env's pip pointed at it (`--python`)."""
+    python = Path(checkout) / ve / "bin" / "python"
+    has_pip = ve_python(checkout, "import importlib.util, sys; sys.exit(not importlib.util.find_spec('pip'))", ve)
+    pip = [python, "-I", "-B", "-m", "pip"] if has_pip.returncode == 0 else [
+        Path(checkout) / ".bootstrap" / "tools" / "bin" / "python", "-I", "-B", "-m", "pip", "--python", python]
+    result = subprocess.run([*map(str, pip), "check", "--isolated", "--disable-pip-version-check"],
                             env=make_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, describe(result)

@@ -2,10 +2,11 @@
 item 1): every target is resolved as X.Y.0 (bootstrap_tools/targets.py resolved_as), and `make ve` never advises a
 freeze that would write the same lock when a python_full_version marker leaves a requirement unmet.
 
-Two patch releases of one minor version are rarely both installed: a fake interpreter stands for each, this test
-run's own Python reporting another patch release (platform.python_version(), where pip's markers read
-python_full_version). The index (tests/index_helpers.py) serves `patchy`, which needs `backport` below X.Y.5, as
-redis 8.0.1 needs async-timeout below 3.11.3. Nothing here needs the network.
+Two patch releases of one minor version are rarely both installed: a fake interpreter stands for each, this
+checkout's tools env (where pip-tools lives; ./ve, which runs the tests, has none) reporting another patch release
+(platform.python_version(), where pip's markers read python_full_version). The index (tests/index_helpers.py)
+serves `patchy`, which needs `backport` below X.Y.5, as redis 8.0.1 needs async-timeout below 3.11.3. Nothing
+here needs the network.
 """
 
 import json
@@ -26,7 +27,7 @@ THIS_PYTHON = "%d.%d" % sys.version_info[:2]
 BELOW = f'python_full_version < "{THIS_PYTHON}.5"'
 
 FAKE_PYTHON = """#!{python} -I
-# This Python, saying it is {version}: what the launcher runs (`-I -m module`, `-I file`, `-I -c code`).
+# The tools env's Python, saying it is {version}: what the launcher runs (`-I -m module`, `-I file`, `-I -c code`).
 import platform
 import runpy
 import sys
@@ -46,9 +47,9 @@ else:
 """
 
 
-def fake_python(directory, version):
+def fake_python(directory, version, tools_python):
     path = directory / f"python{version}"
-    path.write_text(FAKE_PYTHON.format(python=sys.executable, version=version))
+    path.write_text(FAKE_PYTHON.format(python=tools_python, version=version))
     path.chmod(0o755)
     return path
 
@@ -61,12 +62,12 @@ def index(tmp_path_factory):
     return index
 
 
-def freeze_with(tmp_path, index, patch, target, monkeypatch, capsys):
+def freeze_with(tmp_path, index, patch, target, monkeypatch, capsys, tools_python):
     """compile_all for `target` as `make freeze` runs it, under a Python saying it is X.Y.`patch`; (lock, output)."""
     root = tmp_path / f"patch-{patch}"
     (root / "staging").mkdir(parents=True)
     (root / "requirements.in").write_text("patchy\n")
-    python = fake_python(root, f"{THIS_PYTHON}.{patch}")
+    python = fake_python(root, f"{THIS_PYTHON}.{patch}", tools_python)
     monkeypatch.setattr(targets, "tool_python", lambda *args, **kwargs: python)
     body, _ = targets.compile_all(root, [target], root / "staging", hermetic_env(root / "home"), False, index.url,
                                   {}, resolution="newest")
@@ -76,10 +77,10 @@ def freeze_with(tmp_path, index, patch, target, monkeypatch, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("declared", [False, True], ids=["this-machine", "declared-platform"])
 def test_two_patch_releases_of_one_python_freeze_the_same_lock_resolved_as_x_y_0(tmp_path, index, monkeypatch,
-                                                                                 capsys, declared):
+                                                                                 capsys, declared, tools_python):
     target = platforms.Pair(platforms.load(REPO, "linux-x86_64"), THIS_PYTHON) if declared else THIS_PYTHON
-    old, old_output = freeze_with(tmp_path, index, 1, target, monkeypatch, capsys)
-    new, new_output = freeze_with(tmp_path, index, 9, target, monkeypatch, capsys)
+    old, old_output = freeze_with(tmp_path, index, 1, target, monkeypatch, capsys, tools_python)
+    new, new_output = freeze_with(tmp_path, index, 9, target, monkeypatch, capsys, tools_python)
     assert new == old
     # X.Y.0 is below the marker's bound: the backport a host older than X.Y.5 needs is locked for every host.
     assert "\nbackport==1.0 \\\n" in new and "# via patchy" in new, new

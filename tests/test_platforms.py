@@ -9,9 +9,9 @@ The index serves this project's own wheels (the ve and the Python 3.12 tool envi
 - toolkit 1.0, pure, needs `armdep` on aarch64 only (`platform_machine == "aarch64"`);
 - purelib 1.0, pure.
 
-One checkout is frozen once for the three platforms and Python 3.11 and 3.12 (six pip-compile runs), checked,
-built here, then frozen again for this platform alone; the scenarios read what each step left. Nothing here
-needs the network.
+One checkout, its dev set dropped (the scenarios are about the runtime lock), is frozen once for the three
+platforms and Python 3.11 and 3.12 (six pip-compile runs), checked, built here, then frozen again for this platform
+alone; the scenarios read what each step left. Nothing here needs the network.
 """
 
 import json
@@ -73,6 +73,8 @@ def frozen(tmp_path_factory):
     path = copy_checkout(root / "checkout")
     requirements_in = path / "requirements.in"
     requirements_in.write_text(requirements_in.read_text() + "binpkg\ntoolkit\npurelib\n")
+    for name in ("requirements-dev.in", "requirements-dev.txt"):  # the dev set would double every pip-compile run
+        (path / name).unlink()
     steps = {}
 
     def freeze(step, *declared):
@@ -111,7 +113,7 @@ def test_freeze_for_three_platforms_writes_the_simplest_marker_for_each_platform
     pins = frozen.pins("three")
     assert pins["macdep"].marker == 'sys_platform == "darwin"'
     assert pins["armdep"].marker == 'platform_machine == "aarch64"'
-    for name in ("binpkg", "toolkit", "purelib", "pytest"):
+    for name in ("binpkg", "toolkit", "purelib"):
         assert pins[name].marker == "", pins[name].line
     # binpkg's one line holds the hash of each pair's wheel.
     assert len(pins["binpkg"].hashes) == len(PYTHONS) * len(DECLARED)
@@ -164,7 +166,9 @@ def test_offline_dry_install_per_pair_finds_every_selected_artifact_in_the_wheel
                                                 "implementation_version": f"{python}.0"}}))
     report = tmp_path / "report.json"
     prefix = ["unshare", "-n"] if _unshare_works("-n") else []
-    argv = [*prefix, str(frozen.path / "ve" / "bin" / "python"), "-I", str(REPO / "bootstrap_tools" / "as_platform.py"),
+    # The checkout's tools env runs pip (the ve holds only the lock's pins: no pip here).
+    tools_python = frozen.path / ".bootstrap" / "tools" / "bin" / "python"
+    argv = [*prefix, str(tools_python), "-I", str(REPO / "bootstrap_tools" / "as_platform.py"),
             str(spec), "pip", "install", "--dry-run", "--ignore-installed", "--isolated", "--no-index", "--find-links",
             str(frozen.steps["three"]["wheelhouse"]), "--require-hashes", "--no-deps", "--only-binary=:all:",
             "--python-version", python, "--target", str(tmp_path / "target"), "--report", str(report),

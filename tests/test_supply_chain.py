@@ -16,7 +16,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from bootstrap_tools import check, cooldown, lockfile, platforms, provenance, pylock, sbom
-from conftest import REPO, assert_ok, assert_one_error, describe, make_env, run_make, unshare_or_skip
+from conftest import REPO, TIMEOUT, assert_ok, assert_one_error, describe, make_env, run_make, unshare_or_skip
 from index_helpers import build_wheel
 
 slow = pytest.mark.slow
@@ -102,17 +102,28 @@ def installed(python):
 
 @slow
 def test_pylock_installs_offline_exactly_what_requirements_txt_installs(built_checkout, tmp_path):  # noqa: F811
+    """pylock.toml's default group is requirements.txt's runtime set (this repository's pins nothing); with
+    `--group dev` it installs exactly what `make ve` installs (both sets), file for file."""
     unshare_or_skip("-n")
     prefix = ("unshare", "-n")
-    env = tmp_path / "from-pylock"
-    subprocess.run([sys.executable, "-I", built_checkout / "virtualenv.py", "--no-seed", "--no-download",
-                    "--no-periodic-update", env], check=True, capture_output=True)
     seed = next((built_checkout / "virtualenv_support").glob("pip-*.whl"))
-    result = subprocess.run([*prefix, env / "bin" / "python", "-I", seed / "pip", "install", "--isolated",
-                             "--no-index", "--no-cache-dir", "--no-compile", "-r", built_checkout / "pylock.toml"],
-                            cwd=built_checkout, capture_output=True, text=True, env=make_env())
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert installed(env / "bin" / "python") == installed(built_checkout / "ve" / "bin" / "python")
+    runtime, _ = lockfile.parse((built_checkout / "requirements.txt").read_text(encoding="utf-8"))
+    runtime_set = {canonicalize_name(pin.name): pin.version for pin in runtime if pin.applies_to(THIS_PYTHON)}
+    ve = installed(built_checkout / "ve" / "bin" / "python")
+    assert set(ve) > set(runtime_set)  # the dev set is there to be told apart
+    for groups in ((), ("dev",)):
+        env = tmp_path / f"from-pylock-{'-'.join(groups) or 'runtime'}"
+        subprocess.run([sys.executable, "-I", built_checkout / "virtualenv.py", "--no-seed", "--no-download",
+                        "--no-periodic-update", env], check=True, capture_output=True)
+        result = subprocess.run([*prefix, env / "bin" / "python", "-I", seed / "pip", "install", "--isolated",
+                                 "--no-index", "--no-cache-dir", "--no-compile", "-r", built_checkout / "pylock.toml",
+                                 *[f"--group=pylock.toml:{group}" for group in groups]],
+                                cwd=built_checkout, capture_output=True, text=True, env=make_env())
+        assert result.returncode == 0, result.stdout + result.stderr
+        if groups:
+            assert installed(env / "bin" / "python") == ve
+        else:
+            assert {name: version for name, (version, _) in installed(env / "bin" / "python").items()} == runtime_set
 
 
 # --- the runtime and dev sets: a project with a dev lock, built by hand ------------------------------------------
@@ -208,16 +219,25 @@ def test_pylock_installs_the_runtime_group_alone_or_with_dev_offline(dev_project
 # --- the SBOM ----------------------------------------------------------------------------------------------------
 
 
-def cyclonedx_validator():
-    """The CycloneDX 1.6 JSON schema as a validator, from the copies cyclonedx-python-lib ships, offline.
+def in_tools_env(tools_python, code, *args):
+    """Run `code` in the tools env with this checkout's bootstrap_tools importable; its stdout."""
+    result = subprocess.run([str(tools_python), "-I", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n{code}",
+                             *map(str, args)], capture_output=True, text=True, env=make_env(), timeout=TIMEOUT)
+    assert result.returncode == 0, describe(result)
+    return result.stdout
+
+
+def cyclonedx_validator(tools_python):
+    """The CycloneDX 1.6 JSON schema as a validator, from the copies cyclonedx-python-lib ships (in the tools
+    env), offline.
 
     fastjsonschema (pure Python) rather than jsonschema, whose `referencing` needs the compiled rpds-py. The
     schema's references to its sibling schemas (SPDX ids, JSF) are served from the same directory.
     """
     import fastjsonschema
-    from cyclonedx.schema import _res
 
-    directory = Path(_res.__file__).parent
+    found = in_tools_env(tools_python, "from cyclonedx.schema import _res; print(_res.__file__)")
+    directory = Path(found.strip()).parent
 
     def load(name):
         return json.loads((directory / name).read_text(encoding="utf-8"))
@@ -228,49 +248,61 @@ def cyclonedx_validator():
 
 
 @slow
-def test_make_sbom_is_schema_valid_deterministic_and_lists_what_make_ve_installs(built_checkout):  # noqa: F811
+def test_make_sbom_is_schema_valid_deterministic_and_lists_what_make_ve_installs(built_checkout, tools_python):
     import fastjsonschema
 
     unshare_or_skip("-n")  # offline: the first run has no network at all
     first = assert_ok(run_make(built_checkout, "sbom", "SBOM_DIR=sbom-1", prefix=("unshare", "-n")))
     assert_ok(run_make(built_checkout, "sbom", "SBOM_DIR=sbom-2"))
-    # One document per target: this repository declares platforms, so per (platform, Python) pair.
+    # One document per target and set: this repository declares platforms, so per (platform, Python) pair, and it
+    # has a dev lock, so a `-dev` document beside each (its runtime documents list nothing: it pins nothing).
     targets = platforms.lock_targets((built_checkout / "requirements.txt").read_text(encoding="utf-8"),
                                      built_checkout)
     assert len(targets) == 12 and all(isinstance(target, platforms.Pair) for target in targets)
-    names = [sbom.file_name(target) for target in targets]
+    sets = (("requirements.txt", "", built_checkout.name),
+            ("requirements-dev.txt", "-dev", f"{built_checkout.name}-dev"))
+    names = [sbom.file_name(target, suffix) for _, suffix, _ in sets for target in targets]
     assert sorted(path.name for path in (built_checkout / "sbom-1").iterdir()) == sorted(names), describe(first)
-    validate = cyclonedx_validator()
-    pins, _ = lockfile.parse((built_checkout / "requirements.txt").read_text(encoding="utf-8"))
-    for name, target in zip(names, targets):
-        data = (built_checkout / "sbom-1" / name).read_bytes()
-        assert data == (built_checkout / "sbom-2" / name).read_bytes(), name  # same lock, same bytes
-        document = json.loads(data)
-        validate(document)
-        components = {component["purl"]: component for component in document["components"]}
-        assert len(components) == len(document["components"])
-        assert sorted(components) == sorted(f"pkg:pypi/{pin.name}@{pin.version}" for pin in pins
-                                            if pin.applies_to(target))
-        assert all(component["hashes"][0]["alg"] == "SHA-256" for component in components.values())
-        assert "timestamp" not in document.get("metadata", {})
-        # No [project] in this repository's pyproject.toml: the checkout directory names the root component.
-        assert document["metadata"]["component"]["name"] == built_checkout.name
-        edges = {entry["ref"]: entry.get("dependsOn", []) for entry in document["dependencies"]}
-        assert "packaging==" in " ".join(edges[next(ref for ref in edges if ref.startswith("build=="))])
-    here = f"sbom-python{THIS_PYTHON}-{platforms.this_platform()}.cdx.json"
-    this = json.loads((built_checkout / "sbom-1" / here).read_text())
+    validate = cyclonedx_validator(tools_python)
+    here = {}
+    for lock, suffix, root in sets:
+        pins, _ = lockfile.parse((built_checkout / lock).read_text(encoding="utf-8"))
+        for target in targets:
+            name = sbom.file_name(target, suffix)
+            data = (built_checkout / "sbom-1" / name).read_bytes()
+            assert data == (built_checkout / "sbom-2" / name).read_bytes(), name  # same lock, same bytes
+            document = json.loads(data)
+            validate(document)
+            components = {component["purl"]: component for component in document.get("components", [])}
+            assert len(components) == len(document.get("components", []))
+            assert sorted(components) == sorted(f"pkg:pypi/{pin.name}@{pin.version}" for pin in pins
+                                                if pin.applies_to(target))
+            assert all(component["hashes"][0]["alg"] == "SHA-256" for component in components.values())
+            assert "timestamp" not in document.get("metadata", {})
+            # No [project] in this repository's pyproject.toml: the checkout directory names the root component.
+            assert document["metadata"]["component"]["name"] == root
+            if suffix:
+                edges = {entry["ref"]: entry.get("dependsOn", []) for entry in document["dependencies"]}
+                assert "pluggy==" in " ".join(edges[next(ref for ref in edges if ref.startswith("pytest=="))])
+            if (target.platform, target.python) == (platforms.this_platform(), THIS_PYTHON):
+                here[suffix] = document
+    # This machine's two documents together list exactly what `make ve` installed (both sets).
+    assert set(here) == {"", "-dev"}
     ve = installed(built_checkout / "ve" / "bin" / "python")
-    assert sorted(component["purl"] for component in this["components"]) == sorted(
-        f"pkg:pypi/{canonicalize_name(name)}@{version}" for name, (version, _) in ve.items())
-    broken = json.loads(json.dumps(this))
+    assert sorted({component["purl"] for document in here.values() for component in document.get("components", [])}
+                  ) == sorted(f"pkg:pypi/{canonicalize_name(name)}@{version}" for name, (version, _) in ve.items())
+    broken = json.loads(json.dumps(here["-dev"]))
     broken["components"][0]["hashes"][0]["alg"] = "SHA-257"
     with pytest.raises(fastjsonschema.JsonSchemaValueException):
         validate(broken)
 
 
-def test_sbom_documents_the_runtime_set_as_the_project_and_the_dev_set_apart(dev_project, tmp_path):
-    validate = cyclonedx_validator()
-    written = sbom.write_all(dev_project, tmp_path / "sbom")
+def test_sbom_documents_the_runtime_set_as_the_project_and_the_dev_set_apart(dev_project, tmp_path, tools_python):
+    validate = cyclonedx_validator(tools_python)
+    written = [(Path(path), count) for path, count in json.loads(in_tools_env(
+        tools_python, "import json; from pathlib import Path; from bootstrap_tools import sbom\n"
+        "print(json.dumps([(str(p), n) for p, n in sbom.write_all(Path(sys.argv[1]), Path(sys.argv[2]))]))",
+        dev_project, tmp_path / "sbom"))]
     runtime, dev = f"sbom-python{THIS_PYTHON}.cdx.json", f"sbom-python{THIS_PYTHON}-dev.cdx.json"
     assert [(path.name, count) for path, count in written] == [(runtime, 2), (dev, 4)]
     documents = {}
