@@ -46,6 +46,5 @@ def check_interpreter(targets):
         error(f"Python {running} ({sys.executable}) is too old for this convention (virtualenv.py and pip need "
               f"3.10 or newer) and not a target of requirements.txt (targets: {' '.join(targets)}). {use}.")
     error(f"Python {running} ({sys.executable}) is not a target of requirements.txt (targets: {' '.join(targets)}). "
-          f"{use}; or add {running} to the targets with a ve that runs: `make freeze PYTHON=<path of a Python "
-          f"{targets[-1]}> "
+          f"{use}; or add {running} to the targets (the freeze runs in the tools' env, not in a ve): `make freeze "
           f"TARGET_PYTHONS=\"{' '.join(sorted(targets + [running], key=python_key))}\"`.")

@@ -57,6 +57,8 @@ def main(argv):
             # A switch a killed freeze left is completed first; the report then compares with the tree before it.
             switch.settle(ROOT)
             before_lock, before_files, old_hash_lines, note = switch.baseline(ROOT)
+            # The dev lock's side of that baseline: after an interrupted switch, the dev lock before it.
+            report_dev = switch.baseline_dev(ROOT)
             check_preconditions(args)
             check_retarget(args, before_lock)
             check_packages(args.upgrade_package, before_lock)
@@ -95,15 +97,16 @@ def main(argv):
                 hash_lines += trust_tools_on_first_use(seed, virtualenv_py[0], args.accept_changed_hashes)
             hash_lines = old_hash_lines + hash_lines
             # The build lock and manifest switch with the lock: a kill leaves the three of one freeze, or none.
-            apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files), hash_lines,
-                  sdists.switch_moves(ROOT, built, staging), dev_text)
+            apply(staging, lock_text, pins, staged, seed, virtualenv_py, (before_lock, before_files, report_dev),
+                  hash_lines, sdists.switch_moves(ROOT, built, staging), dev_text)
             switched = True
             # `make adopt`'s first freeze compares with the project's pins before it, not the lock it started from.
             report_lock, report_files = (baseline(args.report_baseline) if args.report_baseline
                                          else (before_lock, before_files))
+            report_dev = before_dev if args.report_baseline else report_dev
             text = report.render(report_lock, lock_text, report_files, report.snapshot(ROOT), hash_lines,
                                  built.report, note, splits,
-                                 dev=(before_dev, dev_text) if dev_text or before_dev else None)
+                                 dev=(report_dev, dev_text) if dev_text or report_dev else None)
             text += "".join(f"{line}\n" for line in platforms_report(pins, args.pairs, linux_floor(args)))
             text += supply.after_freeze(ROOT, lock_text, report_lock, args.index_url, args.index_name,
                                         args.upgrade or tuple(args.upgrade_package), write_file)

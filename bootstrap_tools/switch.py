@@ -95,6 +95,20 @@ def baseline(root):
     return text, report.snapshot(Path(root)), [], None
 
 
+def baseline_dev(root):
+    """The dev lock's text (requirements-dev.txt, "" when absent) to report against, as `baseline` chooses."""
+    done = Path(root) / journal.SWITCH_DONE
+    if done.exists():
+        try:
+            text = json.loads(done.read_text(encoding="utf-8"))["before"]["dev_lock"]
+            if isinstance(text, str):
+                return text
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable, or written before the dev set had a lock: report against the tree as it is
+    lock = Path(root) / "requirements-dev.txt"
+    return lock.read_text(encoding="utf-8") if lock.exists() else ""
+
+
 def forget_baseline(root):
     (Path(root) / journal.SWITCH_DONE).unlink(missing_ok=True)
 
@@ -129,7 +143,7 @@ def switch(root, puts, deletes, before, hash_lines):
             raise ToolError(f"the switch would move what a freeze never moves ({problem}); this is a bug of the "
                             "convention's tools, please report it.")
         write_journal(root, {"started": now(), "moves": moves, "hash_lines": hash_lines,
-                             "before": {"lock": before[0], "files": before[1]}})
+                             "before": {"lock": before[0], "files": before[1], "dev_lock": before[2]}})
     except BaseException as exc:
         for path in staged:
             path.unlink(missing_ok=True)

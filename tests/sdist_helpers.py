@@ -103,6 +103,20 @@ def fixture_sdists(directory):
     return made
 
 
+def setuptools_wheels():
+    """setuptools, the build backend of most fixture sdists: the project's lock no longer pins it (the convention's
+    tools do), so an index for these scenarios serves the tools' own wheel."""
+    return sorted((Path(__file__).resolve().parent.parent / "bootstrap_tools" / "wheels").glob("setuptools-*.whl"))
+
+
+def drop_dev_set(checkout):
+    """Leave a copy of the checkout with its runtime set only (these scenarios never use pytest or flake8): each
+    freeze then resolves one set, and `make ve` installs that one."""
+    for name in ("requirements-dev.in", "requirements-dev.txt"):
+        (Path(checkout) / name).unlink()
+    return checkout
+
+
 def backend_wheels(directory):
     """The wheels of dynback (the backend) and dynextra (what it asks for dynamically)."""
     return [

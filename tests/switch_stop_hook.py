@@ -1,8 +1,12 @@
-"""Installed by tests/test_freeze_faults.py into a test checkout's ve (a .pth line imports it): an audit hook that
-stops the process (SIGSTOP) right before each file move of journal.complete_switch, after appending
+"""Installed by tests/test_freeze_faults.py into a test checkout's tools' env (a .pth line imports it): an audit hook
+that stops the process (SIGSTOP) right before each file move of journal.complete_switch, after appending
 "<pid> <move number> <path>" to a log, so the test can kill it at that exact point. The test hook lives here, in
 the tests; bootstrap.py has none. STOP_IN_SWITCH="<move number or all>:<log file>" turns it on. A second hook
-raises KeyboardInterrupt (what Ctrl-C raises) at a chosen file's opening: INTERRUPT_AT_OPEN="<file name>"."""
+raises KeyboardInterrupt (what Ctrl-C raises) at a chosen file's opening: INTERRUPT_AT_OPEN="<file name>".
+
+bootstrap.py runs with -S (no .pth file is read), and it is what completes an interrupted switch before any tool
+runs; so `make PYTHON=<a script running this file with make's arguments>` (see `main`) gives it the hooks too.
+"""
 
 import os
 import signal
@@ -43,3 +47,15 @@ def interrupt_at_open(event, args):
 
 sys.addaudithook(before_a_move)
 sys.addaudithook(interrupt_at_open)
+
+
+def main(argv):
+    """Run `python FLAGS -c CODE ARGS` (make's BOOTSTRAP_RUN) in this process, with the hooks above added."""
+    at = argv.index("-c")
+    sys.argv = ["-c", *argv[at + 2:]]
+    sys.path[0] = ""  # what -c puts first, instead of this file's directory
+    exec(compile(argv[at + 1], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -28,8 +28,8 @@ from bootstrap_tools import check, lockfile, report, virtualenv_py
 slow = pytest.mark.slow
 
 # The files a freeze may change; a failed one must leave every byte of them as it was.
-MANAGED = ("requirements.txt", "requirements.pins", "requirements", "virtualenv_support", "virtualenv.py",
-           "bootstrap_tools/virtualenv.txt")
+MANAGED = ("requirements.txt", "requirements-dev.txt", "requirements.pins", "requirements", "virtualenv_support",
+           "virtualenv.py", "bootstrap_tools/virtualenv.txt")
 NOT_SOURCE = ("ve", ".ve-a", ".ve-b", ".ve.lock", ".ve.tmp", "ve.switching", "build", ".bootstrap", "__pycache__")
 
 

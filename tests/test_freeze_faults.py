@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    REPO, TIMEOUT, assert_one_error, assert_ok, built, describe, make_argv, make_env, sha256_file,
-    tree_digest, unshare_or_skip,
+    REPO, TIMEOUT, assert_one_error, assert_ok, built, describe, make_argv, make_env, python_or_skip, run_make,
+    sha256_file, tree_digest, unshare_or_skip, ve_state,
 )
 from index_helpers import build_wheel, rebuild_with_version
 import switch_stop_hook
 import test_freeze
 from test_freeze import MANAGED, PAYLOAD_BYTES, THIS_PYTHON, Project, make_index, report_lines
-from bootstrap_tools import check, report, requirements_in, targets
+from bootstrap_tools import check, lockfile, report, requirements_in, targets
 
 slow = pytest.mark.slow
 HOOK = switch_stop_hook.VARIABLE
@@ -74,20 +74,38 @@ def restore_state(saved, root):
             shutil.copyfile(source, target)
 
 
+def tools_env(checkout):
+    """The checkout's tools' env (.bootstrap/tools), where freeze and check run; built first if absent."""
+    tools = Path(checkout) / ".bootstrap" / "tools"
+    if not tools.exists():
+        assert_ok(run_make(checkout, "bootstrap-tools"))
+    return tools
+
+
 def install_stop_hook(checkout):
-    """Put tests/switch_stop_hook.py into the site-packages of the slot `ve` points at, imported by a .pth line
-    (make ve's no-op looks at the distributions only, so it stays a no-op)."""
-    site = next(Path(os.path.realpath(Path(checkout) / "ve")).glob("lib/python*/site-packages"))
+    """Put tests/switch_stop_hook.py into the site-packages of the slot the tools' env points at, imported by a .pth
+    line (the env's no-op looks at the distributions only, so it stays a no-op)."""
+    site = next(Path(os.path.realpath(tools_env(checkout))).glob("lib/python*/site-packages"))
     shutil.copyfile(Path(switch_stop_hook.__file__), site / "switch_stop_hook.py")
     (site / "switch_stop_hook.pth").write_text("import switch_stop_hook\n")
 
 
+def hooked_python(directory):
+    """A PYTHON for make whose bootstrap.py runs with the stop hook (bootstrap.py completes a pending switch)."""
+    wrapper = Path(directory) / "python-with-stop-hook"
+    wrapper.write_text(f'#!/bin/sh\nexec python3 -E -s -S -B "{switch_stop_hook.__file__}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def start(checkout, *args, stop_at=None, log=None):
-    """Start `make ARGS`; with stop_at, the process doing the switch stops itself before that move (or "all")."""
+    """Start `make ARGS`; with stop_at, the process doing the switch stops itself before that move (or "all"):
+    bootstrap.py when it finds a switch pending, else the tool's own switch."""
     env = make_env()
     if stop_at is not None:
         env[HOOK] = f"{stop_at}:{log}"
         install_stop_hook(checkout)
+        args = (*args, f"PYTHON={hooked_python(Path(log).parent)}")
     out = open(Path(log or checkout / ".." / "run").with_suffix(".out"), "w+")
     # Ctrl-C as at a terminal: a runner started in the background (`make test &`) passes SIGINT down ignored.
     process = subprocess.Popen(make_argv(*args), cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -189,24 +207,30 @@ def upgrade(base, tmp_path_factory, payload_wheels):
 def test_the_switch_moves_every_file_after_its_journal(upgrade):
     moves, old, new = upgrade["moves"], upgrade["old_pip"], upgrade["new_pip"]
     # Every file the switch moves has a stop before it: new artifacts, seed, SHA256SUMS, virtualenv.txt,
-    # virtualenv.py, the lock and its pins, then the deletions.
+    # virtualenv.py, the runtime lock and its pins, the dev lock (which pins pip), then the deletions.
     expected = {"requirements/alpha-2.0-py3-none-any.whl", f"requirements/pip-{new}-py3-none-any.whl",
                 f"virtualenv_support/pip-{new}-py3-none-any.whl", "virtualenv_support/SHA256SUMS",
                 "bootstrap_tools/virtualenv.txt", "virtualenv.py", "requirements.txt", "requirements.pins",
-                f"virtualenv_support/pip-{old}-py3-none-any.whl", "requirements/alpha-1.0-py3-none-any.whl",
-                f"requirements/pip-{old}-py3-none-any.whl"}
-    assert set(moves) == expected, moves
-    assert moves.index("requirements.txt") > moves.index("virtualenv_support/SHA256SUMS")
-    assert moves.index("requirements/alpha-1.0-py3-none-any.whl") > moves.index("requirements.pins")
+                "requirements-dev.txt", f"virtualenv_support/pip-{old}-py3-none-any.whl",
+                "requirements/alpha-1.0-py3-none-any.whl", f"requirements/pip-{old}-py3-none-any.whl"}
+    assert set(moves) == expected and len(moves) == MOVES, moves
+    for lock in ("requirements.txt", "requirements-dev.txt"):
+        assert moves.index(lock) > moves.index("virtualenv_support/SHA256SUMS")
+    for deleted in ("requirements/alpha-1.0-py3-none-any.whl", f"requirements/pip-{old}-py3-none-any.whl"):
+        assert moves.index(deleted) > max(moves.index("requirements.pins"), moves.index("requirements-dev.txt"))
     # Before the first move: the journal and every staged file exist, and no managed file has changed.
     first = set(upgrade["states"][0].rglob("*"))
     assert upgrade["states"][0] / JOURNAL in first
-    assert len([path for path in first if path.name.endswith(".switch-new")]) == 8
+    assert len([path for path in first if path.name.endswith(".switch-new")]) == 9
+
+
+# The moves of that switch (see the test above).
+MOVES = 12
 
 
 def kill_cases():
-    # 11 moves (see the test above), each killed with SIGKILL and with Ctrl-C.
-    return [(number, how) for number in range(11) for how in ("SIGKILL", "SIGINT")]
+    # Each move killed with SIGKILL and with Ctrl-C.
+    return [(number, how) for number in range(MOVES) for how in ("SIGKILL", "SIGINT")]
 
 
 @slow
@@ -304,7 +328,8 @@ def test_item3_two_freezes_and_a_make_ve_at_once_take_turns(project, tmp_path):
     first = start(project.path, *args, stop_at=1, log=log)
     wait_stopped(first, log, 1)  # mid-switch: one file moved, holding the freeze lock and the switch lock
     second = start(project.path, *args, log=tmp_path / "second")
-    direct = subprocess.Popen([str(project.path / "ve" / "bin" / "python"), "-E", "-s", "-m", "bootstrap_tools.freeze",
+    tools_python = str(tools_env(project.path) / "bin" / "python")
+    direct = subprocess.Popen([tools_python, "-E", "-s", "-m", "bootstrap_tools.freeze",
                                "--targets", THIS_PYTHON, "--index-url", project.index.url], cwd=project.path,
                               env=make_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -414,15 +439,21 @@ def test_item5_a_read_only_or_full_requirements_dir_fails_before_the_switch(requ
 
 
 @slow
-def test_item7_targets_without_the_ves_python_are_refused_with_advice_that_works(shared):
-    project = shared
+def test_item7_targets_without_the_ves_python_lock_then_make_ve_gives_advice_that_works(project):
+    # The tools run in their own env, so a freeze may lock for Pythons the ve does not run; the ve then says what
+    # to do, and the freeze it advises works.
     other = "3.12" if THIS_PYTHON != "3.12" else "3.11"
-    before = switch_state(project.path)
-    error = assert_one_error(project.make("freeze", f"INDEX_URL={project.index.url}", f"TARGET_PYTHONS={other}"),
-                             f"leaves out Python {THIS_PYTHON}", f"make freeze PYTHON=<path of a Python {other}>",
-                             "Nothing was changed")
-    assert f'TARGET_PYTHONS="{other}"' in error
-    assert switch_state(project.path) == before
+    other_python = python_or_skip(other)
+    assert_ok(project.make("freeze", f"INDEX_URL={project.index.url}", f"TARGET_PYTHONS={other}"))
+    assert lockfile.targets(project.read("requirements.txt")) == [other]
+    before = ve_state(project.path)
+    error = assert_one_error(project.make("ve"), f"Python {THIS_PYTHON}", "is not a target of requirements.txt",
+                             f"{other} ({other_python})", "make ve PYTHON=<one of those paths>")
+    assert ve_state(project.path) == before
+    advised = re.search(r"`make (freeze TARGET_PYTHONS=\"([\d. ]+)\")`", error)
+    assert advised and advised.group(2).split() == sorted([THIS_PYTHON, other]), error
+    assert_ok(project.make("freeze", f"INDEX_URL={project.index.url}", f"TARGET_PYTHONS={advised.group(2)}"))
+    built(project.make("ve"))
 
 
 def test_item7_make_ve_on_a_lock_without_its_python_advises_a_freeze_that_can_run(checkout):
@@ -431,7 +462,8 @@ def test_item7_make_ve_on_a_lock_without_its_python_advises_a_freeze_that_can_ru
     lock.write_text(re.sub(r"^# targets: .*$", f"# targets: {other}", lock.read_text(), flags=re.MULTILINE))
     result = subprocess.run([sys.executable, "-I", "-S", "bootstrap.py"], cwd=checkout, env=make_env(),
                             capture_output=True, text=True)
-    assert_one_error(result, f"make freeze PYTHON=<path of a Python {other}>", "TARGET_PYTHONS=")
+    targets_value = " ".join(sorted([THIS_PYTHON, other]))
+    assert_one_error(result, f'make freeze TARGET_PYTHONS="{targets_value}"')
 
 
 def test_item7_the_report_never_names_a_dropped_target_as_upgraded():

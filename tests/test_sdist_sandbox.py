@@ -1,6 +1,6 @@
 """Issue 26, items 4-6: sdists at freeze time under attack, and the build lock inside the journaled switch.
 
-A local index serves this project's wheels (setuptools among them) and small sdists made here
+A local index serves this project's wheels, the tools' setuptools and small sdists made here
 (tests/sdist_helpers.py). `frozen` is a checkout frozen once per module with `netpkg`, an sdist-only pin, for this
 Python alone; each scenario works on a copy of it (or of the checkout before that freeze) with an index of its own.
 Nothing here needs the network: the "network" a hostile setup.py reaches is an HTTP server on 127.0.0.1.
@@ -23,7 +23,7 @@ from conftest import (
     unshare_or_skip,
 )
 from index_helpers import Index
-from sdist_helpers import SETUPTOOLS_PYPROJECT, make_sdist, setup_py
+from sdist_helpers import SETUPTOOLS_PYPROJECT, drop_dev_set, make_sdist, setup_py, setuptools_wheels
 from test_freeze_faults import finish, interrupt, start, wait_stopped
 from bootstrap_tools import check, sandbox, sdists
 
@@ -41,7 +41,7 @@ def netpkg(directory, before_setup=""):
 
 def make_index(directory, *sdist_files):
     index = Index(directory)
-    for wheel in sorted((REPO / "requirements").glob("*.whl")):
+    for wheel in sorted((REPO / "requirements").glob("*.whl")) + setuptools_wheels():
         index.add_file(wheel)
     for path in sdist_files:
         index.add_file(path)
@@ -74,7 +74,7 @@ def add_requirement(checkout, name):
 @pytest.fixture(scope="module")
 def unfrozen(tmp_path_factory):
     """A checkout with a built ve, before any sdist-only pin."""
-    path = copy_checkout(tmp_path_factory.mktemp("sandbox") / "checkout")
+    path = drop_dev_set(copy_checkout(tmp_path_factory.mktemp("sandbox") / "checkout"))
     built(run_make(path, "ve"))
     return path
 

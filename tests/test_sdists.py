@@ -1,6 +1,6 @@
 """Dependencies published only as sdists (issue 9): wheels built at freeze from a hashed build lock, offline fallback.
 
-The index serves this project's wheels (setuptools among them: the backend of three sdists), the `dynback` backend
+The index serves this project's wheels and the tools' setuptools (the backend of three sdists), the `dynback` backend
 and `dynextra` (what it asks for dynamically) as wheels, and four sdists made here (tests/sdist_helpers.py):
 pyproj (setuptools, pyproject.toml), legacy (setup.py only), dynamic (dynback) and cext (a C extension).
 One checkout is frozen once per module for this Python and one other target (about two minutes); the scenarios
@@ -20,7 +20,7 @@ from conftest import (
     make_env, run_make, sha256_file, tree_digest, ve_python, ve_state,
 )
 from index_helpers import Index
-from sdist_helpers import backend_wheels, fixture_sdists
+from sdist_helpers import backend_wheels, drop_dev_set, fixture_sdists, setuptools_wheels
 from bootstrap_tools import check, lockfile, sdists, targets
 
 slow = pytest.mark.slow
@@ -73,9 +73,9 @@ def frozen(tmp_path_factory):
     made = fixture_sdists(root / "made")
     for name in SOURCE_ONLY:
         index.add_file(made[name])
-    for wheel in backend_wheels(root / "made"):
+    for wheel in backend_wheels(root / "made") + setuptools_wheels():
         index.add_file(wheel)
-    path = copy_checkout(root / "checkout")
+    path = drop_dev_set(copy_checkout(root / "checkout"))
     (path / "requirements.in").write_text((path / "requirements.in").read_text() + "\n".join(SOURCE_ONLY) + "\n")
     project = Frozen(path, index, made, None)
     built(project.make("ve"))
@@ -112,6 +112,8 @@ def wheel_of(project, name, tag):
 @slow
 def test_freeze_builds_stores_and_traces_a_fitting_wheel_for_every_target(frozen):
     pins, artifacts, entries = frozen.pins(), frozen.artifacts(), frozen.manifest()
+    # setuptools is no pin of the project's: the build lock pins it (checked below).
+    build_versions = {pin.name: pin.version for pin in lockfile.parse(frozen.read(sdists.BUILD_LOCK))[0]}
     for name in SOURCE_ONLY:
         sdist = frozen.path / "requirements" / f"{name}-1.0.tar.gz"
         assert sha256_file(sdist) == sha256_file(frozen.made[name])  # the index's sdist, hash-checked
@@ -124,7 +126,7 @@ def test_freeze_builds_stores_and_traces_a_fitting_wheel_for_every_target(frozen
                 entry["sha256"]
             assert entry["sdist"] == sdist.name and entry["sdist_sha256"] == sha256_file(sdist)
             assert entry["python"].startswith(entry["target"] + ".")
-            setuptools = f"setuptools=={pins['setuptools'].version}"
+            setuptools = f"setuptools=={build_versions['setuptools']}"
             assert entry["build_requires"] == ["dynback==1.0", "dynextra==1.0", setuptools]
     # The C extension: one wheel per target; the pure ones: one wheel fits both.
     assert sorted(entry["target"] for entry in entries if entry["wheel"].startswith("cext-")) == sorted([THIS, OTHER])
