@@ -66,12 +66,14 @@ def check_seed(pins):
     digest = recorded[wheels[0]]
     locked = [pin for pin in pins if pin.name == "pip"]
     if locked and not any(digest in pin.hashes for pin in locked):
+        seeds = os.path.relpath(layout.SEEDS, layout.ROOT)
+        locks = " or ".join(os.path.relpath(lock, layout.ROOT) for lock in (layout.LOCK, layout.dev_lock()) if lock)
         return None, problems + [
-            f"virtualenv_support/{wheels[0]} is not the lock's pip: its recorded sha256 {digest} is not a hash of "
-            f"{' or '.join(map(str, locked))} in requirements.txt. Restore both with "
-            "`git checkout -- virtualenv_support requirements.txt`."]
-    mismatch = verify_file(path, {digest}, "virtualenv_support/SHA256SUMS",
-                           "restore it with `git checkout -- virtualenv_support`")
+            f"{seeds}/{wheels[0]} is not the lock's pip: its recorded sha256 {digest} is not a hash of "
+            f"{' or '.join(map(str, locked))} in {locks}. Restore them with `git checkout -- {seeds} "
+            f"{locks.replace(' or ', ' ')}`."]
+    mismatch = verify_file(path, {digest}, f"{os.path.relpath(layout.SEED_SUMS, layout.ROOT)}",
+                           f"restore it with `git checkout -- {os.path.relpath(layout.SEEDS, layout.ROOT)}`")
     return (None, problems + [mismatch]) if mismatch else ((path, digest), problems)
 
 
