@@ -597,7 +597,8 @@ def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_li
     elif DEV_LOCK.exists():  # requirements-dev.in was removed: so is its lock
         deletes.append(Path(DEV_LOCK.name))
     # A hidden file is never an artifact (pip's --find-links skips none, but no freeze writes one): not ours to prune.
-    deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.iterdir())
+    # A first freeze (a project just adopted) has no requirements/ yet: the switch creates it.
+    deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.glob("*"))
                 if path.name not in keep and not path.name.startswith(".")]
     switch.switch(ROOT, puts, deletes, before, hash_lines)
 
