@@ -322,7 +322,8 @@ def compile_lock(staging, env, args, previous_text, no_binary=None, source=REQUI
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
                                        lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs,
                                        source=source.name, fixed=[str(path) for path in fixed])
-    body = without_machine_constraints(body, constraints)
+    # The held runtime pins are a file in the build area: the dev lock's header names requirements.txt instead.
+    body = without_machine_constraints(body, constraints + [str(path) for path in fixed])
     if offered:
         # pip-compile hashed the metadata-only wheel; the lock keeps the sdist's hashes it had.
         body = sdists.add_hashes(body, offered, replace=True)
