@@ -327,6 +327,7 @@ def adopt(dest, args):
         if constraints:
             undo.write(f"{BUILD}/adopt-constraints.txt", "".join(f"{line}\n" for line in constraints))
         undo.write(BASELINE, previous_lock(constraints, found["hashes"]))
+        undo.remember("requirements.txt")  # DEST's own pins, which the freeze's lock replaces: a failure puts them back
         first_freeze(dest, args, bool(constraints), index_url)
         if not args.accept_changed_hashes and found["hashes"]:
             step(f"checking the first lock against the {len(found['hashes'])} version(s) DEST's requirements.txt "

@@ -66,7 +66,8 @@ def warnings(root):
     missing = sorted(set(wanted) - locked)
     if missing:
         found.append(f"pyproject.toml names {', '.join(f'{name} ({wanted[name]})' for name in missing)}, which "
-                     f"{where} does not: add {'it' if len(missing) == 1 else 'them'} to {files[0] if files else where} "
+                     f"{'neither ' + ' nor '.join(files) + ' names' if len(files) > 1 else where + ' does not'}: add "
+                     f"{'it' if len(missing) == 1 else 'them'} to {files[0] if files else where} "
                      "and run `make freeze`, or remove it from pyproject.toml (the lock holds what requirements.in "
                      "names)")
     extra = sorted(locked - declared - CONVENTION_TOOLS)

@@ -350,7 +350,8 @@ def compile_lock(staging, env, args, previous_text, no_binary=None, source=REQUI
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
                                        lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs,
                                        source=source.name, fixed=[str(path) for path in fixed])
-    body = without_machine_constraints(body, constraints)
+    # The held runtime pins are a file in the build area: the dev lock's header names requirements.txt instead.
+    body = without_machine_constraints(body, constraints + [str(path) for path in fixed])
     if offered:
         # pip-compile hashed the metadata-only wheel; the lock keeps the sdist's hashes it had.
         body = sdists.add_hashes(body, offered, replace=True)
@@ -625,7 +626,8 @@ def apply(staging, lock_text, pins, staged, seed, virtualenv_py, before, hash_li
     elif DEV_LOCK.exists():  # requirements-dev.in was removed: so is its lock
         deletes.append(Path(DEV_LOCK.name))
     # A hidden file is never an artifact (pip's --find-links skips none, but no freeze writes one): not ours to prune.
-    deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.iterdir())
+    # A first freeze (a project just adopted) has no requirements/ yet: the switch creates it.
+    deletes += [Path("requirements") / path.name for path in sorted(WHEELHOUSE.glob("*"))
                 if path.name not in keep and not path.name.startswith(".")]
     switch.switch(ROOT, puts, deletes, before, hash_lines)
 
