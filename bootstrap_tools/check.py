@@ -430,7 +430,7 @@ def seed_lock_problems(path, pins, fix):
     versions = " / ".join(sorted({str(pin) for pin in pip_pins}))
     if not any(names_pin(path.name, pin) for pin in pip_pins):
         return [f"virtualenv_support/{path.name} is not the pip the lock pins ({versions}): run `make freeze-upgrade`"]
-    return [f"virtualenv_support/{path.name} is not an artifact of {versions} in requirements.txt: its sha256 "
+    return [f"virtualenv_support/{path.name} is not an artifact of {versions} in the locks: its sha256 "
             f"{digest} is none of the lock's hashes for it (swapped seed, even if SHA256SUMS agrees): {fix}"]
 
 
