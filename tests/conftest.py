@@ -138,8 +138,13 @@ FREEZING = ("freeze", "freeze-upgrade", "bootstrap-freeze", "bootstrap-freeze-up
 
 
 def make_argv(*args):
-    if any(arg in FREEZING for arg in args) and not any(arg.startswith("TARGET_PLATFORMS=") for arg in args):
-        args = (*args, "TARGET_PLATFORMS=")
+    """`make ARGS`; a freeze also gets TARGET_PLATFORMS= and RETARGET=1 unless it names them: the scenarios freeze
+    copies of this checkout (locked for 3.10-3.13 on three platforms) for the targets they need, and the refusal
+    of a silent retarget is tested on its own (test_freeze.py)."""
+    if any(arg in FREEZING for arg in args):
+        for default in ("TARGET_PLATFORMS=", "RETARGET=1"):
+            if not any(str(arg).startswith(default.split("=")[0] + "=") for arg in args):
+                args = (*args, default)
     return ["make", "--no-print-directory", *args]
 
 
@@ -170,20 +175,9 @@ def lock_settings(directory, args):
     return tuple(found)
 
 
-FREEZING = ("freeze", "freeze-upgrade", "bootstrap-freeze", "bootstrap-freeze-upgrade")
-
-
-def retarget(args):
-    """RETARGET=1 for a freeze that names none: the scenarios freeze copies of this checkout (locked for 3.10-3.13
-    on three platforms) for the targets they need; the refusal itself is tested on its own."""
-    if any(arg in FREEZING for arg in args) and not any(str(arg).startswith("RETARGET=") for arg in args):
-        return ("RETARGET=1",)
-    return ()
-
-
 def run_make(directory, *args, env=None, prefix=()):
     """Run `make ARGS` in `directory` like a user would; `prefix` wraps it (e.g. `unshare -n`)."""
-    args = (*args, *lock_settings(directory, args), *retarget(args))
+    args = (*args, *lock_settings(directory, args))
     return subprocess.run([*prefix, *make_argv(*args)], cwd=directory, env=make_env() if env is None else env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                           timeout=TIMEOUT)

@@ -10,6 +10,7 @@ completes it. Items 2, 12 and 13 are covered by tests/test_check.py (named below
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -400,7 +401,7 @@ def in_mount_namespace(project, setup, *args):
     listing of requirements/ as that namespace sees it is printed after `==> listing`."""
     unshare_or_skip("-m")
     script = (f"cd \"$1\" && {{ {setup} ; }} || exit 97; "
-              f"make --no-print-directory {' '.join(args)}; status=$?; "
+              f"{shlex.join(make_argv(*args))}; status=$?; "
               "echo '==> listing'; ls -a requirements; exit $status")
     return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(project.path)], env=make_env(),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
