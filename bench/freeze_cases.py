@@ -22,12 +22,13 @@ Cases:
 import shlex
 import shutil
 import statistics
+import sys
 
 from workspace import (
     ROOT, WORK, contender_env, copy_tree, count_pins, fresh_dir, load_note, remove, say, timing_row,
 )
 from peers import REFERENCE_IN
-from bootstrap_tools import lockfile, platforms
+from bootstrap_tools import lockfile, platforms, targets
 from bootstrap_tools.run import ToolError, run
 
 CASES = ("nochange", "add", "scale")
@@ -71,11 +72,20 @@ def naive_commands(tree, naive):
     """The naive pip-tools recipe for the targets of the tree's lock: per (platform, Python) pair (or Python), one
     `pip-compile --generate-hashes` into naive/<pair>.txt and one `pip download -r` of it into naive/<pair>/."""
     text = (tree / "requirements.txt").read_text()
-    python = tree / ".bootstrap" / "tools" / "bin" / "python"  # pip-tools is the convention's tool, in its own env
-    commands = []
+    commands, pythons = [], {}
     for target in platforms.pairs(tree, lockfile.targets(text) or [oldest_target(tree)], lockfile.platforms(text)):
         name = target.slug() if isinstance(target, platforms.Pair) else target
         output = naive / f"{name}.txt"
+        # pip-compile resolves for the interpreter it runs under: one env with pip-tools per target Python, made
+        # once and untimed (the convention's own throwaway envs, from the tools' wheels), as a maintainer has them.
+        version = platforms.python_of(target)
+        if version not in pythons and version == "%d.%d" % sys.version_info[:2]:
+            pythons[version] = tree / ".bootstrap" / "tools" / "bin" / "python"
+        elif version not in pythons:
+            (naive / "envs" / "home").mkdir(parents=True, exist_ok=True)
+            home = contender_env(naive / "envs" / "home")
+            pythons[version] = targets.tool_python(tree, version, naive / "envs", home)
+        python = pythons[version]
         commands.append([python, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--allow-unsafe",
                          "--cache-dir", naive / "cache" / "pip-tools", "--pip-args",
                          f"--only-binary=:all: --cache-dir {shlex.quote(str(naive / 'cache' / 'pip'))}",
