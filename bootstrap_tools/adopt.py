@@ -735,6 +735,9 @@ def makefile_block(own_targets, settings):
     kept = [name for name in TARGETS if name in own_targets]
     note = (f"# This project has its own {', '.join(kept)}: the convention's run as "
             f"{', '.join('make bootstrap-' + name for name in kept)}.\n" if kept else "")
+    if "test" in kept:  # adopt adds pytest and flake8 only for a project the convention tests
+        note += ("# make bootstrap-test runs flake8 and pytest from the dev set: add them to requirements-dev.in "
+                 "first.\n")
     return ("# The offline-bootstrap convention (bootstrap.mk, brought by `make adopt`; `make help` lists it).\n"
             + note + "".join(f"{name} := {value}\n" for name, value in settings.items())
             + (f"BOOTSTRAP_PROJECT_TARGETS := {' '.join(kept)}\n" if kept else "") + "include bootstrap.mk\n")
