@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bootstrap_tools import lockfile
+from bootstrap_tools import lockfile, toml_file
 from bootstrap_tools import requirements_in as requirements_in_module
 from bootstrap_tools.run import ToolError, fail
 
@@ -556,14 +556,7 @@ def exact_pins(path):
 
 
 def pyproject_requirements(path, groups, extras):
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: tomli is in this ve's lock for it
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ToolError(f"{path} is not valid TOML ({exc}): fix it and run adopt again.") from None
+    data = toml_file.load(path, str(path), ": fix it and run adopt again.")
     project = data.get("project", {})
     if "dependencies" in project.get("dynamic", []):
         raise ToolError(f"{path} declares its dependencies as dynamic (computed by the build backend), which adopt "

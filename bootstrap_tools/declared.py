@@ -15,21 +15,11 @@ added to requirements.in for the convention's own targets are not the project's 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bootstrap_tools import requirements_in
+from bootstrap_tools import requirements_in, toml_file
+from bootstrap_tools.run import ToolError
 
 REQUIREMENT_FILES = ("requirements.in", "requirements-dev.in")
 CONVENTION_TOOLS = frozenset({"pip-tools", "pytest", "flake8"})
-
-
-def toml_reader():
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: tomli, when the project's lock has it for that Python
-        try:
-            import tomli as tomllib
-        except ImportError:
-            return None
-    return tomllib
 
 
 def warnings(root):
@@ -37,14 +27,10 @@ def warnings(root):
     path = root / "pyproject.toml"
     if not path.is_file():
         return [], []
-    tomllib = toml_reader()
-    if tomllib is None:
-        return [], ["pyproject.toml not compared with requirements.in: this Python has no tomllib (3.11+) and the ve "
-                    "no tomli"]
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return [f"pyproject.toml cannot be read ({exc}), so it was not compared with requirements.in: fix it"], []
+        data = toml_file.load(path, "pyproject.toml", ", so it was not compared with requirements.in: fix it")
+    except ToolError as exc:
+        return [str(exc)], []
     project = data.get("project")
     if not isinstance(project, dict) or not isinstance(project.get("dependencies"), list):
         return [], []  # no static dependencies: requirements.in alone says what the project needs

@@ -27,7 +27,7 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bootstrap_tools import lockfile, platforms, requirements_in
+from bootstrap_tools import lockfile, platforms, requirements_in, toml_file
 from bootstrap_tools.run import ToolError, fail
 from bootstrap_tools.wheels import artifact_metadata, full_version, is_artifact_of, is_sdist, unfit_reason
 
@@ -73,15 +73,8 @@ def project(root):
     path = root / "pyproject.toml"
     data = {}
     if path.exists():
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10: tomli, which `build` (pip-tools' dependency) brings
-            import tomli as tomllib
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ToolError(f"pyproject.toml is not valid TOML ({exc}), and the SBOM's root component takes the "
-                            "project's name from it: fix the file.")
+        data = toml_file.load(path, "pyproject.toml", ", and the SBOM's root component takes the project's name "
+                              "from it: fix the file.")
     table = data.get("project")
     if isinstance(table, dict) and isinstance(table.get("name"), str) and table["name"].strip():
         version = table.get("version")

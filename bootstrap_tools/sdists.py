@@ -45,7 +45,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from bootstrap_build import checks
-from bootstrap_tools import cooldown, lockfile, sandbox, targets
+from bootstrap_tools import cooldown, lockfile, sandbox, targets, toml_file
 from bootstrap_tools.pythons import interpreter_for
 from bootstrap_tools.run import ToolError, index_args, run, run_step
 from bootstrap_tools.wheels import (
@@ -277,14 +277,7 @@ def build_system(source, label):
     pyproject = source / "pyproject.toml"
     table = {}
     if pyproject.exists():
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10: tomli, which `build` (pip-tools' dependency) brings
-            import tomli as tomllib
-        try:
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("build-system", {})
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ToolError(f"{label}'s pyproject.toml is not valid TOML ({exc}).") from None
+        table = toml_file.load(pyproject, f"{label}'s pyproject.toml", ".").get("build-system", {})
     if "requires" not in table:
         return list(LEGACY_REQUIRES), LEGACY_BACKEND, []
     requires = table["requires"]
