@@ -66,8 +66,9 @@ def main(argv):
     args = parse_args(argv)
     started = time.monotonic()
     if args.groups is not None:
-        groups = tuple(args.groups.replace(",", " ").split()) or layout.GROUPS
-        if groups not in (("runtime",), ("runtime", "dev")):
+        names = set(args.groups.replace(",", " ").split()) or set(layout.GROUPS)
+        groups = tuple(name for name in layout.GROUPS if name in names)  # in build order, whatever order given
+        if names - set(layout.GROUPS) or "runtime" not in names:
             error(f"GROUPS={args.groups} names no set this convention builds: leave GROUPS unset (or \"runtime dev\") "
                   "for requirements.txt and requirements-dev.txt, or GROUPS=runtime for requirements.txt alone.")
         layout.GROUPS = groups
