@@ -20,7 +20,7 @@ def read_inputs(ve, entry):
     build_code = [path for path in layout.list_files(layout.BUILD_CODE) if path.endswith(".py")]
     build_lock = [layout.BUILD_LOCK] if os.path.exists(layout.BUILD_LOCK) else []  # [] keeps older keys
     dev = layout.dev_lock()
-    if layout.DEV_LOCK and os.path.exists(layout.DEV_LOCK):  # the sets asked for: switching GROUPS is a rebuild
+    if dev or (layout.DEV_LOCK and os.path.exists(layout.DEV_LOCK)):  # the sets asked for: switching is a rebuild
         inputs.append(("groups", " ".join(layout.GROUPS)))
     for path in [layout.LOCK, *([dev] if dev else []), entry, *build_code, layout.VIRTUALENV_PY, *build_lock,
                  *layout.list_files(layout.SEEDS)]:

@@ -40,8 +40,7 @@ def digest(root, args, lock_text, floor, dev_text=None):
     parts = [("requirements.in", (root / "requirements.in").read_bytes())]
     if (root / "requirements-dev.in").exists():
         if dev_text is None:
-            dev_lock = root / "requirements-dev.txt"
-            dev_text = dev_lock.read_text(encoding="utf-8") if dev_lock.exists() else ""
+            dev_text = dev_lock_text(root)
         parts.append(("requirements-dev.in", (root / "requirements-dev.in").read_bytes()))
         parts.append(("dev lock", dev_text.encode("utf-8")))
     parts.append(("constraints", open_bytes(args.constraint) if args.constraint else b""))
