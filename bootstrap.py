@@ -78,7 +78,8 @@ def main(argv):
     ve = resolve_ve(args.ve)
     if args.clean:
         from bootstrap_build import clean
-        return clean.clean(ve, args.ve)
+        # The tools env takes with it those a freeze built for its other target Pythons.
+        return clean.clean(ve, args.ve, [path for path in clean.python_tools_envs() if args.tools and path != ve])
     if args.check:
         from bootstrap_build import checks
         return checks.check_inputs()

@@ -13,31 +13,28 @@ BUILD_AREA_NAMES = ("cache", "freeze", "seeds", "sbom", "freeze-report.txt", "sw
                     "adopt-constraints.txt")
 
 
-def clean(ve, name):
+def clean(ve, name, others=()):
     """`make clean`: remove the ve link, its slots, leftovers and the build area's caches and staging, if they are
-    ours; never through the link. Waits for a running `make ve`, refuses while a `make freeze` runs."""
+    ours; never through the link. Waits for a running `make ve`, refuses while a `make freeze` runs.
+
+    others: more ves of ours to remove the same way (the tools envs of other Pythons, python_tools_envs)."""
+    import contextlib
     import glob
 
     processes.stop_on_signals()
     removed, kept, freed = [], [], 0
     try:
         # A pending switch is finished first: its files are in .bootstrap.
-        with slots.exclusive_lock(ve), journal.settled_inputs():
+        with contextlib.ExitStack() as held:
+            for each in [ve, *others]:
+                held.enter_context(slots.exclusive_lock(each))
+            held.enter_context(journal.settled_inputs())
             freezing = freeze_holder()
             if freezing:
                 error(f"a `make freeze` is running in this checkout ({freezing}), and `make clean` would remove its "
                       "staging; nothing was removed. Run `make clean` again once it has finished.")
-            for path in [ve, f"{ve}.switching"]:
-                if os.path.lexists(path):
-                    (removed if state.is_our_link(path) else kept).append(path)
-                    if state.is_our_link(path):
-                        os.unlink(path)
-            ours = [path for path in layout.slot_paths(ve) if state.is_ours(path)]
-            kept += [path for path in layout.slot_paths(ve) if os.path.lexists(path) and path not in ours]
-            for path in ours + [path for path in state.leftovers(ve) if path not in ours]:
-                freed += slots.tree_bytes(path)
-                slots.discard(path)
-                removed.append(path)
+            for each in [ve, *others]:
+                freed += remove_ve(each, removed, kept)
             for path in journal.stale_staged():  # an interrupted freeze's, never switched (ours by name)
                 os.unlink(path)
                 removed.append(path)
@@ -62,6 +59,37 @@ def clean(ve, name):
         print(f"kept {', '.join(map(os.path.basename, kept))}: not made by make ve (delete it yourself if you no "
               "longer need it)")
     return 0
+
+
+def remove_ve(ve, removed, kept):
+    """Remove one ve's link (if ours), its slots of ours and its leftovers; return the bytes freed."""
+    freed = 0
+    for path in [ve, f"{ve}.switching"]:
+        if os.path.lexists(path):
+            (removed if state.is_our_link(path) else kept).append(path)
+            if state.is_our_link(path):
+                os.unlink(path)
+    ours = [path for path in layout.slot_paths(ve) if state.is_ours(path)]
+    kept += [path for path in layout.slot_paths(ve) if os.path.lexists(path) and path not in ours]
+    for path in ours + [path for path in state.leftovers(ve) if path not in ours]:
+        freed += slots.tree_bytes(path)
+        slots.discard(path)
+        removed.append(path)
+    return freed
+
+
+def python_tools_envs():
+    """The tools envs a freeze built for its other target Pythons (bootstrap_tools/targets.py tool_python):
+    .bootstrap/tools-X.Y, found by their link, their slots or their lock file (an interrupted build's)."""
+    import re
+
+    try:
+        names = os.listdir(layout.BUILD_AREA)
+    except OSError:
+        return []
+    found = {match.group(1) for match in map(re.compile(r"\.?tools-(\d+\.\d+)(?:-[ab]|\.lock)?").fullmatch, names)
+             if match}
+    return [os.path.join(layout.BUILD_AREA, f"tools-{version}") for version in sorted(found)]
 
 
 def clean_left(ve):

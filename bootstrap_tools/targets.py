@@ -11,9 +11,8 @@ Each target is resolved for its whole minor version, as if its Python were X.Y.0
 release of X.Y runs pip-compile here: the lock is then the same on every machine that freezes it.
 
 Nothing unpinned runs: resolution is wheels only (`--only-binary=:all:` reaches pip-compile's pip, so no
-sdist's setup.py is run to read its metadata), and a throwaway environment for another target runs the seed
-pip only after checking it against SHA256SUMS and the lock, then installs pip-tools and its dependencies from
-requirements/ by the lock's hashes (`--require-hashes --no-deps`), never from the index.
+sdist's setup.py is run to read its metadata), and another target's pip-compile runs in that Python's tools env,
+built by bootstrap.py from the tools lock and bootstrap_tools/wheels/ by their hashes, never from the index.
 """
 
 import json
@@ -206,36 +205,34 @@ def compile_allowing_sdists(compile_one, no_binary):
     raise ToolError("pip-compile kept finding requirements with no wheel: fix requirements.in.")
 
 
-def tool_python(root, target, staging, env):
-    """An interpreter of `target` with pip-tools: this one if it is that version, else a throwaway env.
+def tool_python(root, target, staging, env, envs=None):
+    """An interpreter of `target` with pip-tools: this one if it is that version, else the tools env of that Python.
 
-    The throwaway env gets the tools' verified pip, which installs pip-tools and its dependencies from
-    bootstrap_tools/wheels/ by the tools lock's hashes, offline: no code that lock has not pinned ever runs.
+    That env is `bootstrap.py --tools` run under the target's interpreter into `<envs>/tools-X.Y` (the build area by
+    default): the same build, slots and input key as the tools env itself, from bootstrap_tools/tools.txt and
+    bootstrap_tools/wheels/ by their hashes, offline. It is kept between freezes (a no-op while its inputs are
+    unchanged, rebuilt when they or the interpreter change); `make clean` removes it. The seed pip is checked
+    against the tools lock here first, as bootstrap.py checks it against SHA256SUMS.
     """
     if target == running_target():
         return sys.executable
-    dest = staging / "envs" / target
-    if (dest / ".pip-tools-ready").exists():  # made earlier in this freeze: the sdists' build lock reuses it
-        return dest / "bin" / "python"
+    dest = Path(envs or Path(root) / ".bootstrap") / f"tools-{target}"
+    if dest in _READY:  # asked again in this freeze (the sdists' build lock): checked once is enough
+        return _READY[dest]
     base = find_python(target, staging / "home")
     if base is None:
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
                         f"drop {target} from TARGET_PYTHONS.")
-    fix = f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS)."
-    seed = verified_seed(root, target, staging)
-    wanted = staging / f"pip-tools-{target}.txt"
-    wanted.write_text("".join(lockfile.hashed_line(pin, pin.hashes) + "\n"
-                              for pin in tool_pins(root, target, tools_pins(root))), encoding="utf-8")
-    run_step([base, "-I", root / "virtualenv.py", "--no-seed", "--no-download", "--no-periodic-update",
-              "--no-venv-redirect", "--app-data", staging / "app-data", dest],
-             f"creating a Python {target} environment for pip-compile", fix, env=env)
-    python = dest / "bin" / "python"
-    run_step([python, "-I", seed / "pip", "install", "--isolated", "--quiet", "--no-index", "--find-links",
-              tools_wheels(root), "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
-              "-r", wanted],
-             f"installing pip-tools for Python {target} from bootstrap_tools/wheels/ (hashes required)", fix, env=env)
-    (dest / ".pip-tools-ready").touch()
-    return python
+    tool_pins(root, target, tools_pins(root))  # a Python the tools lock does not cover: said before any build
+    verified_seed(root, target, staging)
+    run_step([base, "-I", "-S", "-B", Path(root) / "bootstrap.py", "--tools", "--ve", dest],
+             f"building the tools env for Python {target} ({dest.name})",
+             f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS).", env=env)
+    _READY[dest] = dest / "bin" / "python"
+    return _READY[dest]
+
+
+_READY = {}  # {env path: its python}, built or found current in this process
 
 
 def tools_wheels(root):
