@@ -77,14 +77,15 @@ def naive_commands(tree, naive):
         name = target.slug() if isinstance(target, platforms.Pair) else target
         output = naive / f"{name}.txt"
         # pip-compile resolves for the interpreter it runs under: one env with pip-tools per target Python, made
-        # once and untimed (the convention's own throwaway envs, from the tools' wheels), as a maintainer has them.
+        # once and untimed (the convention's own tools envs, from the tools' wheels, kept apart from the tree's
+        # build area, which the scale case removes), as a maintainer has them.
         version = platforms.python_of(target)
         if version not in pythons and version == "%d.%d" % sys.version_info[:2]:
             pythons[version] = tree / ".bootstrap" / "tools" / "bin" / "python"
         elif version not in pythons:
             (naive / "envs" / "home").mkdir(parents=True, exist_ok=True)
             home = contender_env(naive / "envs" / "home")
-            pythons[version] = targets.tool_python(tree, version, naive / "envs", home)
+            pythons[version] = targets.tool_python(tree, version, naive / "envs", home, envs=naive / "envs")
         python = pythons[version]
         commands.append([python, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--allow-unsafe",
                          "--cache-dir", naive / "cache" / "pip-tools", "--pip-args",
