@@ -3,10 +3,11 @@
 pip-compile and pip decide two things from the machine they run on: which markers hold (pip's vendored
 `packaging.markers.default_environment`) and which wheels fit (the tags of pip's `TargetPython`). Passing
 `--platform` to pip changes only the second, and pip-compile's finder ignores even that. This wrapper, run under
-the target Python (its throwaway tool environment), replaces both with what SPEC.json gives (a declared
+the target Python (its tools env), replaces both with what SPEC.json gives (a declared
 platform's marker environment and its tag list for this Python), then runs MODULE (`piptools` or `pip`) as its
-command line would. A marker that asks for a variable SPEC lacks is written to SPEC's `missing` file and fails:
-the freeze then names it, rather than let pip evaluate it against this machine.
+command line would (pip-compile taking the index's hashes, use_index_hashes). A marker that asks for a variable
+SPEC lacks is written to SPEC's `missing` file and fails: the freeze then names it, rather than let pip evaluate it
+against this machine.
 
 A plain target Python runs through it too, with SPEC's `this_machine` set: the tags and the other variables stay
 this machine's, and only the Python half is SPEC's (X.Y.0, see targets.launcher).
@@ -70,6 +71,26 @@ def patch(spec):
     TargetPython.get_unsorted_tags = get_unsorted_tags
 
 
+def use_index_hashes():
+    """pip-compile --generate-hashes: each file's sha256 as the index's link gives it (PEP 503's `#sha256=`, the
+    hash pip checks every download against), instead of downloading every file of every pinned version (every
+    platform's wheels) to hash it, which pip-tools does unless the index also answers its JSON API. The hashes are
+    the index's word either way, as they are from that API; every artifact the freeze keeps is then downloaded and
+    checked against them (freeze.verify). A link without a sha256 is still downloaded and hashed."""
+    try:
+        from piptools.repositories.pypi import PyPIRepository
+    except ImportError:
+        return
+    hash_by_download = PyPIRepository._get_file_hash
+
+    def file_hash(self, link):
+        if link.hash_name == "sha256" and link.hash:
+            return f"sha256:{link.hash}"
+        return hash_by_download(self, link)
+
+    PyPIRepository._get_file_hash = file_hash
+
+
 def main():
     # Run as a file, its own directory (bootstrap_tools/) heads sys.path: none of our modules may shadow one of
     # pip's, pip-tools' or the standard library's.
@@ -79,6 +100,8 @@ def main():
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
     patch(spec)
+    if module == "piptools":
+        use_index_hashes()
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

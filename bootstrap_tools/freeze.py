@@ -73,8 +73,12 @@ def main(argv):
             before_dev = DEV_LOCK.read_text(encoding="utf-8") if DEV_LOCK.exists() else ""
             no_binary = set()  # names with no wheel, resolved from sdists (bootstrap_tools/sdists.py)
             lock_text, splits = compile_lock(staging, env, args, previous_text, no_binary)
-            # A first dev lock starts from the runtime lock it was split from: what moves to the dev set keeps its pin.
-            dev_text = compile_dev(staging, env, args, before_dev or previous_text, lock_text, no_binary)
+            if dev_unaffected(args, previous_text, before_dev, lock_text, no_binary):
+                dev_text = before_dev
+            else:
+                # A first dev lock starts from the runtime lock it was split from: what moves to the dev set keeps
+                # its pin.
+                dev_text = compile_dev(staging, env, args, before_dev or previous_text, lock_text, no_binary)
             pins = both_sets(lock_text, dev_text)
             previous_pins = sdists.without_built_hashes(ROOT, both_sets(previous_text, before_dev, strict=False))
             hash_lines = trust_on_first_use(previous_pins, pins, args.accept_changed_hashes)
@@ -375,6 +379,26 @@ def compile_dev(staging, env, args, previous_dev, lock_text, no_binary):
     held.write_text("".join(f"{pin.line}\n" for pin in lockfile.parse(lock_text)[0]), encoding="utf-8")
     text, _ = compile_lock(staging, env, args, previous_dev, no_binary, source=DEV_IN, fixed=[held])
     return text
+
+
+def dev_unaffected(args, previous_text, before_dev, lock_text, no_binary):
+    """Whether the dev set would resolve as it did (its lock is kept, and said so): not an upgrade, its own inputs
+    unchanged since the lock was made (inputs_digest.dev_inputs_unchanged), and no runtime pin that moved (added,
+    removed, another version or marker) or that is now resolved from its sdist is a name of the dev lock. A runtime
+    pin the dev set never reaches is a constraint pip-compile never consults: holding another one changes nothing."""
+    if args.upgrade or args.upgrade_package or not before_dev or not DEV_IN.exists():
+        return False
+    if not inputs_digest.dev_inputs_unchanged(ROOT, args, previous_text, linux_floor(args)):
+        return False
+    old, new = ({(canonicalize_name(pin.name), pin.version, pin.marker) for pin in lockfile.parse(text)[0]}
+                for text in (previous_text, lock_text))
+    moved = {name for name, _, _ in old ^ new} | {canonicalize_name(name) for name in no_binary}
+    dev_names = {canonicalize_name(pin.name) for pin in lockfile.parse(before_dev)[0]}
+    if moved & dev_names:
+        return False
+    step(f"{DEV_LOCK.name} kept: requirements-dev.in and the dev set's other inputs are unchanged, and none of the "
+         f"{len(moved)} runtime pin(s) that moved is one it holds")
+    return True
 
 
 def both_sets(lock_text, dev_text, strict=True):

@@ -34,10 +34,11 @@ def without_line(lock_text):
     return "".join(line for line in lock_text.splitlines(keepends=True) if not line.startswith(LINE))
 
 
-def digest(root, args, lock_text, floor, dev_text=None):
+def digest(root, args, lock_text, floor, dev_text=None, requirements_in=None):
     """The sha256 of the freeze's inputs (see the module's docstring) with `lock_text`'s own line left out; with a
-    dev set, requirements-dev.in and its lock (`dev_text`, else the file) too."""
-    parts = [("requirements.in", (root / "requirements.in").read_bytes())]
+    dev set, requirements-dev.in and its lock (`dev_text`, else the file) too. requirements.in enters by its sha256
+    (`requirements_in`, else the file's), so the digest can be asked of the one a lock names (dev_inputs_unchanged)."""
+    parts = [("requirements.in sha256", (requirements_in or lockfile.sha256(root / "requirements.in")).encode())]
     if (root / "requirements-dev.in").exists():
         if dev_text is None:
             dev_text = dev_lock_text(root)
@@ -109,6 +110,28 @@ def unchanged(root, args, lock_text, floor, note):
                    for name in unify.splits(lock_text)}
     return "", report.render(lock_text, lock_text, files, files, splits=reasons,
                              dev=None if dev_text is None else (dev_text, dev_text))
+
+
+def dev_inputs_unchanged(root, args, lock_text, floor):
+    """Whether the dev set's own inputs (requirements-dev.in, its lock and everything else but requirements.in and the
+    runtime lock) are as they were when `lock_text`, the runtime lock before this freeze, recorded its digest: the
+    digest is asked again with that lock and the requirements.in its header names. Then the dev set resolves as
+    before wherever the runtime pins it holds did not move (freeze.dev_unaffected)."""
+    mark = recorded(lock_text)
+    named = requirements_in_sha(lock_text)
+    return bool(mark and named and (root / "requirements-dev.in").exists()
+                and mark == digest(root, args, lock_text, floor, requirements_in=named))
+
+
+def requirements_in_sha(lock_text):
+    """The sha256 of requirements.in the lock's header names, or ""."""
+    prefix = HEADER_PREFIXES[2]
+    for line in lock_text.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+        if not line.startswith("#"):
+            break
+    return ""
 
 
 def dev_lock_text(root):

@@ -154,7 +154,8 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
                     f"requirements on Python {target}" + (f" ({cause})" if cause else ""))
 
         results, splits = unify.unify(results, targets, attempt, diagnose,
-                                      step=lambda text: print(f"==> {text}", flush=True), precheck=precheck)
+                                      step=lambda text: print(f"==> {text}", flush=True), precheck=precheck,
+                                      each=lambda items, work: parallel.in_order(items, work, jobs))
     return merge(results, targets), splits
 
 

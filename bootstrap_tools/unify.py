@@ -60,7 +60,12 @@ def spread(per_target, targets):
     return {name: list(where.items()) for name, where in sorted(found.items()) if len(where) > 1}
 
 
-def unify(results, targets, attempt, diagnose, step=print, precheck=None):
+def one_after_another(items, work):
+    """unify's default `each`: (item, work(item)) for each item, in order, here."""
+    return ((item, work(item)) for item in items)
+
+
+def unify(results, targets, attempt, diagnose, step=print, precheck=None, each=one_after_another):
     """Resolve every target again with one shared version of each package the targets disagree on.
 
     results: {target: pip-compile output} of the independent resolutions. attempt(target, {name: version}, text):
@@ -69,6 +74,9 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None):
     cannot be used there. precheck(target, name, version): why that version alone cannot install there
     (Requires-Python, no fitting wheel) or None; it is far cheaper than a resolution, so a version it rules out
     never costs a round of pip-compile, and a split that stays (every freeze meets it again) costs no round at all.
+    each(items, work): (item, work(item)) for every item, in their order (targets.compile_all runs them side by
+    side, parallel.in_order); the targets of a round, and the packages whose candidates are prechecked, are
+    independent of each other, so the result is the same either way.
     Returns (results, {name: [reasons]}) for the packages that still differ.
     """
     results = dict(results)
@@ -89,35 +97,49 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None):
 
     for _ in range(MAX_ROUNDS):
         per_target = {target: versions(results[target]) for target in targets}
-        proposal = {}
-        for name, choices in spread(per_target, targets).items():
-            for version, _ in choices:
-                if version not in ruled_out.get(name, {}) and installable(name, version, per_target):
-                    proposal[name] = version
-                    break
+        disagreeing = spread(per_target, targets)
+        for name in disagreeing:
+            ruled_out.setdefault(name, {})  # each package's search below touches only its own entries
+
+        def candidate(name):
+            for version, _ in disagreeing[name]:
+                if version not in ruled_out[name] and installable(name, version, per_target):
+                    return version
+            return None
+
+        proposal = {name: version for name, version in each(list(disagreeing), candidate) if version is not None}
         if not proposal:
             break
         step("one version for every target: trying "
              + ", ".join(f"{name}=={version}" for name, version in sorted(proposal.items())))
         attempts, failures = {}, {}
+        moving = []
         for target in by_python(targets):
             mine = per_target[target]
             if all(mine.get(name, version) == version for name, version in proposal.items()):
                 attempts[target] = results[target]  # already holds every shared version: it would not move
-                continue
+            else:
+                moving.append(target)
+
+        def one(target):
             try:
-                attempts[target] = attempt(target, proposal, results[target])
+                return attempt(target, proposal, results[target]), None
             except Unresolvable as exc:
-                failures[target] = culprits_alone(target, proposal, results[target], attempt, str(exc))
+                return None, exc
+
+        for target, (text, failed) in each(moving, one):
+            if failed is not None:
+                failures[target] = culprits_alone(target, proposal, results[target], attempt, str(failed))
                 continue
-            got = versions(attempts[target])
+            attempts[target] = text
+            got = versions(text)
             # A shared version pip-compile dropped is one this target cannot take; a package the target no
             # longer needs at all is not a disagreement.
             missed = {name: None for name, version in proposal.items() if got.get(name, version) != version}
             if missed:
                 failures[target] = missed
         if not failures:
-            results = attempts
+            results = {target: attempts[target] for target in targets}
             continue
         for target in by_python(failures):
             missed = failures[target]
