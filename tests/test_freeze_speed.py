@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    assert_ok, assert_one_error, built, clear_build_area, copy_checkout, describe, diff_digests, run_make, tree_digest,
+    REPO, assert_ok, assert_one_error, built, clear_build_area, copy_checkout, describe, diff_digests, run_make,
+    tree_digest,
 )
 from index_helpers import build_wheel
 from bootstrap_tools import freeze as freeze_tool, lockfile, parallel, targets
@@ -307,3 +308,32 @@ def test_a_side_by_side_freeze_stops_at_the_first_pair_that_cannot_resolve(check
     assert lines and {line.split(" (")[0] for line in lines} == {f"==> {first} on {PLATFORMS.split()[0]}"}, \
         describe(result)
     assert diff_digests(before, source(path)) == []
+
+
+def test_pip_compile_takes_a_files_sha256_from_the_index_link_and_downloads_only_a_link_without_one(
+        tools_python, tmp_path):
+    """pip-tools hashes a file by downloading it unless the index answers its JSON API: every platform's wheels of
+    every pinned version, most of a first freeze's time. Under as_platform.py it takes the link's own sha256 (the
+    hash pip checks a download against); a link that carries none is still downloaded and hashed."""
+    wheel = build_wheel(tmp_path / "files", "alpha", "1.0")
+    script = tmp_path / "probe.py"
+    script.write_text(f"""
+import importlib.util
+from pip._internal.models.link import Link
+from piptools.repositories.pypi import PyPIRepository
+
+downloaded = []
+def hash_by_download(self, link):
+    downloaded.append(link.filename)
+    return "sha256:from-download"
+PyPIRepository._get_file_hash = hash_by_download  # stands for pip-tools' own, which as_platform wraps
+spec = importlib.util.spec_from_file_location("as_platform", {str(REPO / "bootstrap_tools" / "as_platform.py")!r})
+as_platform = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(as_platform)
+as_platform.use_index_hashes()
+print(PyPIRepository._get_file_hash(None, Link("https://index.invalid/alpha-1.0-py3-none-any.whl#sha256={'ab' * 32}")))
+print(PyPIRepository._get_file_hash(None, Link({wheel.as_uri()!r})))
+print(downloaded)
+""")
+    output = run([tools_python, "-I", script]).splitlines()
+    assert output == [f"sha256:{'ab' * 32}", "sha256:from-download", "['alpha-1.0-py3-none-any.whl']"], output

@@ -5,7 +5,8 @@
   distribution at all (not even pip), `make ve` the dev set too, both offline; switching back and forth is a slot
   switch, and the no-op stays a no-op.
 - A project's dev set is locked with the runtime pins held: a dev requirement that would move a runtime pin stops the
-  freeze with one ERROR naming requirements-dev.in, and changes nothing.
+  freeze with one ERROR naming requirements-dev.in, and changes nothing; a runtime pin it never reaches moving
+  leaves its lock as it is, without resolving it again (issue 29).
 - The maintainer tools run from their own env (.bootstrap/tools), built offline from bootstrap_tools/wheels/.
 """
 
@@ -73,6 +74,16 @@ def test_the_dev_set_is_locked_with_the_runtime_pins_held(tmp_path):
     assert "constrained by requirements.txt" in (project / "requirements-dev.txt").read_text().splitlines()[0]
     built(run_make(project, "ve", "GROUPS=runtime"))
     assert distributions(project) == {"alpha"}
+    assert_ok(run_make(project, "check"))
+
+    # Issue 29: a runtime pin the dev set never reaches is added; the dev lock is kept, not resolved again.
+    index.add("zeta", "1.0")
+    (project / "requirements.in").write_text("alpha\nzeta\n")
+    dev_before = (project / "requirements-dev.txt").read_text()
+    kept = assert_ok(run_make(project, *freeze))
+    assert "requirements-dev.txt kept" in kept.stdout and "(requirements-dev.in)" not in kept.stdout, describe(kept)
+    assert (project / "requirements-dev.txt").read_text() == dev_before
+    assert {pin.name for pin in lockfile.parse((project / "requirements.txt").read_text())[0]} == {"alpha", "zeta"}
     assert_ok(run_make(project, "check"))
 
     # A newer alpha, and a dev tool that needs it: locking them together would move the runtime pin.
