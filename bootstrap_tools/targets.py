@@ -224,8 +224,8 @@ def tool_python(root, target, staging, env, envs=None):
     if base is None:
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
                         f"drop {target} from TARGET_PYTHONS.")
-    tool_pins(root, target, tools_pins(root))  # a Python the tools lock does not cover: said before any build
     verified_seed(root, target, staging)
+    tool_pins(root, target, tools_pins(root))  # a Python the tools lock does not cover: said before any build
     run_step([base, "-I", "-S", "-B", Path(root) / "bootstrap.py", "--tools", "--ve", dest],
              f"building the tools env for Python {target} ({dest.name})",
              f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS).", env=env)
