@@ -6,8 +6,8 @@ default, and uv's). Contenders alternate as in bench.py, in a copy of the projec
   uv cold         `uv pip compile --universal --generate-hashes requirements.in`, an empty cache each round
   uv warm         the same with its cache kept (warmed once, untimed)
   naive pip-tools the naive pip-tools recipe, per target ((platform, Python) pair of the lock): one `pip-compile
-                  --generate-hashes` (under ./ve's Python: it has no way to resolve as another) and one `pip download
-                  -r` of its output (--platform and --python-version of the pair), with its own cache and wheel
+                  --generate-hashes` (under the pair's Python, with pip-tools as its wheels ship it) and one `pip
+                  download -r` of its output (--platform and --python-version of the pair), with its own cache and wheel
                   directories kept between rounds, as make freeze's, except in the scale case (from nothing)
 Cases:
   nochange  `make freeze` with nothing changed on this repository (primed once, untimed: the lock then records

@@ -76,7 +76,7 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
     """pip-compile `source` under each target; return (merged lock body without our header, splits).
 
     previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
-    of the current lock, which the throwaway environments install pip-tools from; constraints: constraint files;
+    of the current lock; constraints: constraint files;
     no_binary: a set of names that have no wheel, resolved from their sdists (sdists.py; names found missing a
     wheel are added to it); resolution: "fewest" (one version of each package for every target where one fits,
     see unify.py) or "newest" (each target its own newest). splits: {name: [why no single version fits]} for

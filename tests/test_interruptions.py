@@ -23,7 +23,7 @@ import pytest
 from bootstrap_build import clean, layout, slots, state
 from conftest import (
     TIMEOUT, assert_ok, assert_one_error, built, copy_checkout, default_signals, describe,
-    make_argv, make_env, pinned_version, run_make, run_make_read_only, up_to_date, ve_python,
+    make_argv, make_env, pinned_version, python_or_skip, run_make, run_make_read_only, up_to_date, ve_python,
 )
 
 slow = pytest.mark.slow
@@ -347,3 +347,20 @@ def test_ctrl_c_in_make_clean_is_one_error_line(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 1 and calls
     err = capsys.readouterr().err
     assert err.startswith("ERROR: interrupted; still there: .ve-a, .ve-b.") and err.count("\n") == 1, err
+
+
+def test_make_clean_removes_the_tools_envs_of_other_pythons(tmp_path):
+    """A freeze keeps another target Python's tools env (.bootstrap/tools-X.Y, bootstrap_tools/targets.py
+    tool_python) between freezes; `make clean` removes it with the tools env, and a file of the user's stays."""
+    other = "3.10" if "%d.%d" % sys.version_info[:2] != "3.10" else "3.12"
+    base = python_or_skip(other)
+    checkout = copy_checkout(tmp_path / "checkout")
+    build = subprocess.run([base, "-I", "-S", "-B", "bootstrap.py", "--tools", "--ve", f".bootstrap/tools-{other}"],
+                           cwd=checkout, env=make_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert build.returncode == 0 and (checkout / ".bootstrap" / f"tools-{other}" / "bin" / "python").exists(), \
+        describe(build)
+    (checkout / ".bootstrap" / "tools-notes.txt").write_text("mine\n")
+    result = assert_ok(run_make(checkout, "clean"))
+    assert f".bootstrap/tools-{other}" in result.stdout, describe(result)
+    left = sorted(os.listdir(checkout / ".bootstrap"))
+    assert not [name for name in left if other in name] and "tools-notes.txt" in left, left
