@@ -147,6 +147,9 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
         def precheck(target, name, version):
             return download_reason(pythons[target], target, name, version, staging, env, index_url)
 
+        def precheck_many(target, asks):
+            return download_reasons(pythons[target], target, asks, staging, env, index_url)
+
         def diagnose(target, name, version, cause):
             # It installs there alone (or precheck would have said so): the rest of that target's requirements
             # exclude it.
@@ -155,23 +158,41 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
 
         results, splits = unify.unify(results, targets, attempt, diagnose,
                                       step=lambda text: print(f"==> {text}", flush=True), precheck=precheck,
-                                      each=lambda items, work: parallel.in_order(items, work, jobs))
+                                      each=lambda items, work: parallel.in_order(items, work, jobs),
+                                      precheck_many=precheck_many)
     return merge(results, targets), splits
+
+
+def download_reasons(python, target, asks, staging, env, index_url):
+    """{(name, version): download_reason} for several at once: one `pip download --no-deps` of them all, which is
+    the usual answer (each installs there alone: None); when it fails, each is asked alone for its reason."""
+    if len(asks) > 1:
+        try:
+            run(alone_argv(python, target, staging, env, index_url, asks), env=env)
+            missing_variables(target, staging)
+            return {ask: None for ask in asks}
+        except ToolError:
+            pass  # one of them, at least: asked alone below, each with its own reason
+    return {(name, version): download_reason(python, target, name, version, staging, env, index_url)
+            for name, version in asks}
 
 
 def download_reason(python, target, name, version, staging, env, index_url):
     """Why `name==version` alone cannot install on Python `target` (Requires-Python, no fitting wheel), or None:
     pip's own answer, asked under that target's interpreter without resolving anything else."""
-    argv = [*launcher(python, target, staging, "pip"), "download", "--isolated", "--no-deps", "--only-binary=:all:",
-            *(http_cache_args(env) or ["--no-cache-dir"]), "--dest", staging / "why-not" / slug(target),
-            *index_args(index_url),
-            f"{name}=={version}"]
     try:
-        run(argv, env=env)
+        run(alone_argv(python, target, staging, env, index_url, [(name, version)]), env=env)
         missing_variables(target, staging)
         return None
     except ToolError as exc:
         return unify.reason_from_download(exc.output or "", name, version, target)
+
+
+def alone_argv(python, target, staging, env, index_url, asks):
+    """`pip download --no-deps` of each name==version of `asks` under `target`'s interpreter: no resolution."""
+    return [*launcher(python, target, staging, "pip"), "download", "--isolated", "--no-deps", "--only-binary=:all:",
+            *(http_cache_args(env) or ["--no-cache-dir"]), "--dest", staging / "why-not" / slug(target),
+            *index_args(index_url), *(f"{name}=={version}" for name, version in asks)]
 
 
 def compile_flags(flags, no_binary):

@@ -65,7 +65,7 @@ def one_after_another(items, work):
     return ((item, work(item)) for item in items)
 
 
-def unify(results, targets, attempt, diagnose, step=print, precheck=None, each=one_after_another):
+def unify(results, targets, attempt, diagnose, step=print, precheck=None, each=one_after_another, precheck_many=None):
     """Resolve every target again with one shared version of each package the targets disagree on.
 
     results: {target: pip-compile output} of the independent resolutions. attempt(target, {name: version}, text):
@@ -76,7 +76,9 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None, each=o
     never costs a round of pip-compile, and a split that stays (every freeze meets it again) costs no round at all.
     each(items, work): (item, work(item)) for every item, in their order (targets.compile_all runs them side by
     side, parallel.in_order); the targets of a round, and the packages whose candidates are prechecked, are
-    independent of each other, so the result is the same either way.
+    independent of each other, so the result is the same either way. precheck_many(target, [(name, version)]):
+    {(name, version): precheck's answer} for several at once (one pip process for a target's first candidates of a
+    round, where asking each costs one); the answers are the same, so is the result.
     Returns (results, {name: [reasons]}) for the packages that still differ.
     """
     results = dict(results)
@@ -100,6 +102,10 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None, each=o
         disagreeing = spread(per_target, targets)
         for name in disagreeing:
             ruled_out.setdefault(name, {})  # each package's search below touches only its own entries
+        if precheck is not None and precheck_many is not None:
+            asks = first_asks(disagreeing, ruled_out, per_target, targets, checked)
+            for target, answers in each(list(asks), lambda target: precheck_many(target, asks[target])):
+                checked.update(((target, name, version), reason) for (name, version), reason in answers.items())
 
         def candidate(name):
             for version, _ in disagreeing[name]:
@@ -150,6 +156,18 @@ def unify(results, targets, attempt, diagnose, step=print, precheck=None, each=o
     per_target = {target: versions(results[target]) for target in targets}
     reasons = {name: sorted(ruled_out.get(name, {}).values()) for name in spread(per_target, targets)}
     return results, reasons
+
+
+def first_asks(disagreeing, ruled_out, per_target, targets, checked):
+    """{target: [(name, version)]}: the prechecks each package's first candidate not yet ruled out needs, per target
+    that chose another version, not asked before."""
+    asks = {}
+    for name, choices in disagreeing.items():
+        version = next((version for version, _ in choices if version not in ruled_out[name]), None)
+        for target in by_python(targets) if version is not None else ():
+            if per_target[target].get(name, version) != version and (target, name, version) not in checked:
+                asks.setdefault(target, []).append((name, version))
+    return asks
 
 
 def culprits_alone(target, proposal, text, attempt, cause):

@@ -632,6 +632,42 @@ def test_unify_rules_out_what_precheck_excludes_without_a_round_of_pip_compile()
     assert splits == {"splitlib": ["splitlib 1.0 requires another Python", "splitlib 2.0 requires another Python"]}
 
 
+def test_unify_asks_the_prechecks_of_a_round_in_one_batch_per_target_side_by_side_with_the_same_result():
+    """Issue 29: the first candidates' prechecks of a round, one batch per target (one pip process each), the
+    batches and the second resolutions run by `each` (side by side in a freeze): the same lock and reasons."""
+    installable = {"3.10": {"binlib": ["1.0", "2.0"], "splitlib": ["1.0"], "oldlib": ["1.0"]},
+                   "3.11": {"binlib": ["1.0", "2.0"], "splitlib": ["1.0"], "oldlib": ["1.0", "3.0"]},
+                   "3.12": {"binlib": ["1.0", "2.0"], "splitlib": ["2.0"], "oldlib": ["3.0"]},
+                   "3.13": {"binlib": ["2.0"], "splitlib": ["2.0"], "oldlib": ["3.0"]}}
+
+    def precheck(target, name, version):
+        return None if version in installable[target][name] else f"{name} {version} does not install on {target}"
+
+    def diagnose(target, name, version, cause):
+        return f"{name} {version} does not fit {target}"
+
+    def run(**extra):
+        return unify.unify(newest_of(installable), list(TARGETS), fake_compile(installable), diagnose,
+                           step=lambda text: None, precheck=precheck, **extra)
+
+    batches = []
+
+    def precheck_many(target, asks):
+        batches.append((target, sorted(asks)))
+        return {(name, version): precheck(target, name, version) for name, version in asks}
+
+    def reversed_each(items, work):  # any order of running gives results in the items' order
+        done = {item: work(item) for item in reversed(items)}
+        return [(item, done[item]) for item in items]
+
+    assert run(precheck_many=precheck_many, each=reversed_each) == run()
+    # Round one: each target that chose otherwise is asked about the oldest target's versions, in one batch.
+    assert sorted(batches[:3]) == [("3.11", [("oldlib", "1.0")]), ("3.12", [("oldlib", "1.0"), ("splitlib", "1.0")]),
+                                   ("3.13", [("oldlib", "1.0"), ("splitlib", "1.0")])], batches
+    asked = [(target, ask) for target, asks in batches for ask in asks]
+    assert len(asked) == len(set(asked)), "nothing asked twice"
+
+
 def test_unify_finds_the_culprit_one_at_a_time_when_pip_compile_fails_outright():
     installable = {"3.10": {"alpha": ["1.0"], "beta": ["1.0"]},
                    "3.11": {"alpha": ["1.0", "2.0"], "beta": ["1.0", "2.0"]}}
