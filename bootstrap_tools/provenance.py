@@ -85,7 +85,10 @@ def update(root, index, label, today=None):
         previous = {}
         lines.append(("re-recorded", f"{problem}: no entry of it was kept; every file was asked of {label} again "
                                      "(fetched today, since the true dates are unknown)"))
-    for path, (name, digest, size) in sorted(current_artifacts(root).items()):
+    artifacts = current_artifacts(root)
+    index.ask_all(name for path, (name, digest, _) in artifacts.items()
+                  if (previous.get(path) or {}).get("sha256") != digest and digest not in built)
+    for path, (name, digest, size) in sorted(artifacts.items()):
         old = previous.get(path)
         if old and old.get("sha256") == digest and (size is None or old.get("size") == size):
             entries.append(old)

@@ -16,7 +16,7 @@ from conftest import (
     tree_digest,
 )
 from index_helpers import build_wheel
-from bootstrap_tools import freeze as freeze_tool, lockfile, parallel, targets
+from bootstrap_tools import freeze as freeze_tool, lockfile, parallel, targets, uploads
 from bootstrap_tools.run import ToolError, run
 
 THIS_PYTHON = "%d.%d" % sys.version_info[:2]
@@ -337,3 +337,24 @@ print(downloaded)
 """)
     output = run([tools_python, "-I", script]).splitlines()
     assert output == [f"sha256:{'ab' * 32}", "sha256:from-download", "['alpha-1.0-py3-none-any.whl']"], output
+
+
+def test_the_record_asks_the_index_about_every_new_project_at_once_and_each_only_once(monkeypatch):
+    """requirements-provenance.json of a first freeze asks the index about every project (upload times): side by side
+    (uploads.Uploads.ask_all), and never twice for one project in a run."""
+    asked, started = [], threading.Barrier(2, timeout=10)
+
+    def ask(self, name):
+        asked.append(name)
+        if len(asked) <= 2:
+            started.wait()  # two questions under way at once, or the barrier breaks
+        return iter([{"filename": f"{name}-1.0-py3-none-any.whl", "version": "1.0", "sha256": name,
+                      "upload-time": None, "size": 1, "yanked": False}])
+
+    monkeypatch.setattr(uploads.Uploads, "_ask", ask)
+    index = uploads.Uploads("https://index.invalid/simple/")
+    index.ask_all(["Alpha", "beta", "alpha", "gamma"])
+    assert sorted(asked) == ["alpha", "beta", "gamma"]
+    assert index.of_file("ALPHA", "alpha")["filename"] == "alpha-1.0-py3-none-any.whl"
+    index.ask_all(["beta", "delta"])  # one new project: asked when needed, as files() would
+    assert sorted(asked) == ["alpha", "beta", "gamma"] and index.files("delta") and asked[-1] == "delta"
