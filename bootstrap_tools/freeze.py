@@ -352,7 +352,7 @@ def compile_lock(staging, env, args, previous_text, no_binary=None, source=REQUI
         no_binary |= locked & moving
         offered = sdists.offer_locked(ROOT, lock_pins, locked - moving, staging)
     body, splits = targets.compile_all(ROOT, args.pairs, staging, env, upgrade, args.index_url, previous,
-                                       lock_pins, constraints, no_binary, args.resolution, jobs=args.jobs,
+                                       constraints, no_binary, args.resolution, jobs=args.jobs,
                                        source=source.name, fixed=[str(path) for path in fixed])
     # The held runtime pins are a file in the build area: the dev lock's header names requirements.txt instead.
     body = without_machine_constraints(body, constraints + [str(path) for path in fixed])

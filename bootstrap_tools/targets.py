@@ -71,13 +71,12 @@ class NoWheel(Exception):
 # ---------------------------------------------------------------- compile
 
 
-def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, lock_pins=(), constraints=(),
+def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, constraints=(),
                 no_binary=None, resolution="fewest", jobs=1, source="requirements.in", fixed=()):
     """pip-compile `source` under each target; return (merged lock body without our header, splits).
 
-    previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; lock_pins: every pin
-    of the current lock; constraints: constraint files;
-    no_binary: a set of names that have no wheel, resolved from their sdists (sdists.py; names found missing a
+    previous_pins: {target: [pins the current lock has for it]}, kept unless upgrading; constraints: constraint
+    files; no_binary: a set of names that have no wheel, resolved from their sdists (sdists.py; names found missing a
     wheel are added to it); resolution: "fewest" (one version of each package for every target where one fits,
     see unify.py) or "newest" (each target its own newest). splits: {name: [why no single version fits]} for
     the packages left with more than one version under "fewest"; None under "newest", which does not try.
