@@ -86,8 +86,11 @@ def compile_all(root, targets, staging, env, upgrade, index_url, previous_pins, 
     """
     results, unconstrained, pythons = {}, {}, {}
     no_binary = set() if no_binary is None else no_binary
-    for target in targets:  # one after another: the pairs of one Python share its environment
-        pythons[target] = tool_python(root, python_of(target), staging, env)
+    envs = {}  # one after another: the pairs of one Python share its environment
+    for target in targets:
+        if python_of(target) not in envs:
+            envs[python_of(target)] = tool_python(root, python_of(target), staging, env)
+        pythons[target] = envs[python_of(target)]
     notes = {}  # one probe per interpreter: the pairs of one Python share it
     for target in targets:
         if str(pythons[target]) not in notes:
@@ -238,8 +241,6 @@ def tool_python(root, target, staging, env, envs=None):
     if target == running_target():
         return sys.executable
     dest = Path(envs or Path(root) / ".bootstrap") / f"tools-{target}"
-    if dest in _READY:  # asked again in this freeze (the sdists' build lock): checked once is enough
-        return _READY[dest]
     base = find_python(target, staging / "home")
     if base is None:
         raise ToolError(f"no CPython {target} found (python{target} on PATH or under pyenv): install it or "
@@ -249,11 +250,7 @@ def tool_python(root, target, staging, env, envs=None):
     run_step([base, "-I", "-S", "-B", Path(root) / "bootstrap.py", "--tools", "--ve", dest],
              f"building the tools env for Python {target} ({dest.name})",
              f"fix the cause and run `make freeze` again (or drop {target} from TARGET_PYTHONS).", env=env)
-    _READY[dest] = dest / "bin" / "python"
-    return _READY[dest]
-
-
-_READY = {}  # {env path: its python}, built or found current in this process
+    return dest / "bin" / "python"
 
 
 def tools_wheels(root):
