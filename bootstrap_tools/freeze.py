@@ -386,7 +386,7 @@ def dev_unaffected(args, previous_text, before_dev, lock_text, no_binary):
     unchanged since the lock was made (inputs_digest.dev_inputs_unchanged), and no runtime pin that moved (added,
     removed, another version or marker) or that is now resolved from its sdist is a name of the dev lock. A runtime
     pin the dev set never reaches is a constraint pip-compile never consults: holding another one changes nothing."""
-    if args.upgrade or args.upgrade_package or not before_dev or not DEV_IN.exists():
+    if args.upgrade or args.upgrade_package or not before_dev:
         return False
     if not inputs_digest.dev_inputs_unchanged(ROOT, args, previous_text, linux_floor(args)):
         return False

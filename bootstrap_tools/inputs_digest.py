@@ -22,9 +22,14 @@ LINE = "# inputs sha256:"
 
 def recorded(lock_text):
     """The digest the lock's header records, or "" (a lock made before the line existed)."""
+    return header_value(lock_text, LINE)
+
+
+def header_value(lock_text, prefix):
+    """What follows `prefix` on the lock's header line that starts with it, or ""."""
     for line in lock_text.splitlines():
-        if line.startswith(LINE):
-            return line[len(LINE):].strip()
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
         if not line.startswith("#"):
             break  # the header ends at the first requirement
     return ""
@@ -118,20 +123,9 @@ def dev_inputs_unchanged(root, args, lock_text, floor):
     digest is asked again with that lock and the requirements.in its header names. Then the dev set resolves as
     before wherever the runtime pins it holds did not move (freeze.dev_unaffected)."""
     mark = recorded(lock_text)
-    named = requirements_in_sha(lock_text)
+    named = header_value(lock_text, HEADER_PREFIXES[2])  # the sha256 of the requirements.in it was made from
     return bool(mark and named and (root / "requirements-dev.in").exists()
                 and mark == digest(root, args, lock_text, floor, requirements_in=named))
-
-
-def requirements_in_sha(lock_text):
-    """The sha256 of requirements.in the lock's header names, or ""."""
-    prefix = HEADER_PREFIXES[2]
-    for line in lock_text.splitlines():
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-        if not line.startswith("#"):
-            break
-    return ""
 
 
 def dev_lock_text(root):
